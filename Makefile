@@ -1,0 +1,48 @@
+# The front door: `make sweep`, `make test`, `make bench`, `make lint`.
+# make sweep K=6..20 N=k+1 SEEDS=1000 CONFIG=configs/safran_shamir_2018.toml OUT=results/mine
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev
+
+CONFIG ?=
+K ?=
+N ?=
+SEEDS ?=
+OUT ?=
+ARGS ?=
+
+SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(if $(OUT),--out $(OUT)) $(ARGS)
+
+.PHONY: install sweep test bench lint format clean
+
+# The venv is (re)built when missing or when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed
+
+sweep: $(VENV)/.installed
+	$(PY) -m sweep run $(SWEEP_ARGS)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench.py $(ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check sweep tests benchmarks
+	$(PY) -m ruff format --check sweep tests benchmarks
+
+format: $(VENV)/.installed
+	$(PY) -m ruff format sweep tests benchmarks
+	$(PY) -m ruff check --fix sweep tests benchmarks
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

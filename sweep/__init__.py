@@ -1,0 +1,8 @@
+"""sweep: seed sweeps over teacher-student ReLU networks, batched in JAX."""
+
+import jax
+
+# The 1e-12 gradient criterion and the Hessian checks need float64 throughout.
+jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"

@@ -1,0 +1,105 @@
+"""Command line: ``python -m sweep run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] ...``.
+
+Bad input ends with one line naming the field and what was expected, and exit status 2.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import config as config_module
+from . import report, results
+from .config import ConfigError
+from .runner import run_sweep
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError("arguments", f"valid arguments (see {self.prog} --help)", message)
+
+
+def _default_out(config, args):
+    """results/<name>, with the overrides in the name so different sweeps never collide."""
+    parts = [config.name]
+    if args.k is not None:
+        parts.append("k" + args.k.replace("..", "-").replace(",", "_"))
+    if args.n is not None:
+        parts.append("n" + args.n.replace("..", "-").replace(",", "_").replace("*", "x"))
+    if args.seeds is not None:
+        parts.append(f"s{args.seeds}")
+    return Path("results") / "_".join(parts)
+
+
+def _run(args):
+    overrides = {}
+    if args.k is not None:
+        overrides["sweep.k"] = args.k
+    if args.n is not None:
+        overrides["sweep.n"] = args.n
+    if args.seeds is not None:
+        overrides["sweep.seeds"] = _int_argument(args.seeds, "--seeds")
+    if args.seed is not None:
+        overrides["sweep.seed"] = _int_argument(args.seed, "--seed")
+    if args.max_steps is not None:
+        overrides["stop.max_steps"] = _int_argument(args.max_steps, "--max-steps")
+    if args.batch_size is not None:
+        overrides["engine.batch_size"] = _int_argument(args.batch_size, "--batch-size")
+    config = config_module.load(args.config, overrides)
+    out = Path(args.out) if args.out else _default_out(config, args)
+
+    print(f"sweep {config.name}: k = {','.join(map(str, config.k))}, n = {config.n}, "
+          f"{config.seeds} runs per cell -> {out}", flush=True)
+    outcome = run_sweep(config, out, fresh=args.fresh, progress=None if args.progress else False)
+    if outcome.engine is not None:
+        counters = outcome.engine.counters
+        print(f"trained {outcome.runs_trained} runs on {len(outcome.engine.devices)} "
+              f"{outcome.engine.devices[0].platform} device(s); useful-step fraction "
+              f"{counters.useful_fraction:.2f}")
+    frame = results.load(out)
+    print(report.format_summary(report.summary(frame)))
+    print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
+    return 0
+
+
+def _int_argument(text, name):
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(name, "an integer", text) from None
+
+
+def build_parser():
+    parser = _Parser(prog="python -m sweep", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = commands.add_parser("run", help="train, classify and store a sweep")
+    run.add_argument("config", nargs="?", help="a TOML config (default: the embedded default)")
+    run.add_argument("--k", help="teacher widths: 6..20, 6,8,10 or 6")
+    run.add_argument("--n", help="student widths as expressions in k: k, k+1, k..k+2")
+    run.add_argument("--seeds", help="runs per cell")
+    run.add_argument("--seed", help="root seed of the sweep")
+    run.add_argument("--max-steps", help="largest number of steps per run")
+    run.add_argument("--batch-size", help="runs trained at once (0: backend default)")
+    run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
+    run.add_argument("--fresh", action="store_true", help="replace what --out holds")
+    run.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    return parser
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+        if args.config is not None and not os.path.isfile(args.config):
+            raise ConfigError("CONFIG", "a TOML config file", args.config)
+        return _run(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are saved; run the same command to resume",
+              file=sys.stderr)
+        return 130

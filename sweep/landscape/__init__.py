@@ -1,0 +1,3 @@
+"""Objectives as pure JAX functions of (weights, problem)."""
+
+from . import gaussian as gaussian

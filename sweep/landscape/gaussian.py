@@ -1,0 +1,157 @@
+"""Closed-form population loss of a two-layer ReLU student under Gaussian inputs.
+
+Student ``x -> sum_i relu(w_i . x)``, teacher ``x -> sum_j relu(v_j . x)``, ``x ~ N(0, I_d)``,
+squared loss. Following Safran & Shamir (ICML 2018), who use Cho & Saul's arc-cosine kernel,
+
+    E[relu(w.x) relu(v.x)] = g(w, v) = |w| |v| (sin t + (pi - t) cos t) / (2 pi),
+
+with t the angle between w and v, so that
+
+    F(W) = 1/2 sum_ij g(w_i, w_j) - sum_ij g(w_i, v_j) + 1/2 sum_ij g(v_i, v_j).
+
+Its gradient is ``dF/dw_i = sum_j h(w_i, w_j) - sum_j h(w_i, v_j)`` with
+``h(w, v) = (|v| sin t  w/|w| + (pi - t) v) / (2 pi)``, and its Hessian blocks are the
+derivatives of h (Brutzkus & Globerson 2017, Safran & Shamir 2018):
+
+    dh/dw = |v| / (2 pi |w|) (sin t (I - u u^T) + p p^T / sin t),   p = v/|v| - cos t  u
+    dh/dv = ((pi - t) I + sin t  u vhat^T + p q^T / sin t) / (2 pi), q = u - cos t  vhat
+
+with u = w/|w|, vhat = v/|v|. Both are finite at t = 0 (|p| = |q| = sin t), where naive
+autodiff through ``arccos`` returns NaN; the code below takes that limit explicitly.
+
+All functions take one run: ``weights`` is (n, d), ``teacher`` is (k, d).
+"""
+
+import jax
+import jax.numpy as jnp
+
+_TWO_PI = 2.0 * jnp.pi
+
+
+def _geometry(a, b):
+    """Norms, cosines and angles between the rows of a (n, d) and of b (m, d)."""
+    norm_a = jnp.linalg.norm(a, axis=-1)
+    norm_b = jnp.linalg.norm(b, axis=-1)
+    denom = norm_a[:, None] * norm_b[None, :]
+    # A zero neuron has no direction; cos = 1 makes its terms vanish smoothly.
+    cos = jnp.where(denom > 0, (a @ b.T) / jnp.where(denom > 0, denom, 1.0), 1.0)
+    cos = jnp.clip(cos, -1.0, 1.0)
+    return norm_a, norm_b, cos, jnp.arccos(cos)
+
+
+def _kernel_matrix(a, b):
+    """g(a_i, b_j) for all pairs, shape (n, m)."""
+    norm_a, norm_b, cos, angle = _geometry(a, b)
+    sin = jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0))
+    return norm_a[:, None] * norm_b[None, :] * (sin + (jnp.pi - angle) * cos) / _TWO_PI
+
+
+def _self_kernel_matrix(a):
+    """g(a_i, a_j), with the diagonal g(a, a) = |a|^2 / 2 written exactly.
+
+    The double ``where`` keeps autodiff away from arccos(1) on the diagonal, so that
+    ``jax.grad``/``jax.hessian`` of `loss` stay finite at generic points.
+    """
+    m = a.shape[0]
+    eye = jnp.eye(m, dtype=bool)
+    sq = jnp.sum(a * a, axis=-1)
+    norm = jnp.sqrt(sq)
+    denom = norm[:, None] * norm[None, :]
+    safe = jnp.where(eye | (denom == 0), 1.0, denom)
+    cos = jnp.where(eye | (denom == 0), 0.0, (a @ a.T) / safe)
+    cos = jnp.clip(cos, -1.0, 1.0)
+    sin = jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0))
+    off = denom * (sin + (jnp.pi - jnp.arccos(cos)) * cos) / _TWO_PI
+    return jnp.where(eye, 0.5 * sq[:, None], off)
+
+
+def kernel(w, v):
+    """The arc-cosine kernel g(w, v) = E[relu(w.x) relu(v.x)] for two vectors."""
+    return _kernel_matrix(w[None, :], v[None, :])[0, 0]
+
+
+def loss(weights, teacher):
+    """Population squared loss F(W), a scalar. Zero exactly at the teacher."""
+    student = jnp.sum(_self_kernel_matrix(weights))
+    cross = jnp.sum(_kernel_matrix(weights, teacher))
+    target = jnp.sum(_self_kernel_matrix(teacher))
+    return 0.5 * student - cross + 0.5 * target
+
+
+def loss_and_grad(weights, teacher):
+    """F(W) and its analytic gradient (n, d), finite wherever no neuron is zero.
+
+    This is the training step's hot path: one Gram matrix per term, no autodiff.
+    """
+    norm_w, _, cos_ww, angle_ww = _geometry(weights, weights)
+    norm_v = jnp.linalg.norm(teacher, axis=-1)
+    _, _, cos_wv, angle_wv = _geometry(weights, teacher)
+    sin_ww = jnp.sqrt(jnp.maximum(1.0 - cos_ww**2, 0.0))
+    sin_wv = jnp.sqrt(jnp.maximum(1.0 - cos_wv**2, 0.0))
+    g_ww = norm_w[:, None] * norm_w[None, :] * (sin_ww + (jnp.pi - angle_ww) * cos_ww)
+    g_wv = norm_w[:, None] * norm_v[None, :] * (sin_wv + (jnp.pi - angle_wv) * cos_wv)
+    g_vv = _self_kernel_matrix(teacher)
+    value = (0.5 * jnp.sum(g_ww) - jnp.sum(g_wv)) / _TWO_PI + 0.5 * jnp.sum(g_vv)
+
+    unit_w = weights / jnp.where(norm_w > 0, norm_w, 1.0)[:, None]
+    radial = (sin_ww @ norm_w - sin_wv @ norm_v)[:, None] * unit_w
+    linear = (jnp.pi - angle_ww) @ weights - (jnp.pi - angle_wv) @ teacher
+    return value, (radial + linear) / _TWO_PI
+
+
+def grad(weights, teacher):
+    """Analytic gradient dF/dW, shape (n, d)."""
+    return loss_and_grad(weights, teacher)[1]
+
+
+def _pair_blocks(w, v):
+    """(dh(w, v)/dw, dh(w, v)/dv), each (d, d), with their t -> 0 limits."""
+    d = w.shape[0]
+    norm_w = jnp.linalg.norm(w)
+    norm_v = jnp.linalg.norm(v)
+    u = w / norm_w
+    v_hat = v / norm_v
+    cos = jnp.clip(u @ v_hat, -1.0, 1.0)
+    angle = jnp.arccos(cos)
+    p = v_hat - cos * u
+    q = u - cos * v_hat
+    # |p| = sin t exactly in exact arithmetic, and is more accurate than sqrt(1 - cos^2).
+    sin = jnp.linalg.norm(p)
+    parallel = sin < 1e-30
+    inv_sin = jnp.where(parallel, 0.0, 1.0 / jnp.where(parallel, 1.0, sin))
+    eye = jnp.eye(d, dtype=w.dtype)
+    d_w = norm_v / (_TWO_PI * norm_w) * (
+        sin * (eye - jnp.outer(u, u)) + jnp.outer(p, p) * inv_sin
+    )
+    d_v = ((jnp.pi - angle) * eye + sin * jnp.outer(u, v_hat) + jnp.outer(p, q) * inv_sin) / (
+        _TWO_PI
+    )
+    return d_w, d_v
+
+
+def hessian(weights, teacher):
+    """Analytic Hessian of F with respect to the flattened weights, shape (n*d, n*d)."""
+    n, d = weights.shape
+    pairs = jax.vmap(jax.vmap(_pair_blocks, (None, 0)), (0, None))
+    dw_ww, dv_ww = pairs(weights, weights)  # (n, n, d, d) each
+    dw_wv, _ = pairs(weights, teacher)  # (n, k, d, d)
+    off_diagonal = ~jnp.eye(n, dtype=bool)[:, :, None, None]
+    diagonal = (
+        0.5 * jnp.eye(d, dtype=weights.dtype)
+        + jnp.sum(jnp.where(off_diagonal, dw_ww, 0.0), axis=1)
+        - jnp.sum(dw_wv, axis=1)
+    )  # (n, d, d)
+    blocks = jnp.where(off_diagonal, dv_ww, 0.0)
+    blocks = blocks + jnp.eye(n, dtype=weights.dtype)[:, :, None, None] * diagonal[:, None]
+    return blocks.transpose(0, 2, 1, 3).reshape(n * d, n * d)
+
+
+def min_hessian_eigenvalue(weights, teacher):
+    """Smallest eigenvalue of the Hessian (a scalar)."""
+    return jnp.linalg.eigvalsh(hessian(weights, teacher))[0]
+
+
+def orthonormal_teacher(k, d=None, dtype=jnp.float64):
+    """The teacher V = I_k (k neurons, input dimension d = k unless given, d >= k)."""
+    d = k if d is None else d
+    return jnp.eye(k, d, dtype=dtype)

@@ -1,0 +1,236 @@
+"""The Parquet results dataset: one file per shard, a manifest, resume and loading.
+
+Layout of ``results/<sweep>/``:
+  _manifest.json           the config, its identity, versions and the shard list
+  <cell>-r<start>-<stop>.parquet   one file per finished shard, one row per run
+
+Files are written under a hidden temporary name in the same folder and renamed into place,
+so a reader (or a resume) never sees a partial file. Names starting with "_" or "." are
+skipped by `pandas.read_parquet(folder)`, which therefore reads exactly the runs.
+"""
+
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .config import ConfigError
+
+MANIFEST = "_manifest.json"
+
+SCHEMA = pa.schema(
+    [
+        ("sweep", pa.string()),
+        ("problem", pa.string()),
+        ("k", pa.int64()),
+        ("n", pa.int64()),
+        ("d", pa.int64()),
+        ("run", pa.int64()),
+        ("seed", pa.int64()),
+        ("init", pa.string()),
+        ("init_scale", pa.float64()),
+        ("optimizer", pa.string()),
+        ("step_size", pa.float64()),
+        ("steps", pa.int64()),
+        ("stop_reason", pa.string()),
+        ("status", pa.string()),
+        ("loss", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("min_eig", pa.float64()),  # null where the run did not converge
+        ("weights", pa.list_(pa.float64())),  # final W, row-major (n, d)
+    ]
+)
+
+
+def versions():
+    """Versions of the packages that decide the numbers."""
+    found = {"python": platform.python_version()}
+    for name in ("sweep", "jax", "jaxlib", "optax", "numpy", "pyarrow"):
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
+def git_commit():
+    """The commit of the source tree sweep runs from ("unknown" outside a checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _flatten(tree, prefix=""):
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat = {}
+    for key, value in tree.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def _first_difference(old, new):
+    old_flat, new_flat = _flatten(old), _flatten(new)
+    for key in sorted(set(old_flat) | set(new_flat)):
+        if old_flat.get(key) != new_flat.get(key):
+            return key, old_flat.get(key), new_flat.get(key)
+    return None
+
+
+def _write_atomic(path, write):
+    """Call write(tmp_path), then rename tmp_path to path (same folder, so atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ResultStore:
+    """One sweep's results folder."""
+
+    def __init__(self, root, config, shards, fresh=False):
+        self.root = Path(root)
+        self.config = config
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError("--out", "a folder for the results", f"{root} (a file)")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError("--out", "a folder that can be created", f"{root} ({error.strerror})") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ConfigError("--out", "a writable folder", f"{root} (not writable)")
+
+        manifest_path = self.root / MANIFEST
+        identity = json.loads(config.identity())
+        if manifest_path.exists():
+            stored = json.loads(manifest_path.read_text())
+            difference = _first_difference(stored.get("identity", {}), identity)
+            if difference and not fresh:
+                key, was, now = difference
+                raise ConfigError(
+                    "--out",
+                    f"a new folder, or --fresh to replace {root} (its sweep has {key} = "
+                    f"{json.dumps(was)})",
+                    f"a config with {key} = {json.dumps(now)}",
+                )
+            if fresh:
+                self._clear()
+        elif fresh or any(self.root.glob("*.parquet")):
+            if any(self.root.glob("*.parquet")) and not fresh:
+                raise ConfigError(
+                    "--out", "an empty folder or a sweep folder (with _manifest.json)", str(root)
+                )
+            self._clear()
+
+        self.metadata = {
+            b"sweep.config": json.dumps(config.to_dict(), sort_keys=True).encode(),
+            b"sweep.versions": json.dumps(versions(), sort_keys=True).encode(),
+            b"sweep.git_commit": git_commit().encode(),
+        }
+        manifest = {
+            "sweep": config.name,
+            "identity": identity,
+            "config": config.to_dict(),
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "shards": [
+                {"file": f"{s.name}.parquet", "k": s.cell.k, "n": s.cell.n, "d": s.cell.d,
+                 "start": s.start, "stop": s.stop}
+                for s in shards
+            ],
+        }
+        _write_atomic(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+
+    def _clear(self):
+        for path in self.root.glob("*.parquet"):
+            path.unlink()
+        for path in self.root.glob(".*.tmp"):
+            path.unlink()
+        (self.root / MANIFEST).unlink(missing_ok=True)
+
+    def path(self, shard):
+        return self.root / f"{shard.name}.parquet"
+
+    def done(self, shard):
+        return self.path(shard).exists()
+
+    def write(self, shard, columns):
+        """Write one shard's rows (a dict of equal-length columns) atomically."""
+        table = pa.Table.from_pydict(columns, schema=SCHEMA).replace_schema_metadata(self.metadata)
+        _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
+
+
+def rows(config, shard, runs, weights, steps, stop_reason, status, loss, grad_norm, min_eig):
+    """The columns of one shard's table, in SCHEMA order (runs sorted by index)."""
+    order = np.argsort(runs)
+    count = len(runs)
+    cell = shard.cell
+
+    def repeat(value):
+        return [value] * count
+
+    return {
+        "sweep": repeat(config.name),
+        "problem": repeat(config.problem.kind),
+        "k": repeat(cell.k),
+        "n": repeat(cell.n),
+        "d": repeat(cell.d),
+        "run": np.asarray(runs)[order],
+        "seed": repeat(config.seed),
+        "init": repeat(config.init.kind),
+        "init_scale": repeat(cell.init_scale),
+        "optimizer": repeat(config.optimizer.kind),
+        "step_size": repeat(cell.step_size),
+        "steps": np.asarray(steps)[order],
+        "stop_reason": [stop_reason[i] for i in order],
+        "status": [status[i] for i in order],
+        "loss": np.asarray(loss)[order],
+        "grad_norm": np.asarray(grad_norm)[order],
+        "min_eig": [None if np.isnan(min_eig[i]) else float(min_eig[i]) for i in order],
+        "weights": [np.asarray(weights[i]).ravel() for i in order],
+    }
+
+
+def load(path, **filters):
+    """The runs of a sweep folder as a DataFrame, optionally filtered: load(p, k=6, status="spurious")."""
+    frame = pd.read_parquet(path)
+    for column, value in filters.items():
+        if column not in frame.columns:
+            raise KeyError(f"no column {column!r} in {path}")
+        if isinstance(value, (list, tuple, set, range)):
+            frame = frame[frame[column].isin(list(value))]
+        else:
+            frame = frame[frame[column] == value]
+    return frame.reset_index(drop=True)
+

@@ -1,0 +1,112 @@
+"""Runs a sweep end to end: shards -> engine -> classification -> Parquet, with progress."""
+
+import itertools
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from . import plan, train
+from .analysis import classify
+from .engine import Engine
+from .results import ResultStore, rows
+
+
+@dataclass
+class Outcome:
+    shards_total: int
+    shards_skipped: int
+    runs_trained: int
+    engine: Engine | None
+
+
+class _ShardBuffer:
+    """Finished runs of one shard, until all of them are in."""
+
+    def __init__(self, shard):
+        self.shard = shard
+        self.parts = []
+        self.count = 0
+
+    def add(self, finished, select):
+        self.parts.append({key: value[select] for key, value in vars(finished).items()})
+        self.count += int(select.sum())
+
+    @property
+    def complete(self):
+        return self.count == len(self.shard.runs)
+
+    def columns(self):
+        return {key: np.concatenate([p[key] for p in self.parts]) for key in self.parts[0]}
+
+
+def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
+    """Train and classify every shard of `config` not yet in `out`; returns an Outcome.
+
+    Finished shards are written as soon as their last run stops, so an interruption loses
+    at most the shards in flight; calling this again resumes from there.
+    """
+    shards = plan.shards(config)
+    store = ResultStore(out, config, shards, fresh=fresh)
+    todo = [s for s in shards if not store.done(s)]
+    skipped = len(shards) - len(todo)
+    if skipped:
+        log(f"{out}: {skipped} of {len(shards)} shards already complete, skipping them")
+    if not todo:
+        return Outcome(len(shards), skipped, 0, engine)
+
+    engine = engine or Engine(config)
+    total = sum(len(s.runs) for s in todo)
+    bar = tqdm(
+        total=total,
+        unit="run",
+        disable=None if progress is None else not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    with bar:
+        for cell, cell_shards in itertools.groupby(todo, key=lambda s: s.cell):
+            buffers = [_ShardBuffer(s) for s in cell_shards]
+            starts = np.array([b.shard.start for b in buffers])
+            runs = itertools.chain.from_iterable(b.shard.runs for b in buffers)
+            stopped = high_loss = 0
+            for finished in engine.train(cell, runs, config.seed):
+                owner = np.searchsorted(starts, finished.runs, side="right") - 1
+                for index in np.unique(owner):
+                    buffer = buffers[index]
+                    buffer.add(finished, owner == index)
+                    if buffer.complete:
+                        _write_shard(config, store, buffer)
+                        buffer.parts = []  # keep memory flat over a long sweep
+                stopped += len(finished.runs)
+                converged = np.isin(finished.reason, (train.GRAD, train.LOSS))
+                high_loss += int((converged & (finished.loss > config.classify.global_loss_tol)).sum())
+                bar.update(len(finished.runs))
+                bar.set_postfix_str(
+                    f"k={cell.k} n={cell.n} not global {100 * high_loss / stopped:.1f}%",
+                    refresh=False,
+                )
+    return Outcome(len(shards), skipped, total, engine)
+
+
+def _write_shard(config, store, buffer):
+    found = buffer.columns()
+    status, min_eig = classify(
+        found["weights"], found["reason"], found["loss"], buffer.shard.cell.k, config.classify
+    )
+    store.write(
+        buffer.shard,
+        rows(
+            config,
+            buffer.shard,
+            runs=found["runs"],
+            weights=found["weights"],
+            steps=found["steps"],
+            stop_reason=[train.REASON_NAMES[r] for r in found["reason"]],
+            status=status,
+            loss=found["loss"],
+            grad_norm=found["grad_norm"],
+            min_eig=min_eig,
+        ),
+    )

@@ -1,0 +1,125 @@
+"""One jitted training segment: `lax.scan` over S optimizer steps for a batch of runs.
+
+Each run carries its own stop reason; once set, the run is frozen (no update, its step
+count stays), so the recorded steps, loss and gradient norm are exact for its final point.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from .config import Optimizer
+from .landscape import gaussian
+
+# Stop reasons, stored per run. EMPTY marks a slot that holds no run.
+RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY = range(6)
+REASON_NAMES = ("running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything static about training (hashable: one compile per value and shape)."""
+
+    optimizer: Optimizer
+    grad_tol: float
+    loss_tol: float
+    max_steps: int
+
+
+class RunState(NamedTuple):
+    weights: jax.Array  # (B, n, d) current point of each run
+    opt_state: Any  # optimizer state, every leaf with leading axis B
+    steps: jax.Array  # (B,) int32: updates applied so far
+    loss: jax.Array  # (B,) loss at the last evaluated point
+    grad_norm: jax.Array  # (B,) Frobenius norm of the gradient there
+    reason: jax.Array  # (B,) int8: RUNNING, or why the run stopped
+    step_size: jax.Array  # (B,) learning rate of each run
+
+
+def make_optimizer(spec, step_size):
+    """The optax transformation for an Optimizer config and a (possibly traced) step size."""
+    if spec.kind == "gd":
+        return optax.sgd(step_size)
+    if spec.kind == "momentum":
+        return optax.sgd(step_size, momentum=spec.momentum)
+    if spec.kind == "adam":
+        return optax.adam(step_size, b1=spec.b1, b2=spec.b2)
+    raise ValueError(f"unknown optimizer {spec.kind!r}")
+
+
+def init_opt_state(spec, weights):
+    """Optimizer state for a batch of weights (B, n, d)."""
+    return jax.vmap(make_optimizer(spec.optimizer, 1.0).init)(weights)
+
+
+def empty_state(spec, batch, n, d, dtype=jnp.float64):
+    """A batch of EMPTY slots (frozen until refilled)."""
+    weights = jnp.zeros((batch, n, d), dtype)
+    return RunState(
+        weights=weights,
+        opt_state=init_opt_state(spec, weights),
+        steps=jnp.zeros(batch, jnp.int32),
+        loss=jnp.zeros(batch, dtype),
+        grad_norm=jnp.zeros(batch, dtype),
+        reason=jnp.full(batch, EMPTY, jnp.int8),
+        step_size=jnp.zeros(batch, dtype),
+    )
+
+
+def _select(mask, new, old):
+    """Per-run choice between two pytrees whose leaves have leading axis B."""
+
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
+def stop_reason(loss, grad_norm, steps, spec):
+    """Why each run stops at its current point (RUNNING if it does not)."""
+    reason = jnp.full(loss.shape, RUNNING, jnp.int8)
+    reason = jnp.where(steps >= spec.max_steps, MAX_STEPS, reason)
+    if spec.loss_tol > 0:  # rounding can make the loss at a global minimum slightly negative
+        reason = jnp.where(loss <= spec.loss_tol, LOSS, reason)
+    reason = jnp.where(grad_norm <= spec.grad_tol, GRAD, reason)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    return jnp.where(finite, reason, NONFINITE).astype(jnp.int8)
+
+
+def train_step(state, teacher, spec):
+    """One optimizer step for every running run; stopped runs are left untouched."""
+    loss, grad = jax.vmap(gaussian.loss_and_grad, (0, None))(state.weights, teacher)
+    grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=(1, 2)))
+    running = state.reason == RUNNING
+    reason = stop_reason(loss, grad_norm, state.steps, spec)
+    active = running & (reason == RUNNING)
+
+    def update(g, opt_state, step_size):
+        return make_optimizer(spec.optimizer, step_size).update(g, opt_state)
+
+    updates, opt_state = jax.vmap(update)(grad, state.opt_state, state.step_size)
+    moved = optax.apply_updates(state.weights, updates)
+    return RunState(
+        weights=_select(active, moved, state.weights),
+        opt_state=_select(active, opt_state, state.opt_state),
+        steps=state.steps + active.astype(state.steps.dtype),
+        loss=jnp.where(running, loss, state.loss),
+        grad_norm=jnp.where(running, grad_norm, state.grad_norm),
+        reason=jnp.where(running, reason, state.reason),
+        step_size=state.step_size,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "steps"), donate_argnames=("state",))
+def train_segment(state, teacher, spec, steps):
+    """`steps` optimizer steps for a batch of runs (B, n, d); returns the new RunState."""
+
+    def body(carry, _):
+        return train_step(carry, teacher, spec), None
+
+    state, _ = jax.lax.scan(body, state, None, length=steps)
+    return state
