@@ -94,6 +94,13 @@ class Config:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def to_raw(self):
+        """The config as TOML-shaped tables, accepted back by `from_dict`."""
+        flat = self.to_dict()
+        sweep = {key: flat.pop(key) for key in _SWEEP_KEYS}
+        sweep["k"] = list(sweep["k"])
+        return {"sweep": sweep, **flat}
+
     def identity(self):
         """The fields that decide results (not engine tuning): a resume must match them."""
         fields = self.to_dict()
@@ -178,10 +185,10 @@ def parse_k(value, field_name="sweep.k"):
         raise ConfigError(field_name, expected, value)
     if isinstance(value, int):
         values = [value]
-    elif isinstance(value, list):
+    elif isinstance(value, (list, tuple)):
         if not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(field_name, expected, value)
-        values = value
+        values = list(value)
     elif isinstance(value, str):
         values = []
         try:

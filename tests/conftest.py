@@ -1,0 +1,23 @@
+import numpy as np
+import pytest
+
+import sweep  # noqa: F401  (turns on float64)
+from sweep import config as config_module
+
+
+@pytest.fixture
+def tiny_config():
+    """A sweep small enough for unit tests: k = 4..5, 12 runs per cell, shards of 5."""
+
+    def make(seeds=12, **sections):
+        raw = {"sweep": {"name": "tiny", "k": "4..5", "seeds": seeds, "shard_size": 5}}
+        for section, values in sections.items():
+            raw.setdefault(section, {}).update(values)
+        return config_module.from_dict(raw)
+
+    return make
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

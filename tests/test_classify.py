@@ -1,0 +1,60 @@
+import jax
+import numpy as np
+import pytest
+from test_gaussian import polish, spurious_point_k6
+
+from sweep import config as config_module
+from sweep import train
+from sweep.analysis import classify
+from sweep.analysis.classify import teacher_distance
+from sweep.landscape import gaussian
+
+TOLERANCES = config_module.Classify()
+
+
+def symmetric_saddle(k=4):
+    """All student neurons equal: GD stays in that subspace and stops at a saddle."""
+    teacher = gaussian.orthonormal_teacher(k)
+    step = jax.jit(lambda w: w - 0.5 * gaussian.grad(w, teacher))
+    weights = np.full((k, k), 0.3)
+    for _ in range(3000):
+        weights = step(weights)
+    return np.asarray(weights)
+
+
+def loss(weights, k):
+    return float(gaussian.loss(weights, gaussian.orthonormal_teacher(k)))
+
+
+def test_statuses_of_known_points():
+    spurious = np.asarray(polish(spurious_point_k6(), gaussian.orthonormal_teacher(6)))
+    permuted_teacher = np.eye(6)[[1, 0, 2, 3, 5, 4]]
+    points = np.stack([permuted_teacher, spurious, spurious, spurious])
+    reasons = np.array([train.GRAD, train.GRAD, train.MAX_STEPS, train.NONFINITE])
+    losses = np.array([loss(p, 6) for p in points])
+    status, min_eig = classify(points, reasons, losses, 6, TOLERANCES)
+    assert status == ["global", "spurious", "not_converged", "diverged"]
+    assert min_eig[0] == pytest.approx(0.25 - 1 / (2 * np.pi), abs=1e-12)
+    assert min_eig[1] == pytest.approx(0.0047004, abs=1e-7)
+    assert np.isnan(min_eig[2:]).all()
+
+
+def test_saddle():
+    point = symmetric_saddle()
+    status, min_eig = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4,
+                               TOLERANCES)
+    assert status == ["saddle"] and min_eig[0] < -0.1
+
+
+def test_wider_student_at_zero_loss_is_global():
+    # w_1 + w_2 = v_1: a global minimum of a width-5 student, no permutation of the teacher.
+    point = np.vstack([[0.3, 0, 0, 0], [0.7, 0, 0, 0], np.eye(4)[1:]])
+    status, _ = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
+    assert status == ["global"]
+
+
+def test_teacher_distance():
+    teacher = np.eye(3)
+    assert teacher_distance(teacher[[2, 0, 1]] + 1e-5, teacher) == pytest.approx(np.sqrt(3) * 1e-5)
+    assert teacher_distance(np.ones((3, 3)), teacher) == np.inf
+    assert teacher_distance(np.ones((4, 3)), teacher) == np.inf

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from sweep import config as config_module
+from sweep import train
+from sweep.engine import Engine
+from sweep.init import initial_weights, run_key
+from sweep.landscape import gaussian
+
+
+def trained(cfg, runs, batch_size, cell_index=0):
+    cfg = config_module.from_dict(
+        {**cfg.to_raw(), "engine": {"batch_size": batch_size, "segment_steps": 50}}
+    )
+    engine = Engine(cfg)
+    cell = config_module.cells(cfg)[cell_index]
+    parts = list(engine.train(cell, runs, cfg.seed))
+    runs_out = np.concatenate([p.runs for p in parts])
+    order = np.argsort(runs_out)
+    columns = {
+        key: np.concatenate([getattr(p, key) for p in parts])[order]
+        for key in ("runs", "weights", "steps", "loss", "grad_norm", "reason")
+    }
+    return columns, engine
+
+
+def test_batch_equals_one_run_at_a_time(tiny_config):
+    cfg = tiny_config()
+    batched, _ = trained(cfg, range(8), batch_size=8)
+    for run in range(8):
+        single, _ = trained(cfg, [run], batch_size=1)
+        for key in ("steps", "reason"):
+            assert single[key][0] == batched[key][run]
+        # XLA may round a batch of one differently from a batch of 8 (last bits only).
+        np.testing.assert_allclose(single["weights"][0], batched["weights"][run], atol=1e-12)
+        np.testing.assert_allclose(single["loss"][0], batched["loss"][run], atol=1e-14)
+
+
+def test_result_does_not_depend_on_slot_or_order(tiny_config):
+    cfg = tiny_config()
+    forward, _ = trained(cfg, range(12), batch_size=4)
+    backward, _ = trained(cfg, reversed(range(12)), batch_size=16)
+    np.testing.assert_array_equal(forward["runs"], np.arange(12))
+    for key in ("steps", "reason", "loss", "weights"):
+        np.testing.assert_array_equal(forward[key], backward[key])
+
+
+def test_runs_start_from_their_own_key(tiny_config):
+    cfg = config_module.from_dict({**tiny_config().to_raw(), "stop": {"max_steps": 1}})
+    out, _ = trained(cfg, [3, 5], batch_size=2)
+    cell = config_module.cells(cfg)[0]
+    teacher = gaussian.orthonormal_teacher(cell.k)
+    for i, run in enumerate((3, 5)):
+        w0 = initial_weights(run_key(cfg.seed, cell.k, cell.n, cell.d, run), cell.n, cell.d,
+                             cell.init_scale)
+        expected = w0 - cell.step_size * gaussian.grad(w0, teacher)
+        assert out["steps"][i] == 1 and out["reason"][i] == train.MAX_STEPS
+        np.testing.assert_allclose(out["weights"][i], expected, rtol=0, atol=1e-15)
+
+
+def test_every_run_comes_back_once_and_work_is_counted(tiny_config):
+    out, engine = trained(tiny_config(seeds=40), range(40), batch_size=16)
+    np.testing.assert_array_equal(out["runs"], np.arange(40))
+    assert engine.counters.steps_useful == out["steps"].sum()
+    assert 0 < engine.counters.useful_fraction <= 1
+
+
+def test_no_recompilation_across_segments_or_cells(tiny_config):
+    cfg = tiny_config(seeds=64)
+    trained(cfg, range(32), batch_size=16)
+    compiled = train.train_segment._cache_size()
+    # Same shapes again, other runs: every segment reuses the compiled code.
+    _, engine = trained(cfg, range(32, 64), batch_size=16)
+    assert engine.counters.segments > 3
+    assert train.train_segment._cache_size() == compiled
+
+
+def test_tail_is_compacted_into_a_smaller_batch(tiny_config):
+    _, engine = trained(tiny_config(seeds=64), range(64), batch_size=64)
+    sizes = sorted(size for _, size in engine.counters.batch_sizes)
+    assert sizes[-1] == 64 and sizes[0] < 64
+
+
+@pytest.mark.parametrize("batch_size", [0, 5])
+def test_batch_size_is_rounded_to_devices(tiny_config, batch_size):
+    cfg = config_module.from_dict({**tiny_config().to_raw(), "engine": {"batch_size": batch_size}})
+    engine = Engine(cfg)
+    assert engine.batch_size % len(engine.devices) == 0 and engine.batch_size > 0

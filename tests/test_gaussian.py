@@ -1,0 +1,141 @@
+import jax
+import numpy as np
+import pytest
+
+from sweep.landscape import gaussian
+
+RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
+
+
+def spurious_point_k6():
+    """The k = n = 6 spurious minimum of Safran & Shamir (2018), to 6 decimals."""
+    w = np.full((6, 6), -0.050413)
+    w[:, 0] = 0.308011
+    w[np.arange(1, 6), np.arange(1, 6)] = 0.986704
+    w[0] = [-0.601512] + [0.224516] * 5
+    return w
+
+
+def polish(weights, teacher, steps=4000, step_size=5 / 6):
+    """Plain GD to polish a point given to 6 decimals into the minimum it approximates."""
+    step = jax.jit(lambda w: w - step_size * gaussian.grad(w, teacher))
+    for _ in range(steps):
+        weights = step(weights)
+    return weights
+
+
+def test_kernel_matches_monte_carlo(rng):
+    d = 5
+    x = rng.standard_normal((2_000_000, d))
+    for _ in range(3):
+        w, v = rng.standard_normal(d), rng.standard_normal(d)
+        mc = RELU(x @ w) * RELU(x @ v)
+        stderr = mc.std() / np.sqrt(len(mc))
+        assert abs(float(gaussian.kernel(w, v)) - mc.mean()) < 5 * stderr
+
+
+def test_kernel_closed_forms():
+    w = np.array([3.0, 4.0, 0.0])
+    assert float(gaussian.kernel(w, w)) == pytest.approx(25 / 2, rel=1e-14)
+    assert float(gaussian.kernel(w, -w)) == pytest.approx(0.0, abs=1e-14)
+    # Orthogonal vectors: |w||v| / (2 pi).
+    assert float(gaussian.kernel(w, np.array([0.0, 0.0, 2.0]))) == pytest.approx(
+        10 / (2 * np.pi), rel=1e-14
+    )
+
+
+def test_loss_matches_monte_carlo(rng):
+    k, n = 3, 4
+    x = rng.standard_normal((2_000_000, k))
+    weights = rng.standard_normal((n, k)) / np.sqrt(k)
+    teacher = np.asarray(gaussian.orthonormal_teacher(k))
+    residual = RELU(x @ weights.T).sum(1) - RELU(x @ teacher.T).sum(1)
+    mc = 0.5 * residual**2
+    assert abs(float(gaussian.loss(weights, teacher)) - mc.mean()) < 5 * mc.std() / np.sqrt(len(mc))
+
+
+def test_loss_is_zero_at_permuted_teacher():
+    teacher = gaussian.orthonormal_teacher(5)
+    permuted = np.asarray(teacher)[[2, 0, 4, 1, 3]]
+    assert abs(float(gaussian.loss(permuted, teacher))) < 1e-14
+
+
+def central_difference_gradient(f, w, eps=1e-6):
+    g = np.zeros_like(w)
+    for index in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[index] = eps
+        g[index] = (f(w + e) - f(w - e)) / (2 * eps)
+    return g
+
+
+@pytest.mark.parametrize("n,k", [(4, 4), (3, 5), (6, 4)])
+def test_gradient_matches_finite_differences(n, k, rng):
+    teacher = gaussian.orthonormal_teacher(k)
+    weights = rng.standard_normal((n, k)) / np.sqrt(k)
+    loss = lambda w: float(gaussian.loss(w, teacher))  # noqa: E731
+    numeric = central_difference_gradient(loss, weights)
+    value, analytic = gaussian.loss_and_grad(weights, teacher)
+    assert float(value) == pytest.approx(loss(weights), abs=1e-14)
+    np.testing.assert_allclose(analytic, numeric, atol=1e-8)
+    np.testing.assert_allclose(analytic, jax.grad(gaussian.loss)(weights, teacher), atol=1e-13)
+
+
+def test_gradient_is_finite_with_parallel_neurons(rng):
+    teacher = gaussian.orthonormal_teacher(3)
+    weights = np.array([[0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    _, g = gaussian.loss_and_grad(weights, teacher)
+    assert np.all(np.isfinite(g))
+    # w_1 + w_2 = v_1: a global minimum, so the gradient vanishes.
+    assert np.abs(g).max() < 1e-14
+
+
+@pytest.mark.parametrize("n,k", [(4, 4), (5, 3)])
+def test_hessian_matches_finite_differences_of_gradient(n, k, rng):
+    teacher = gaussian.orthonormal_teacher(k)
+    weights = rng.standard_normal((n, k)) / np.sqrt(k)
+    eps = 1e-6
+    flat = weights.ravel()
+    columns = []
+    for i in range(flat.size):
+        e = np.zeros_like(flat)
+        e[i] = eps
+        plus = gaussian.grad((flat + e).reshape(n, k), teacher)
+        minus = gaussian.grad((flat - e).reshape(n, k), teacher)
+        columns.append(np.asarray(plus - minus).ravel() / (2 * eps))
+    numeric = np.stack(columns, axis=1)
+    analytic = np.asarray(gaussian.hessian(weights, teacher))
+    np.testing.assert_allclose(analytic, analytic.T, atol=1e-14)
+    np.testing.assert_allclose(analytic, numeric, atol=1e-7)
+
+
+def test_hessian_near_identity_is_finite_and_continuous(rng):
+    teacher = gaussian.orthonormal_teacher(4)
+    at = np.asarray(gaussian.hessian(np.eye(4), teacher))
+    near = np.asarray(gaussian.hessian(np.eye(4) + 1e-9 * rng.standard_normal((4, 4)), teacher))
+    assert np.all(np.isfinite(at))
+    np.testing.assert_allclose(near, at, atol=1e-7)
+
+
+def test_hessian_spectrum_at_global_minimum_k6():
+    eigenvalues = np.linalg.eigvalsh(gaussian.hessian(np.eye(6), gaussian.orthonormal_teacher(6)))
+    assert eigenvalues[0] == pytest.approx(0.25 - 1 / (2 * np.pi), abs=1e-12)
+    # Group eigenvalues that agree to 1e-9 (they are equal up to rounding).
+    breaks = np.flatnonzero(np.diff(eigenvalues) > 1e-9) + 1
+    groups = np.split(eigenvalues, breaks)
+    distinct = np.array([g.mean() for g in groups])
+    counts = [len(g) for g in groups]
+    published = [0.090845, 0.287081, 0.409155, 0.889663, 1.712918, 2.065267]
+    np.testing.assert_allclose(distinct, published, atol=1.5e-6)
+    assert counts == [15, 5, 9, 1, 5, 1]
+
+
+def test_spurious_minimum_k6():
+    teacher = gaussian.orthonormal_teacher(6)
+    weights = polish(spurious_point_k6(), teacher)
+    value, g = gaussian.loss_and_grad(weights, teacher)
+    assert float(np.linalg.norm(g)) < 1e-12
+    assert float(value) == pytest.approx(0.0250806, abs=1e-7)
+    assert float(gaussian.min_hessian_eigenvalue(weights, teacher)) == pytest.approx(
+        0.0047004, abs=1e-7
+    )

@@ -1,0 +1,30 @@
+import jax
+import numpy as np
+
+from sweep.init import initial_weights, run_key
+
+
+def test_run_key_is_a_pure_function_of_seed_cell_and_run():
+    a = jax.random.key_data(run_key(0, 6, 6, 6, 37))
+    b = jax.random.key_data(run_key(0, 6, 6, 6, 37))
+    np.testing.assert_array_equal(a, b)
+    others = [run_key(1, 6, 6, 6, 37), run_key(0, 7, 6, 6, 37), run_key(0, 6, 7, 6, 37),
+              run_key(0, 6, 6, 6, 38)]
+    for other in others:
+        assert not np.array_equal(a, jax.random.key_data(other))
+
+
+def test_batched_keys_equal_single_keys():
+    runs = np.arange(8)
+    batched = jax.vmap(lambda r: run_key(3, 6, 7, 6, r))(runs)
+    for r in runs:
+        np.testing.assert_array_equal(
+            jax.random.key_data(batched[r]), jax.random.key_data(run_key(3, 6, 7, 6, int(r)))
+        )
+
+
+def test_xavier_scale():
+    d = 10
+    w = initial_weights(run_key(0, 10, 10, 10, 0), 2000, d, 1 / np.sqrt(d))
+    assert w.dtype == np.float64
+    assert abs(float(w.var()) - 1 / d) < 0.005

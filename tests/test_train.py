@@ -1,0 +1,88 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sweep import config as config_module
+from sweep import train
+from sweep.landscape import gaussian
+
+
+def spec_for(**stop):
+    cfg = config_module.from_dict({"stop": stop, "classify": {"global_loss_tol": 1e-3}})
+    return train.TrainSpec(cfg.optimizer, cfg.stop.grad_tol, cfg.stop.loss_tol, cfg.stop.max_steps)
+
+
+def start(spec, weights, step_size):
+    batch, n, d = weights.shape
+    return train.RunState(
+        weights=jnp.asarray(weights),
+        opt_state=train.init_opt_state(spec, jnp.asarray(weights)),
+        steps=jnp.zeros(batch, jnp.int32),
+        loss=jnp.zeros(batch),
+        grad_norm=jnp.zeros(batch),
+        reason=jnp.zeros(batch, jnp.int8),
+        step_size=jnp.full(batch, step_size),
+    )
+
+
+def reference_gd(weights, teacher, step_size, grad_tol, max_steps):
+    """The protocol, one run, in a plain Python loop."""
+    loss_and_grad = jax.jit(gaussian.loss_and_grad)
+    for steps in range(max_steps + 1):
+        value, g = loss_and_grad(weights, teacher)
+        if float(jnp.linalg.norm(g)) <= grad_tol or steps == max_steps:
+            return steps, weights
+        weights = weights - step_size * g
+
+
+def test_segment_equals_plain_gradient_descent(rng):
+    k = 3
+    teacher = gaussian.orthonormal_teacher(k)
+    spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
+    weights = rng.standard_normal((4, k, k)) / np.sqrt(k)
+    state = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    for i in range(4):
+        steps, final = reference_gd(jnp.asarray(weights[i]), teacher, 1.0, 1e-6, 10_000)
+        assert int(state.reason[i]) == train.GRAD
+        assert int(state.steps[i]) == steps
+        np.testing.assert_allclose(state.weights[i], final, atol=1e-12)
+
+
+def test_stopped_runs_stay_frozen(rng):
+    teacher = gaussian.orthonormal_teacher(3)
+    spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
+    weights = rng.standard_normal((2, 3, 3)) / np.sqrt(3)
+    state = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    assert np.all(np.asarray(state.reason) == train.GRAD)
+    steps, weights = np.asarray(state.steps), np.asarray(state.weights)
+    again = train.train_segment(state, teacher, spec, 50)  # donates `state`
+    np.testing.assert_array_equal(again.steps, steps)
+    np.testing.assert_array_equal(again.weights, weights)
+
+
+@pytest.mark.parametrize(
+    "stop,step_size,reason",
+    [
+        (dict(max_steps=7), 1.0, train.MAX_STEPS),
+        (dict(loss_tol=1e-4), 1.0, train.LOSS),
+        (dict(), 1e3, train.NONFINITE),
+    ],
+)
+def test_stop_reasons(stop, step_size, reason, rng):
+    teacher = gaussian.orthonormal_teacher(3)
+    spec = spec_for(**stop)
+    state = train.train_segment(start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300)
+    assert int(state.reason[0]) == reason
+    if reason == train.MAX_STEPS:
+        assert int(state.steps[0]) == 7
+
+
+@pytest.mark.parametrize("kind", ["momentum", "adam"])
+def test_other_optimizers_converge(kind, rng):
+    cfg = config_module.from_dict({"optimizer": {"kind": kind, "step_size": "0.05"},
+                                   "stop": {"grad_tol": 1e-8}})
+    spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000)
+    teacher = gaussian.orthonormal_teacher(3)
+    state = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)
+    assert int(state.reason[0]) in (train.GRAD, train.LOSS)
