@@ -50,14 +50,19 @@ def _run(args):
     config = config_module.load(args.config, overrides)
     out = Path(args.out) if args.out else _default_out(config, args)
 
-    print(f"sweep {config.name}: k = {','.join(map(str, config.k))}, n = {config.n}, "
-          f"{config.seeds} runs per cell -> {out}", flush=True)
+    print(
+        f"sweep {config.name}: k = {','.join(map(str, config.k))}, n = {config.n}, "
+        f"{config.seeds} runs per cell -> {out}",
+        flush=True,
+    )
     outcome = run_sweep(config, out, fresh=args.fresh, progress=None if args.progress else False)
     if outcome.engine is not None:
         counters = outcome.engine.counters
-        print(f"trained {outcome.runs_trained} runs on {len(outcome.engine.devices)} "
-              f"{outcome.engine.devices[0].platform} device(s); useful-step fraction "
-              f"{counters.useful_fraction:.2f}")
+        print(
+            f"trained {outcome.runs_trained} runs on {len(outcome.engine.devices)} "
+            f"{outcome.engine.devices[0].platform} device(s); useful-step fraction "
+            f"{counters.useful_fraction:.2f}"
+        )
     frame = results.load(out)
     print(report.format_summary(report.summary(frame)))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
@@ -84,9 +89,7 @@ def build_parser():
     run.add_argument("--batch-size", help="runs trained at once (0: backend default)")
     run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
     run.add_argument("--fresh", action="store_true", help="replace what --out holds")
-    run.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
 
@@ -100,6 +103,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted: finished shards are saved; run the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished shards are saved; run the same command to resume",
+            file=sys.stderr,
+        )
         return 130

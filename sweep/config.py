@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 class ConfigError(ValueError):
     """A config field or argument has a bad value. The message is one line for the user."""
 
-    def __init__(self, field_name, expected, got):
-        super().__init__(f"{field_name}: expected {expected}, got {got!r}")
+    def __init__(self, field_name, expected, got, detail=None):
+        super().__init__(detail or f"{field_name}: expected {expected}, got {got!r}")
 
 
 PROBLEMS = ("gaussian_relu",)
@@ -103,7 +103,7 @@ class Config:
 
     def identity(self):
         """The fields that decide results (not engine tuning): a resume must match them."""
-        fields = self.to_dict()
+        fields = self.to_raw()
         fields.pop("engine")
         return json.dumps(fields, sort_keys=True)
 
@@ -179,7 +179,7 @@ def evaluate(expression, field_name, **names):
 
 
 def parse_k(value, field_name="sweep.k"):
-    """"6..20", "6,8,10", 6 or [6, 8] -> a sorted tuple of distinct positive ints."""
+    """ "6..20", "6,8,10", 6 or [6, 8] -> a sorted tuple of distinct positive ints."""
     expected = "a width >= 1, a range like 6..20 (low <= high) or a list like 6,8,10"
     if isinstance(value, bool):
         raise ConfigError(field_name, expected, value)
@@ -379,7 +379,9 @@ def load(path=None, overrides=None):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except OSError as error:
-            raise ConfigError("CONFIG", "a readable TOML file", f"{path} ({error.strerror})") from None
+            raise ConfigError(
+                "CONFIG", "a readable TOML file", f"{path} ({error.strerror})"
+            ) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -147,9 +147,7 @@ class Engine:
             reason = np.asarray(state.reason)
             finished = np.flatnonzero((reason != train.RUNNING) & (slot_run >= 0))
             if finished.size:
-                host = jax.device_get(
-                    (state.weights, state.steps, state.loss, state.grad_norm)
-                )
+                host = jax.device_get((state.weights, state.steps, state.loss, state.grad_norm))
                 weights, steps, loss, grad_norm = (np.asarray(x)[finished] for x in host)
                 self.counters.steps_useful += int(steps.sum())
                 yield Finished(

@@ -127,9 +127,14 @@ class ResultStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise ConfigError("--out", "a folder that can be created", f"{root} ({error.strerror})") from None
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise ConfigError("--out", "a writable folder", f"{root} (not writable)")
+            raise ConfigError(
+                "--out", "a folder that can be created", f"{root} ({error.strerror})"
+            ) from None
+        try:  # an actual write: permissions, read-only mounts and quotas all show here
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+        except OSError as error:
+            raise ConfigError("--out", "a writable folder", f"{root} ({error.strerror})") from None
 
         manifest_path = self.root / MANIFEST
         identity = json.loads(config.identity())
@@ -140,9 +145,10 @@ class ResultStore:
                 key, was, now = difference
                 raise ConfigError(
                     "--out",
-                    f"a new folder, or --fresh to replace {root} (its sweep has {key} = "
-                    f"{json.dumps(was)})",
-                    f"a config with {key} = {json.dumps(now)}",
+                    None,
+                    None,
+                    detail=f"--out: {root} holds a sweep with {key} = {json.dumps(was)}, this "
+                    f"config has {json.dumps(now)}; pass --fresh to replace it or another --out",
                 )
             if fresh:
                 self._clear()
@@ -165,12 +171,20 @@ class ResultStore:
             "versions": versions(),
             "git_commit": git_commit(),
             "shards": [
-                {"file": f"{s.name}.parquet", "k": s.cell.k, "n": s.cell.n, "d": s.cell.d,
-                 "start": s.start, "stop": s.stop}
+                {
+                    "file": f"{s.name}.parquet",
+                    "k": s.cell.k,
+                    "n": s.cell.n,
+                    "d": s.cell.d,
+                    "start": s.start,
+                    "stop": s.stop,
+                }
                 for s in shards
             ],
         }
-        _write_atomic(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)))
+        _write_atomic(
+            manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1))
+        )
 
     def _clear(self):
         for path in self.root.glob("*.parquet"):
@@ -223,7 +237,11 @@ def rows(config, shard, runs, weights, steps, stop_reason, status, loss, grad_no
 
 
 def load(path, **filters):
-    """The runs of a sweep folder as a DataFrame, optionally filtered: load(p, k=6, status="spurious")."""
+    """The runs of a sweep folder as a DataFrame, optionally filtered.
+
+    Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of
+    its values.
+    """
     frame = pd.read_parquet(path)
     for column, value in filters.items():
         if column not in frame.columns:
@@ -233,4 +251,3 @@ def load(path, **filters):
         else:
             frame = frame[frame[column] == value]
     return frame.reset_index(drop=True)
-

@@ -81,7 +81,9 @@ def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
                         buffer.parts = []  # keep memory flat over a long sweep
                 stopped += len(finished.runs)
                 converged = np.isin(finished.reason, (train.GRAD, train.LOSS))
-                high_loss += int((converged & (finished.loss > config.classify.global_loss_tol)).sum())
+                high_loss += int(
+                    (converged & (finished.loss > config.classify.global_loss_tol)).sum()
+                )
                 bar.update(len(finished.runs))
                 bar.set_postfix_str(
                     f"k={cell.k} n={cell.n} not global {100 * high_loss / stopped:.1f}%",

@@ -41,8 +41,7 @@ def test_statuses_of_known_points():
 
 def test_saddle():
     point = symmetric_saddle()
-    status, min_eig = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4,
-                               TOLERANCES)
+    status, min_eig = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
     assert status == ["saddle"] and min_eig[0] < -0.1
 
 

@@ -51,8 +51,9 @@ def test_runs_start_from_their_own_key(tiny_config):
     cell = config_module.cells(cfg)[0]
     teacher = gaussian.orthonormal_teacher(cell.k)
     for i, run in enumerate((3, 5)):
-        w0 = initial_weights(run_key(cfg.seed, cell.k, cell.n, cell.d, run), cell.n, cell.d,
-                             cell.init_scale)
+        w0 = initial_weights(
+            run_key(cfg.seed, cell.k, cell.n, cell.d, run), cell.n, cell.d, cell.init_scale
+        )
         expected = w0 - cell.step_size * gaussian.grad(w0, teacher)
         assert out["steps"][i] == 1 and out["reason"][i] == train.MAX_STEPS
         np.testing.assert_allclose(out["weights"][i], expected, rtol=0, atol=1e-15)
@@ -86,3 +87,31 @@ def test_batch_size_is_rounded_to_devices(tiny_config, batch_size):
     cfg = config_module.from_dict({**tiny_config().to_raw(), "engine": {"batch_size": batch_size}})
     engine = Engine(cfg)
     assert engine.batch_size % len(engine.devices) == 0 and engine.batch_size > 0
+
+
+def test_four_devices_give_the_one_device_results(tmp_path):
+    """The batch sharded over 4 (forced host) devices reproduces the 1-device sweep."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from sweep.cli import main
+
+    argv = ["run", "--k", "4..5", "--seeds", "16", "--batch-size", "8", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", *argv, "--out", str(tmp_path / "four")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "on 4 cpu device(s)" in done.stdout
+    one = pd.read_parquet(tmp_path / "one").sort_values(["k", "run"]).reset_index(drop=True)
+    four = pd.read_parquet(tmp_path / "four").sort_values(["k", "run"]).reset_index(drop=True)
+    assert (one["status"] == four["status"]).all()
+    assert (one["steps"] == four["steps"]).all()
+    np.testing.assert_allclose(one["loss"], four["loss"], rtol=0, atol=1e-9)

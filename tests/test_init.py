@@ -8,8 +8,12 @@ def test_run_key_is_a_pure_function_of_seed_cell_and_run():
     a = jax.random.key_data(run_key(0, 6, 6, 6, 37))
     b = jax.random.key_data(run_key(0, 6, 6, 6, 37))
     np.testing.assert_array_equal(a, b)
-    others = [run_key(1, 6, 6, 6, 37), run_key(0, 7, 6, 6, 37), run_key(0, 6, 7, 6, 37),
-              run_key(0, 6, 6, 6, 38)]
+    others = [
+        run_key(1, 6, 6, 6, 37),
+        run_key(0, 7, 6, 6, 37),
+        run_key(0, 6, 7, 6, 37),
+        run_key(0, 6, 6, 6, 38),
+    ]
     for other in others:
         assert not np.array_equal(a, jax.random.key_data(other))
 

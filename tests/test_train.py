@@ -72,7 +72,9 @@ def test_stopped_runs_stay_frozen(rng):
 def test_stop_reasons(stop, step_size, reason, rng):
     teacher = gaussian.orthonormal_teacher(3)
     spec = spec_for(**stop)
-    state = train.train_segment(start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300)
+    state = train.train_segment(
+        start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300
+    )
     assert int(state.reason[0]) == reason
     if reason == train.MAX_STEPS:
         assert int(state.steps[0]) == 7
@@ -80,8 +82,9 @@ def test_stop_reasons(stop, step_size, reason, rng):
 
 @pytest.mark.parametrize("kind", ["momentum", "adam"])
 def test_other_optimizers_converge(kind, rng):
-    cfg = config_module.from_dict({"optimizer": {"kind": kind, "step_size": "0.05"},
-                                   "stop": {"grad_tol": 1e-8}})
+    cfg = config_module.from_dict(
+        {"optimizer": {"kind": kind, "step_size": "0.05"}, "stop": {"grad_tol": 1e-8}}
+    )
     spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000)
     teacher = gaussian.orthonormal_teacher(3)
     state = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)

@@ -7,7 +7,6 @@ its float64 Hessian decides: below -eig_tol it is a saddle, else a spurious loca
 (Safran & Shamir 2018 check the same sign).
 """
 
-
 import jax
 import numpy as np
 
@@ -52,7 +51,7 @@ def classify(weights, reason, loss, k, tolerances):
     teacher = np.asarray(gaussian.orthonormal_teacher(k, d))
     status = []
     min_eig = np.full(len(reason), np.nan)
-    for i, (w, why, value) in enumerate(zip(weights, reason, loss)):
+    for i, (w, why, value) in enumerate(zip(weights, reason, loss, strict=True)):
         if why == train.NONFINITE:
             status.append("diverged")
             continue

@@ -120,9 +120,7 @@ def _pair_blocks(w, v):
     parallel = sin < 1e-30
     inv_sin = jnp.where(parallel, 0.0, 1.0 / jnp.where(parallel, 1.0, sin))
     eye = jnp.eye(d, dtype=w.dtype)
-    d_w = norm_v / (_TWO_PI * norm_w) * (
-        sin * (eye - jnp.outer(u, u)) + jnp.outer(p, p) * inv_sin
-    )
+    d_w = norm_v / (_TWO_PI * norm_w) * (sin * (eye - jnp.outer(u, u)) + jnp.outer(p, p) * inv_sin)
     d_v = ((jnp.pi - angle) * eye + sin * jnp.outer(u, v_hat) + jnp.outer(p, q) * inv_sin) / (
         _TWO_PI
     )

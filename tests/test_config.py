@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from sweep import config as config_module
+from sweep.config import ConfigError, cells, from_dict, parse_k, widths_for
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("6..8", (6, 7, 8)), ("6,8,10", (6, 8, 10)), ("6", (6,)), ("6..7,10", (6, 7, 10))],
+)
+def test_parse_k(text, expected):
+    assert parse_k(text) == expected
+
+
+@pytest.mark.parametrize(
+    "spec,k,expected",
+    [
+        ("k", 6, (6,)),
+        ("k+1", 6, (7,)),
+        ("k..k+2", 6, (6, 7, 8)),
+        ("k,2*k", 3, (3, 6)),
+        (4, 9, (4,)),
+    ],
+)
+def test_widths(spec, k, expected):
+    assert widths_for(spec, k) == expected
+
+
+def test_cells_use_the_protocol():
+    cfg = from_dict({"sweep": {"k": "6..7", "n": "k..k+1"}})
+    grid = cells(cfg)
+    assert [(c.k, c.n, c.d) for c in grid] == [(6, 6, 6), (6, 7, 6), (7, 7, 7), (7, 8, 7)]
+    assert grid[0].step_size == pytest.approx(5 / 6)
+    assert grid[0].init_scale == pytest.approx(6**-0.5)
+
+
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        ({"sweep": {"k": "20..6"}}, "sweep.k"),
+        ({"sweep": {"k": "0..3"}}, "sweep.k"),
+        ({"sweep": {"n": "k-30"}}, "sweep.n"),
+        ({"sweep": {"n": "k+"}}, "sweep.n"),
+        ({"sweep": {"seeds": -5}}, "sweep.seeds"),
+        ({"sweep": {"seeds": "many"}}, "sweep.seeds"),
+        ({"sweep": {"colour": 1}}, "sweep.colour"),
+        ({"optimizer": {"step_size": 0}}, "optimizer.step_size"),
+        ({"optimizer": {"step_size": "1/(k-k)"}}, "optimizer.step_size"),
+        ({"optimizer": {"stepsize": 0.1}}, "optimizer.stepsize"),
+        ({"optimizer": {"kind": "lbfgs"}}, "optimizer.kind"),
+        ({"init": {"kind": "normal", "scale": "-1"}}, "init.scale"),
+        ({"stop": {"grad_tol": 0}}, "stop.grad_tol"),
+        ({"stop": {"loss_tol": 1e-3}}, "stop.loss_tol"),
+        ({"engine": {"batch_size": -1}}, "engine.batch_size"),
+        ({"extra": {}}, "extra"),
+    ],
+)
+def test_bad_values_name_their_field(raw, field):
+    with pytest.raises(ConfigError) as error:
+        from_dict(raw)
+    message = str(error.value)
+    assert message.startswith(field + ": expected ")
+    assert "\n" not in message
+
+
+def test_embedded_default_matches_configs_default():
+    shipped = Path(__file__).parent.parent / "configs" / "default.toml"
+    assert config_module.load(None) == config_module.load(shipped)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")))
+def test_shipped_configs_are_valid(path):
+    config_module.load(path)
+
+
+def test_round_trip():
+    cfg = from_dict({"sweep": {"k": "6..7", "n": "k+1"}, "optimizer": {"kind": "adam"}})
+    assert from_dict(cfg.to_raw()) == cfg

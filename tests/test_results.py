@@ -1,0 +1,103 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import sweep.runner
+from sweep import config as config_module
+from sweep import results
+from sweep.config import ConfigError
+from sweep.runner import run_sweep
+
+
+@pytest.fixture
+def finished(tiny_config, tmp_path_factory):
+    """A tiny sweep run once, uninterrupted (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("sweeps") / "tiny"
+    cfg = tiny_config()
+    run_sweep(cfg, out, progress=False)
+    return cfg, out, pd.read_parquet(out)
+
+
+def test_one_row_per_run_with_plain_types(finished):
+    cfg, out, frame = finished
+    assert len(frame) == 2 * 12
+    assert sorted(frame.groupby(["k", "n"]).size().index) == [(4, 4), (5, 5)]
+    for column in ("k", "n", "d", "run", "steps", "seed"):
+        assert frame[column].dtype == np.int64, column
+    assert set(frame["status"]) <= {"global", "spurious", "saddle", "not_converged", "diverged"}
+    row = frame.iloc[0]
+    assert len(row["weights"]) == row["n"] * row["d"]
+    assert frame.groupby("k")["run"].apply(sorted).map(list).tolist() == [list(range(12))] * 2
+
+
+def test_metadata_and_manifest(finished):
+    cfg, out, _ = finished
+    files = sorted(out.glob("*.parquet"))
+    assert len(files) == 6  # 2 cells x ceil(12 / 5) shards
+    metadata = pq.read_schema(files[0]).metadata
+    assert json.loads(metadata[b"sweep.config"])["seeds"] == 12
+    assert set(json.loads(metadata[b"sweep.versions"])) >= {"jax", "jaxlib", "pyarrow", "sweep"}
+    assert metadata[b"sweep.git_commit"]
+    manifest = json.loads((out / results.MANIFEST).read_text())
+    assert len(manifest["shards"]) == 6
+
+
+def test_rerun_skips_complete_shards(finished):
+    cfg, out, frame = finished
+    said = []
+    outcome = run_sweep(cfg, out, log=said.append, progress=False)
+    assert outcome.runs_trained == 0 and "6 of 6 shards already complete" in said[0]
+    pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
+
+
+def test_interrupted_sweep_resumes_to_the_same_rows(finished, tmp_path, monkeypatch):
+    cfg, _, frame = finished
+    out = tmp_path / "tiny"
+    real_write = sweep.runner._write_shard
+    written = []
+
+    def write_then_die(*args):
+        if len(written) == 3:
+            raise KeyboardInterrupt
+        real_write(*args)
+        written.append(1)
+
+    monkeypatch.setattr(sweep.runner, "_write_shard", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, out, progress=False)
+    assert len(list(out.glob("*.parquet"))) == 3
+    assert not list(out.glob(".*"))  # no temporary file left behind
+    monkeypatch.setattr(sweep.runner, "_write_shard", real_write)
+    outcome = run_sweep(cfg, out, progress=False)
+    assert outcome.shards_skipped == 3
+    pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
+
+
+def test_changed_config_is_refused_unless_fresh(finished, tiny_config, tmp_path):
+    cfg, out, _ = finished
+    other = tiny_config(seeds=7)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ConfigError, match="sweep.seeds"):
+        run_sweep(other, out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fresh = tmp_path / "copy"
+    run_sweep(cfg, fresh, progress=False)
+    run_sweep(other, fresh, fresh=True, progress=False)
+    assert len(pd.read_parquet(fresh)) == 2 * 7
+
+
+def test_engine_settings_do_not_change_identity(tiny_config):
+    a = tiny_config()
+    b = config_module.from_dict({**a.to_raw(), "engine": {"batch_size": 3}})
+    assert a.identity() == b.identity()
+
+
+def test_load_with_filters(finished):
+    _, out, frame = finished
+    subset = results.load(out, k=4, run=[0, 1, 2])
+    assert len(subset) == 3 and set(subset["k"]) == {4}
+    with pytest.raises(KeyError):
+        results.load(out, colour="red")
