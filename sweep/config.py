@@ -66,6 +66,10 @@ class Classify:
     match_tol: float = 1e-3
     # Smallest Hessian eigenvalue below -eig_tol makes a converged point a saddle.
     eig_tol: float = 1e-9
+    # A neuron with norm below this is zero: the escape-neuron test replaces the Hessian.
+    zero_tol: float = 1e-8
+    # Entries closer than this count as equal when reading a point's symmetry type.
+    symmetry_tol: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,8 @@ def _validate(raw):
     _number(config.classify.global_loss_tol, "classify.global_loss_tol", float, 0.0, low_open=True)
     _number(config.classify.match_tol, "classify.match_tol", float, 0.0, low_open=True)
     _number(config.classify.eig_tol, "classify.eig_tol", float, 0.0)
+    _number(config.classify.zero_tol, "classify.zero_tol", float, 0.0)
+    _number(config.classify.symmetry_tol, "classify.symmetry_tol", float, 0.0, low_open=True)
     _number(config.engine.batch_size, "engine.batch_size", int, 0)
     _number(config.engine.segment_steps, "engine.segment_steps", int, 1)
     if config.stop.loss_tol > config.classify.global_loss_tol:

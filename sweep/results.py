@@ -45,6 +45,8 @@ SCHEMA = pa.schema(
         ("loss", pa.float64()),
         ("grad_norm", pa.float64()),
         ("min_eig", pa.float64()),  # null where the run did not converge
+        ("decided_by", pa.string()),  # "hessian", "escape_neuron", or "" if not converged
+        ("symmetry", pa.string()),  # block pattern such as "1+5", or "none"
         ("weights", pa.list_(pa.float64())),  # final W, row-major (n, d)
     ]
 )
@@ -205,8 +207,10 @@ class ResultStore:
         _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
 
 
-def rows(config, shard, runs, weights, steps, stop_reason, status, loss, grad_norm, min_eig):
-    """The columns of one shard's table, in SCHEMA order (runs sorted by index)."""
+def rows(config, shard, runs, weights, steps, stop_reason, loss, grad_norm, found):
+    """The columns of one shard's table, in SCHEMA order (runs sorted by index).
+
+    `found` holds the columns from `analysis.classify`."""
     order = np.argsort(runs)
     count = len(runs)
     cell = shard.cell
@@ -228,10 +232,12 @@ def rows(config, shard, runs, weights, steps, stop_reason, status, loss, grad_no
         "step_size": repeat(cell.step_size),
         "steps": np.asarray(steps)[order],
         "stop_reason": [stop_reason[i] for i in order],
-        "status": [status[i] for i in order],
+        "status": [found["status"][i] for i in order],
         "loss": np.asarray(loss)[order],
         "grad_norm": np.asarray(grad_norm)[order],
-        "min_eig": [None if np.isnan(min_eig[i]) else float(min_eig[i]) for i in order],
+        "min_eig": [None if np.isnan(found["min_eig"][i]) else found["min_eig"][i] for i in order],
+        "decided_by": [found["decided_by"][i] for i in order],
+        "symmetry": [found["symmetry"][i] for i in order],
         "weights": [np.asarray(weights[i]).ravel() for i in order],
     }
 

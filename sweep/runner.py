@@ -94,7 +94,7 @@ def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
 
 def _write_shard(config, store, buffer):
     found = buffer.columns()
-    status, min_eig = classify(
+    classified = classify(
         found["weights"], found["reason"], found["loss"], buffer.shard.cell.k, config.classify
     )
     store.write(
@@ -106,9 +106,8 @@ def _write_shard(config, store, buffer):
             weights=found["weights"],
             steps=found["steps"],
             stop_reason=[train.REASON_NAMES[r] for r in found["reason"]],
-            status=status,
             loss=found["loss"],
             grad_norm=found["grad_norm"],
-            min_eig=min_eig,
+            found=classified,
         ),
     )

@@ -7,6 +7,7 @@ from sweep import config as config_module
 from sweep import train
 from sweep.analysis import classify
 from sweep.analysis.classify import teacher_distance
+from sweep.analysis.escape import min_escape_slope
 from sweep.landscape import gaussian
 
 TOLERANCES = config_module.Classify()
@@ -32,8 +33,11 @@ def test_statuses_of_known_points():
     points = np.stack([permuted_teacher, spurious, spurious, spurious])
     reasons = np.array([train.GRAD, train.GRAD, train.MAX_STEPS, train.NONFINITE])
     losses = np.array([loss(p, 6) for p in points])
-    status, min_eig = classify(points, reasons, losses, 6, TOLERANCES)
+    found = classify(points, reasons, losses, 6, TOLERANCES)
+    status, min_eig = found["status"], found["min_eig"]
     assert status == ["global", "spurious", "not_converged", "diverged"]
+    assert found["symmetry"] == ["6", "1+5", "none", "none"]
+    assert found["decided_by"] == ["hessian", "hessian", "", ""]
     assert min_eig[0] == pytest.approx(0.25 - 1 / (2 * np.pi), abs=1e-12)
     assert min_eig[1] == pytest.approx(0.0047004, abs=1e-7)
     assert np.isnan(min_eig[2:]).all()
@@ -41,15 +45,15 @@ def test_statuses_of_known_points():
 
 def test_saddle():
     point = symmetric_saddle()
-    status, min_eig = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
-    assert status == ["saddle"] and min_eig[0] < -0.1
+    found = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
+    assert found["status"] == ["saddle"] and found["min_eig"][0] < -0.1
 
 
 def test_wider_student_at_zero_loss_is_global():
     # w_1 + w_2 = v_1: a global minimum of a width-5 student, no permutation of the teacher.
     point = np.vstack([[0.3, 0, 0, 0], [0.7, 0, 0, 0], np.eye(4)[1:]])
-    status, _ = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
-    assert status == ["global"]
+    found = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
+    assert found["status"] == ["global"]
 
 
 def test_teacher_distance():
@@ -57,3 +61,16 @@ def test_teacher_distance():
     assert teacher_distance(teacher[[2, 0, 1]] + 1e-5, teacher) == pytest.approx(np.sqrt(3) * 1e-5)
     assert teacher_distance(np.ones((3, 3)), teacher) == np.inf
     assert teacher_distance(np.ones((4, 3)), teacher) == np.inf
+
+
+def test_escape_neuron_decides_at_a_dead_neuron():
+    # Three neurons on their teacher neurons, the fourth dead: growing it along v_4 helps.
+    dead = np.vstack([np.eye(4)[:3], np.zeros((1, 4))])
+    found = classify(dead[None], np.array([train.GRAD]), [loss(dead, 4)], 4, TOLERANCES)
+    assert found["status"] == ["saddle"] and found["decided_by"] == ["escape_neuron"]
+    assert min_escape_slope(dead[:3], np.eye(4)) < -0.1
+
+
+def test_no_escape_when_the_residual_is_zero():
+    # A zero extra neuron beside an exact fit: no direction lowers the loss.
+    assert min_escape_slope(np.eye(3), np.eye(3)) > -1e-12

@@ -4,7 +4,8 @@ A run that stopped on its gradient (or loss) criterion is a stationary point. It
 global minimum when it matches the teacher up to a permutation of neurons (n = k) or when
 its loss is at most `global_loss_tol` (any width). Otherwise the smallest eigenvalue of
 its float64 Hessian decides: below -eig_tol it is a saddle, else a spurious local minimum
-(Safran & Shamir 2018 check the same sign).
+(Safran & Shamir 2018 check the same sign). Where a neuron is zero the Hessian does not
+exist, and the escape-neuron test (`escape.py`) decides instead.
 """
 
 import jax
@@ -12,6 +13,8 @@ import numpy as np
 
 from .. import train
 from ..landscape import gaussian
+from .escape import min_escape_slope
+from .symmetry import NONE, symmetry_type
 
 STATUSES = ("global", "spurious", "saddle", "not_converged", "diverged")
 
@@ -33,8 +36,32 @@ def teacher_distance(weights, teacher):
     return float(distance[np.arange(len(nearest)), nearest].max())
 
 
+def classify_point(weights, loss, teacher, tolerances):
+    """(status, min_eig, decided_by) of one stationary point (n, d)."""
+    alive = np.linalg.norm(weights, axis=1) > tolerances.zero_tol
+    if alive.all():
+        min_eig = float(_min_eigenvalue(weights, teacher))
+        decided_by = "hessian"
+    else:
+        # Hessian of the living neurons; a zero neuron must not be able to escape.
+        living = weights[alive]
+        min_eig = float(_min_eigenvalue(living, teacher)) if living.size else np.inf
+        decided_by = "escape_neuron"
+    if loss <= tolerances.global_loss_tol or teacher_distance(weights, teacher) <= (
+        tolerances.match_tol
+    ):
+        return "global", min_eig, decided_by
+    if decided_by == "escape_neuron" and min_escape_slope(weights[alive], teacher) < -(
+        tolerances.eig_tol
+    ):
+        return "saddle", min_eig, decided_by
+    if min_eig < -tolerances.eig_tol:
+        return "saddle", min_eig, decided_by
+    return "spurious", min_eig, decided_by
+
+
 def classify(weights, reason, loss, k, tolerances):
-    """Statuses and smallest Hessian eigenvalues for finished runs of one cell.
+    """Statuses and diagnostics for finished runs of one cell.
 
     Args:
       weights: (m, n, d) final points.
@@ -44,27 +71,22 @@ def classify(weights, reason, loss, k, tolerances):
       tolerances: a `config.Classify`.
 
     Returns:
-      (status, min_eigenvalue): a list of m strings and an (m,) float64 array, NaN where
-      the run did not converge.
+      dict of m-long columns: status, min_eig (NaN where the run did not converge),
+      decided_by ("hessian", "escape_neuron" or "" when not converged) and symmetry.
     """
     d = weights.shape[2]
     teacher = np.asarray(gaussian.orthonormal_teacher(k, d))
-    status = []
-    min_eig = np.full(len(reason), np.nan)
-    for i, (w, why, value) in enumerate(zip(weights, reason, loss, strict=True)):
-        if why == train.NONFINITE:
-            status.append("diverged")
-            continue
-        if why == train.MAX_STEPS:
-            status.append("not_converged")
-            continue
-        min_eig[i] = float(_min_eigenvalue(w, teacher))
-        if value <= tolerances.global_loss_tol or (
-            teacher_distance(w, teacher) <= tolerances.match_tol
-        ):
-            status.append("global")
-        elif min_eig[i] < -tolerances.eig_tol:
-            status.append("saddle")
+    columns = {"status": [], "min_eig": [], "decided_by": [], "symmetry": []}
+    for w, why, value in zip(weights, reason, loss, strict=True):
+        if why in (train.GRAD, train.LOSS):
+            status, min_eig, decided_by = classify_point(w, value, teacher, tolerances)
+            symmetry = symmetry_type(w, tolerances.symmetry_tol)
         else:
-            status.append("spurious")
-    return status, min_eig
+            status = "diverged" if why == train.NONFINITE else "not_converged"
+            min_eig, decided_by, symmetry = np.nan, "", NONE
+        columns["status"].append(status)
+        columns["min_eig"].append(min_eig)
+        columns["decided_by"].append(decided_by)
+        columns["symmetry"].append(symmetry)
+    columns["min_eig"] = np.asarray(columns["min_eig"], dtype=float)
+    return columns

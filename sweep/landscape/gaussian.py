@@ -153,3 +153,23 @@ def orthonormal_teacher(k, d=None, dtype=jnp.float64):
     """The teacher V = I_k (k neurons, input dimension d = k unless given, d >= k)."""
     d = k if d is None else d
     return jnp.eye(k, d, dtype=dtype)
+
+
+def cross_gradient(a, b):
+    """sum_j dg(a_i, b_j)/da_i for every row a_i, shape (n, d): the gradient of
+    sum_ij g(a_i, b_j) with respect to a (rows of b held fixed)."""
+    norm_a, norm_b, cos, angle = _geometry(a, b)
+    sin = jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0))
+    unit_a = a / jnp.where(norm_a > 0, norm_a, 1.0)[:, None]
+    return ((sin @ norm_b)[:, None] * unit_a + (jnp.pi - angle) @ b) / _TWO_PI
+
+
+def residual_correlation(directions, others, teacher):
+    """D(u) = sum_j g(u, w_j) - sum_j g(u, v_j) for each row u of `directions`, shape (m,).
+
+    This is the one-sided derivative of F when a zero neuron starts to grow along u
+    (g is positively homogeneous): E[relu(u.x) (student(x) - teacher(x))].
+    """
+    return jnp.sum(_kernel_matrix(directions, others), axis=1) - jnp.sum(
+        _kernel_matrix(directions, teacher), axis=1
+    )
