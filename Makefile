@@ -16,7 +16,7 @@ ARGS ?=
 SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--seeds $(SEEDS)) \
 	$(if $(OUT),--out $(OUT)) $(ARGS)
 
-.PHONY: install sweep test bench lint format clean
+.PHONY: install sweep test bench lint format clean report
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -46,3 +46,7 @@ format: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+
+# make report [OUT=results/default]
+report: $(VENV)/.installed
+	$(PY) -m sweep report $(or $(OUT),results/default)

@@ -1,17 +1,24 @@
-"""Command line: ``python -m sweep run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] ...``.
+"""Command line: ``python -m sweep run|report|replay ...`` (see ``--help``).
+
+``run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] [--out DIR]`` trains a sweep,
+``report DIR`` writes its tables and plots, ``replay DIR --k K --n N --run R`` re-runs one run.
 
 Bad input ends with one line naming the field and what was expected, and exit status 2.
 """
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 from . import config as config_module
-from . import report, results
+from . import plots, report, results
 from .config import ConfigError
+from .replay import replay
 from .runner import run_sweep
+
+DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
 
 EXIT_BAD_INPUT = 2
 
@@ -69,6 +76,61 @@ def _run(args):
     return 0
 
 
+def _sweep_folder(path):
+    folder = Path(path)
+    if not (folder / results.MANIFEST).is_file():
+        raise ConfigError("SWEEP", "a sweep results folder (with _manifest.json)", path)
+    return folder
+
+
+def _report(args):
+    folder = _sweep_folder(args.sweep)
+    reference = args.reference
+    if reference and not Path(reference).is_file():
+        if args.reference_given:
+            raise ConfigError("--reference", "a CSV file of published values", reference)
+        reference = None
+    text, pngs = report.write_report(folder, reference)
+    print(text)
+    for png in pngs:
+        print(f"wrote {png}")
+    return 0
+
+
+def _replay(args):
+    folder = _sweep_folder(args.sweep)
+    manifest = json.loads((folder / results.MANIFEST).read_text())
+    config = config_module.from_dict(manifest["config"])
+    k, n, run = (_int_argument(v, name) for v, name in
+                 ((args.k, "--k"), (args.n, "--n"), (args.run, "--run")))
+    matching = [c for c in config_module.cells(config) if (c.k, c.n) == (k, n)]
+    if not matching:
+        cells = ", ".join(f"k={c.k} n={c.n}" for c in config_module.cells(config))
+        raise ConfigError("--k/--n", f"a cell of this sweep ({cells})", f"k={k} n={n}")
+    stored = results.load(folder, k=k, n=n, run=run)
+    if stored.empty:
+        raise ConfigError("--run", f"a run stored in {folder} (0..{config.seeds - 1})", run)
+    stored = stored.iloc[0]
+
+    history, final = replay(config, matching[0], run)
+    target = folder / "_replay"
+    target.mkdir(exist_ok=True)
+    stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"
+    history.assign(min_eig_at_end=final["min_eig"]).to_parquet(f"{stem}.parquet", index=False)
+    plots.trajectory(history, f"{stem}.png",
+                     f"k = {k}, n = {n}, run {run}: {final['status']} after {final['steps']} steps")
+    same = final["status"] == stored["status"] and abs(final["loss"] - stored["loss"]) <= 1e-9
+    print(f"replayed k={k} n={n} run {run}: {final['status']}, loss {final['loss']:.10g}, "
+          f"{final['steps']} steps, smallest Hessian eigenvalue {final['min_eig']:.6g}")
+    print(f"stored:   {stored['status']}, loss {stored['loss']:.10g}, {stored['steps']} steps")
+    print(f"trajectory: {stem}.parquet, {stem}.png")
+    if not same:
+        print("error: the replay does not end where the stored row says", file=sys.stderr)
+        return 1
+    print("the replay matches the stored row (status, loss to 1e-9)")
+    return 0
+
+
 def _int_argument(text, name):
     try:
         return int(text)
@@ -90,15 +152,33 @@ def build_parser():
     run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
     run.add_argument("--fresh", action="store_true", help="replace what --out holds")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    summary = commands.add_parser("report", help="tables and PNG plots of a finished sweep")
+    summary.add_argument("sweep", help="a results folder, e.g. results/default")
+    summary.add_argument(
+        "--reference", default=DEFAULT_REFERENCE, help="CSV of published values to compare with"
+    )
+    summary.set_defaults(handler=_report)
+
+    again = commands.add_parser("replay", help="re-run one run and record its trajectory")
+    again.add_argument("sweep", help="a results folder, e.g. results/default")
+    again.add_argument("--k", required=True)
+    again.add_argument("--n", required=True)
+    again.add_argument("--run", required=True)
+    again.set_defaults(handler=_replay)
     return parser
 
 
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
-        if args.config is not None and not os.path.isfile(args.config):
+        args.reference_given = argv is not None and "--reference" in argv or (
+            argv is None and "--reference" in sys.argv
+        )
+        if getattr(args, "config", None) is not None and not os.path.isfile(args.config):
             raise ConfigError("CONFIG", "a TOML config file", args.config)
-        return _run(args)
+        return args.handler(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

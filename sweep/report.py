@@ -1,11 +1,14 @@
-"""Summary tables of a sweep: rates with binomial confidence intervals."""
+"""Reports of a sweep: summary tables with binomial confidence intervals, and PNG plots."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import plots
 from .analysis import STATUSES
+from .results import MINIMA, load
 
 
 def wilson_interval(successes, trials, z=1.959963984540054):
@@ -19,10 +22,11 @@ def wilson_interval(successes, trials, z=1.959963984540054):
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def summary(frame):
+def summary(frame, minima=None):
     """One row per (k, n): counts per status, % spurious with its 95% Wilson interval,
-    mean objective and mean smallest Hessian eigenvalue over the spurious runs, and the
-    median number of steps."""
+    mean objective and mean smallest Hessian eigenvalue over the spurious runs, the median
+    number of steps, and (from a catalogue of minima, when given) the number of distinct
+    spurious minima; the most common symmetry types of the spurious runs when recorded."""
     table = []
     for (k, n), group in frame.groupby(["k", "n"], sort=True):
         runs = len(group)
@@ -40,6 +44,12 @@ def summary(frame):
                 "median_steps": float(group["steps"].median()),
             }
         )
+        if minima is not None:
+            cell = minima[(minima["k"] == k) & (minima["n"] == n)]
+            row["distinct_minima"] = len(cell)
+        if "symmetry" in spurious:
+            counts = spurious["symmetry"].value_counts().head(3)
+            row["types"] = ", ".join(f"{t} ({c})" for t, c in counts.items())
         table.append(row)
     return pd.DataFrame(table)
 
@@ -50,6 +60,8 @@ def format_summary(table):
         "|  k |  n | runs | global | spurious | saddle | not conv. | diverged "
         "| % spurious [95% CI]    | mean loss (sp.) | mean min eig (sp.) | median steps |"
     )
+    extra = [c for c in ("distinct_minima", "types") if c in table.columns]
+    header += "".join(f" {c.replace('_', ' ')} |" for c in extra)
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
     for row in table.to_dict("records"):
         interval = f"{row['spurious_%']:5.1f} [{row['ci95_low_%']:4.1f}, {row['ci95_high_%']:4.1f}]"
@@ -58,5 +70,50 @@ def format_summary(table):
             f"| {row['spurious']:8d} | {row['saddle']:6d} | {row['not_converged']:9d} "
             f"| {row['diverged']:8d} | {interval:<22} | {row['spurious_mean_loss']:15.4g} "
             f"| {row['spurious_mean_min_eig']:18.4g} | {row['median_steps']:12.0f} |"
+            + "".join(f" {row[c]} |" for c in extra)
         )
+    return "\n".join(lines)
+
+
+def write_report(path, reference=None):
+    """Summarize a sweep folder: returns the Markdown table and writes PNGs to _report/.
+
+    Args:
+      path: the sweep's results folder.
+      reference: optional CSV of published values (columns k, n, spurious_pct, ...).
+
+    Returns:
+      (text, list of PNG paths).
+    """
+    path = Path(path)
+    frame = load(path)
+    minima = load(path, table="minima") if (path / MINIMA).exists() else None
+    table = summary(frame, minima)
+    published = pd.read_csv(reference) if reference else None
+    folder = path / "_report"
+    folder.mkdir(exist_ok=True)
+    pngs = [
+        plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published),
+        plots.spurious_objectives(frame, folder / "spurious_objectives.png"),
+        plots.steps_to_converge(frame, folder / "steps_to_converge.png"),
+    ]
+    text = format_summary(table)
+    if published is not None:
+        merged = table.merge(published, on=["k", "n"], how="inner")
+        if len(merged):
+            text += "\n\nAgainst the published values:\n" + format_comparison(merged)
+    (folder / "summary.md").write_text(text + "\n")
+    return text, pngs
+
+
+def format_comparison(merged):
+    """Measured vs published rate: is the published rate inside the measured 99% Wilson
+    interval?"""
+    lines = ["|  k |  n | % spurious | published | inside 99% interval |",
+             "|----|----|------------|-----------|---------------------|"]
+    for row in merged.to_dict("records"):
+        low, high = wilson_interval(row["spurious"], row["runs"], z=2.5758293035489)
+        inside = low <= row["spurious_pct"] / 100 <= high
+        lines.append(f"| {row['k']:2d} | {row['n']:2d} | {row['spurious_%']:10.1f} "
+                     f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |")
     return "\n".join(lines)

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from .config import ConfigError
 
 MANIFEST = "_manifest.json"
+MINIMA = "_minima.parquet"  # the catalogue of distinct minima (analysis.catalogue)
 
 SCHEMA = pa.schema(
     [
@@ -169,7 +170,7 @@ class ResultStore:
         manifest = {
             "sweep": config.name,
             "identity": identity,
-            "config": config.to_dict(),
+            "config": config.to_raw(),
             "versions": versions(),
             "git_commit": git_commit(),
             "shards": [
@@ -242,13 +243,21 @@ def rows(config, shard, runs, weights, steps, stop_reason, loss, grad_norm, foun
     }
 
 
-def load(path, **filters):
+def write_minima(root, frame):
+    """Write the catalogue of distinct minima beside the runs (atomically)."""
+    path = Path(root) / MINIMA
+    _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def load(path, table="runs", **filters):
     """The runs of a sweep folder as a DataFrame, optionally filtered.
 
     Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of
-    its values.
+    its values. ``table="minima"`` loads the catalogue of distinct minima instead.
     """
-    frame = pd.read_parquet(path)
+    if table not in ("runs", "minima"):
+        raise ValueError(f"table: expected 'runs' or 'minima', got {table!r}")
+    frame = pd.read_parquet(Path(path) / MINIMA if table == "minima" else path)
     for column, value in filters.items():
         if column not in frame.columns:
             raise KeyError(f"no column {column!r} in {path}")

@@ -9,8 +9,9 @@ from tqdm import tqdm
 
 from . import plan, train
 from .analysis import classify
+from .analysis.catalogue import catalogue
 from .engine import Engine
-from .results import ResultStore, rows
+from .results import MINIMA, ResultStore, load, rows, write_minima
 
 
 @dataclass
@@ -54,6 +55,8 @@ def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
     if skipped:
         log(f"{out}: {skipped} of {len(shards)} shards already complete, skipping them")
     if not todo:
+        if not (store.root / MINIMA).exists():
+            write_minima(out, catalogue(load(out)))
         return Outcome(len(shards), skipped, 0, engine)
 
     engine = engine or Engine(config)
@@ -89,6 +92,7 @@ def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
                     f"k={cell.k} n={cell.n} not global {100 * high_loss / stopped:.1f}%",
                     refresh=False,
                 )
+    write_minima(out, catalogue(load(out)))
     return Outcome(len(shards), skipped, total, engine)
 
 
