@@ -101,8 +101,10 @@ def _replay(args):
     folder = _sweep_folder(args.sweep)
     manifest = json.loads((folder / results.MANIFEST).read_text())
     config = config_module.from_dict(manifest["config"])
-    k, n, run = (_int_argument(v, name) for v, name in
-                 ((args.k, "--k"), (args.n, "--n"), (args.run, "--run")))
+    k, n, run = (
+        _int_argument(v, name)
+        for v, name in ((args.k, "--k"), (args.n, "--n"), (args.run, "--run"))
+    )
     matching = [c for c in config_module.cells(config) if (c.k, c.n) == (k, n)]
     if not matching:
         cells = ", ".join(f"k={c.k} n={c.n}" for c in config_module.cells(config))
@@ -117,11 +119,16 @@ def _replay(args):
     target.mkdir(exist_ok=True)
     stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"
     history.assign(min_eig_at_end=final["min_eig"]).to_parquet(f"{stem}.parquet", index=False)
-    plots.trajectory(history, f"{stem}.png",
-                     f"k = {k}, n = {n}, run {run}: {final['status']} after {final['steps']} steps")
+    plots.trajectory(
+        history,
+        f"{stem}.png",
+        f"k = {k}, n = {n}, run {run}: {final['status']} after {final['steps']} steps",
+    )
     same = final["status"] == stored["status"] and abs(final["loss"] - stored["loss"]) <= 1e-9
-    print(f"replayed k={k} n={n} run {run}: {final['status']}, loss {final['loss']:.10g}, "
-          f"{final['steps']} steps, smallest Hessian eigenvalue {final['min_eig']:.6g}")
+    print(
+        f"replayed k={k} n={n} run {run}: {final['status']}, loss {final['loss']:.10g}, "
+        f"{final['steps']} steps, smallest Hessian eigenvalue {final['min_eig']:.6g}"
+    )
     print(f"stored:   {stored['status']}, loss {stored['loss']:.10g}, {stored['steps']} steps")
     print(f"trajectory: {stem}.parquet, {stem}.png")
     if not same:
@@ -173,8 +180,10 @@ def build_parser():
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
-        args.reference_given = argv is not None and "--reference" in argv or (
-            argv is None and "--reference" in sys.argv
+        args.reference_given = (
+            argv is not None
+            and "--reference" in argv
+            or (argv is None and "--reference" in sys.argv)
         )
         if getattr(args, "config", None) is not None and not os.path.isfile(args.config):
             raise ConfigError("CONFIG", "a TOML config file", args.config)

@@ -23,11 +23,13 @@ def rate_vs_k(table, path, reference=None):
     for excess, group in table.assign(excess=table["n"] - table["k"]).groupby("excess"):
         label = "n = k" if excess == 0 else f"n = k{excess:+d}"
         line = axes.plot(group["k"], group["spurious_%"], marker="o", label=label)[0]
-        axes.fill_between(group["k"], group["ci95_low_%"], group["ci95_high_%"],
-                          color=line.get_color(), alpha=0.2)
+        axes.fill_between(
+            group["k"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
+        )
     if reference is not None and len(reference):
-        axes.plot(reference["k"], reference["spurious_pct"], "kx", markersize=9,
-                  label="published (n = k)")
+        axes.plot(
+            reference["k"], reference["spurious_pct"], "kx", markersize=9, label="published (n = k)"
+        )
     axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_xlabel("teacher width k")
     axes.set_ylabel("runs ending in a spurious minimum (%)")
@@ -44,12 +46,18 @@ def spurious_objectives(frame, path):
     if len(spurious):
         bins = np.linspace(spurious["loss"].min(), spurious["loss"].max() + 1e-12, 40)
         for (k, n), group in spurious.groupby(["k", "n"]):
-            axes.hist(group["loss"], bins=bins, histtype="step", linewidth=1.5,
-                      label=f"k = {k}, n = {n} ({len(group)} runs)")
+            axes.hist(
+                group["loss"],
+                bins=bins,
+                histtype="step",
+                linewidth=1.5,
+                label=f"k = {k}, n = {n} ({len(group)} runs)",
+            )
         axes.legend(fontsize="small")
     else:
-        axes.text(0.5, 0.5, "no spurious minima in this sweep", ha="center",
-                  transform=axes.transAxes)
+        axes.text(
+            0.5, 0.5, "no spurious minima in this sweep", ha="center", transform=axes.transAxes
+        )
     axes.set_xlabel("objective F at the spurious minimum")
     axes.set_ylabel("runs")
     axes.set_title("Objective values of the spurious minima")
@@ -61,8 +69,12 @@ def steps_to_converge(frame, path):
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for (k, n), group in frame.groupby(["k", "n"]):
         steps = np.sort(group["steps"].to_numpy())
-        axes.step(steps, np.arange(1, len(steps) + 1) / len(steps), where="post",
-                  label=f"k = {k}, n = {n}")
+        axes.step(
+            steps,
+            np.arange(1, len(steps) + 1) / len(steps),
+            where="post",
+            label=f"k = {k}, n = {n}",
+        )
     axes.set_xscale("log")
     axes.set_xlabel("optimizer steps taken (log scale)")
     axes.set_ylabel("fraction of runs finished")

@@ -66,5 +66,3 @@ def replay(config, cell, run, chunk=1000):
         "min_eig": float(found["min_eig"][0]),
     }
     return history, final
-
-

@@ -109,11 +109,15 @@ def write_report(path, reference=None):
 def format_comparison(merged):
     """Measured vs published rate: is the published rate inside the measured 99% Wilson
     interval?"""
-    lines = ["|  k |  n | % spurious | published | inside 99% interval |",
-             "|----|----|------------|-----------|---------------------|"]
+    lines = [
+        "|  k |  n | % spurious | published | inside 99% interval |",
+        "|----|----|------------|-----------|---------------------|",
+    ]
     for row in merged.to_dict("records"):
         low, high = wilson_interval(row["spurious"], row["runs"], z=2.5758293035489)
         inside = low <= row["spurious_pct"] / 100 <= high
-        lines.append(f"| {row['k']:2d} | {row['n']:2d} | {row['spurious_%']:10.1f} "
-                     f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |")
+        lines.append(
+            f"| {row['k']:2d} | {row['n']:2d} | {row['spurious_%']:10.1f} "
+            f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |"
+        )
     return "\n".join(lines)

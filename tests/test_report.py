@@ -37,3 +37,35 @@ def test_summary_counts_and_means():
     assert table.iloc[1]["saddle"] == 1
     text = format_summary(table)
     assert text.count("\n") == 3 and "50.0" in text
+
+
+def test_report_and_replay_on_a_tiny_sweep(tmp_path, capsys):
+    from PIL import Image
+
+    from sweep.cli import main
+
+    out = tmp_path / "tiny"
+    assert main(["run", "--k", "6..7", "--seeds", "20", "--no-progress", "--out", str(out)]) == 0
+    reference = tmp_path / "published.csv"
+    reference.write_text("k,n,spurious_pct\n6,6,0.3\n7,7,5.5\n")
+    capsys.readouterr()
+    assert main(["report", str(out), "--reference", str(reference)]) == 0
+    printed = capsys.readouterr().out
+    assert "distinct minima" in printed and "Against the published values" in printed
+    for name in ("spurious_rate_vs_k", "spurious_objectives", "steps_to_converge"):
+        with Image.open(out / "_report" / f"{name}.png") as image:
+            assert image.size[0] > 400 and image.size[1] > 300
+
+    assert main(["replay", str(out), "--k", "7", "--n", "7", "--run", "3"]) == 0
+    assert "matches the stored row" in capsys.readouterr().out
+    history = pd.read_parquet(out / "_replay" / "k07-n07-r0000003.parquet")
+    stored = pd.read_parquet(out)
+    row = stored[(stored["k"] == 7) & (stored["run"] == 3)].iloc[0]
+    assert len(history) == row["steps"] + 1
+    assert history["loss"].iloc[-1] == pytest.approx(row["loss"], abs=1e-9)
+    # The folder still reads as runs only.
+    assert len(pd.read_parquet(out)) == 40
+
+    assert main(["replay", str(out), "--k", "9", "--n", "9", "--run", "3"]) == 2
+    assert "--k/--n: expected a cell of this sweep" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2

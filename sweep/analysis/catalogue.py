@@ -49,6 +49,18 @@ def catalogue(runs, statuses=("spurious",), tol=1e-6):
                     "weights": canonical.ravel(),
                 }
             )
-    columns = ["sweep", "k", "n", "d", "minimum", "status", "symmetry", "loss", "min_eig",
-               "multiplicity", "example_run", "weights"]
+    columns = [
+        "sweep",
+        "k",
+        "n",
+        "d",
+        "minimum",
+        "status",
+        "symmetry",
+        "loss",
+        "min_eig",
+        "multiplicity",
+        "example_run",
+        "weights",
+    ]
     return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+from test_gaussian import polish, spurious_point_k6
+
+from sweep.analysis.catalogue import catalogue
+from sweep.analysis.symmetry import canonical_form, symmetry_type
+from sweep.landscape import gaussian
+
+
+@pytest.fixture(scope="module")
+def spurious_k6():
+    return np.asarray(polish(spurious_point_k6(), gaussian.orthonormal_teacher(6)))
+
+
+def permuted(weights, seed):
+    rng = np.random.default_rng(seed)
+    n, d = weights.shape
+    return weights[rng.permutation(n)][:, rng.permutation(d)]
+
+
+def test_types_of_known_points(spurious_k6):
+    assert symmetry_type(spurious_k6) == "1+5"
+    assert symmetry_type(np.eye(6)) == "6"
+    assert symmetry_type(permuted(spurious_k6, 1)) == "1+5"
+    assert symmetry_type(permuted(np.eye(6), 2)) == "6"
+
+
+def test_two_block_type():
+    # Groups {0, 1} and {2, 3, 4}: a I + b 11^T on the diagonal, constants elsewhere.
+    w = np.full((5, 5), 0.1)
+    w[:2, :2] = 0.2
+    w[2:, 2:] = -0.3
+    w[np.arange(5), np.arange(5)] += 1.0
+    w[:2, 2:] = 0.05
+    assert symmetry_type(permuted(w, 3)) == "2+3"
+
+
+def test_points_without_structure_say_none(rng):
+    assert symmetry_type(rng.standard_normal((6, 6))) == "none"
+    assert symmetry_type(rng.standard_normal((7, 6))) == "none"
+
+
+def test_canonical_form_is_invariant(spurious_k6):
+    reference = canonical_form(spurious_k6)
+    for seed in range(5):
+        np.testing.assert_allclose(
+            canonical_form(permuted(spurious_k6, seed)), reference, atol=1e-12
+        )
+
+
+def test_permuted_copies_merge_in_the_catalogue(spurious_k6):
+    other = spurious_k6.copy()
+    other[0, 0] += 0.1  # a different point
+    points = [spurious_k6, permuted(spurious_k6, 7), other]
+    runs = pd.DataFrame(
+        {
+            "sweep": "t",
+            "k": 6,
+            "n": 6,
+            "d": 6,
+            "run": [0, 1, 2],
+            "status": "spurious",
+            "symmetry": ["1+5", "1+5", "none"],
+            "loss": [0.025, 0.025, 0.03],
+            "min_eig": [0.0047, 0.0047, 0.001],
+            "weights": [p.ravel() for p in points],
+        }
+    )
+    table = catalogue(runs)
+    assert table["multiplicity"].tolist() == [2, 1]
+    assert table["example_run"].tolist() == [0, 2]
+    assert table.iloc[0]["symmetry"] == "1+5"
