@@ -35,7 +35,7 @@ def test_one_row_per_run_with_plain_types(finished):
 
 def test_metadata_and_manifest(finished):
     cfg, out, _ = finished
-    files = sorted(out.glob("*.parquet"))
+    files = sorted(p for p in out.glob("*.parquet") if not p.name.startswith("_"))
     assert len(files) == 6  # 2 cells x ceil(12 / 5) shards
     metadata = pq.read_schema(files[0]).metadata
     assert json.loads(metadata[b"sweep.config"])["seeds"] == 12
@@ -43,6 +43,7 @@ def test_metadata_and_manifest(finished):
     assert metadata[b"sweep.git_commit"]
     manifest = json.loads((out / results.MANIFEST).read_text())
     assert len(manifest["shards"]) == 6
+    assert (out / results.MINIMA).exists()
 
 
 def test_rerun_skips_complete_shards(finished):
