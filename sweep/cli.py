@@ -86,10 +86,10 @@ def _sweep_folder(path):
 def _report(args):
     folder = _sweep_folder(args.sweep)
     reference = args.reference
-    if reference and not Path(reference).is_file():
-        if args.reference_given:
-            raise ConfigError("--reference", "a CSV file of published values", reference)
-        reference = None
+    if reference is None:  # the published table, when run from a checkout
+        reference = DEFAULT_REFERENCE if Path(DEFAULT_REFERENCE).is_file() else None
+    elif not Path(reference).is_file():
+        raise ConfigError("--reference", "a CSV file of published values", reference)
     text, pngs = report.write_report(folder, reference)
     print(text)
     for png in pngs:
@@ -164,7 +164,7 @@ def build_parser():
     summary = commands.add_parser("report", help="tables and PNG plots of a finished sweep")
     summary.add_argument("sweep", help="a results folder, e.g. results/default")
     summary.add_argument(
-        "--reference", default=DEFAULT_REFERENCE, help="CSV of published values to compare with"
+        "--reference", help=f"CSV of published values (default: {DEFAULT_REFERENCE})"
     )
     summary.set_defaults(handler=_report)
 
@@ -180,11 +180,6 @@ def build_parser():
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
-        args.reference_given = (
-            argv is not None
-            and "--reference" in argv
-            or (argv is None and "--reference" in sys.argv)
-        )
         if getattr(args, "config", None) is not None and not os.path.isfile(args.config):
             raise ConfigError("CONFIG", "a TOML config file", args.config)
         return args.handler(args)

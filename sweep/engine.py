@@ -60,7 +60,7 @@ class Counters:
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def _refill(state, mask, runs, seed, k, scale, step_size, spec):
+def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
     _, n, d = state.weights.shape
     keys = jax.vmap(lambda r: run_key(seed, k, n, d, r))(runs)
@@ -130,7 +130,7 @@ class Engine:
                 mask = np.zeros(batch, bool)
                 mask[take] = True
                 slot_run[take] = new_runs[take]
-                state = _refill(
+                state = start_runs(
                     state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, self.spec
                 )
             active = np.flatnonzero(slot_run >= 0)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from . import train
 from .analysis import classify
-from .engine import _refill
+from .engine import start_runs
 from .landscape import gaussian
 
 
@@ -35,7 +35,7 @@ def replay(config, cell, run, chunk=1000):
         config.optimizer, config.stop.grad_tol, config.stop.loss_tol, config.stop.max_steps
     )
     teacher = gaussian.orthonormal_teacher(cell.k, cell.d)
-    state = _refill(
+    state = start_runs(
         train.empty_state(spec, 1, cell.n, cell.d),
         np.ones(1, bool),
         np.array([run]),
