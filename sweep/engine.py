@@ -74,7 +74,7 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
         reason=jnp.full_like(state.reason, train.RUNNING),
         step_size=jnp.full_like(state.step_size, step_size),
     )
-    return train._select(mask, fresh, state)
+    return train.select_runs(mask, fresh, state)
 
 
 @jax.jit

@@ -70,7 +70,7 @@ def empty_state(spec, batch, n, d, dtype=jnp.float64):
     )
 
 
-def _select(mask, new, old):
+def select_runs(mask, new, old):
     """Per-run choice between two pytrees whose leaves have leading axis B."""
 
     def pick(a, b):
@@ -104,8 +104,8 @@ def train_step(state, teacher, spec):
     updates, opt_state = jax.vmap(update)(grad, state.opt_state, state.step_size)
     moved = optax.apply_updates(state.weights, updates)
     return RunState(
-        weights=_select(active, moved, state.weights),
-        opt_state=_select(active, opt_state, state.opt_state),
+        weights=select_runs(active, moved, state.weights),
+        opt_state=select_runs(active, opt_state, state.opt_state),
         steps=state.steps + active.astype(state.steps.dtype),
         loss=jnp.where(running, loss, state.loss),
         grad_norm=jnp.where(running, grad_norm, state.grad_norm),

@@ -79,6 +79,9 @@ def test_gradient_matches_finite_differences(n, k, rng):
     assert float(value) == pytest.approx(loss(weights), abs=1e-14)
     np.testing.assert_allclose(analytic, numeric, atol=1e-8)
     np.testing.assert_allclose(analytic, jax.grad(gaussian.loss)(weights, teacher), atol=1e-13)
+    # The escape test's per-term gradient adds up to the same thing.
+    by_terms = gaussian.cross_gradient(weights, weights) - gaussian.cross_gradient(weights, teacher)
+    np.testing.assert_allclose(analytic, by_terms, atol=1e-14)
 
 
 def test_gradient_is_finite_with_parallel_neurons(rng):
