@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 from . import config as config_module
@@ -54,6 +55,9 @@ def _run(args):
         overrides["stop.max_steps"] = _int_argument(args.max_steps, "--max-steps")
     if args.batch_size is not None:
         overrides["engine.batch_size"] = _int_argument(args.batch_size, "--batch-size")
+    for item in args.set:
+        key, value = _setting(item)
+        overrides[key] = value
     config = config_module.load(args.config, overrides)
     out = Path(args.out) if args.out else _default_out(config, args)
 
@@ -138,6 +142,18 @@ def _replay(args):
     return 0
 
 
+def _setting(item):
+    """ "stop.polish_after=0" -> ("stop.polish_after", 0); values are read as TOML."""
+    key, equals, text = item.partition("=")
+    if not equals or "." not in key:
+        raise ConfigError("--set", "SECTION.FIELD=VALUE, e.g. stop.polish_after=0", item)
+    try:
+        value = tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word or expression: a string, like "5/k"
+    return key.strip(), value
+
+
 def _int_argument(text, name):
     try:
         return int(text)
@@ -156,6 +172,13 @@ def build_parser():
     run.add_argument("--seed", help="root seed of the sweep")
     run.add_argument("--max-steps", help="largest number of steps per run")
     run.add_argument("--batch-size", help="runs trained at once (0: backend default)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field, e.g. --set stop.polish_after=0 (repeatable)",
+    )
     run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
     run.add_argument("--fresh", action="store_true", help="replace what --out holds")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")

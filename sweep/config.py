@@ -56,6 +56,9 @@ class Stop:
     # gradient (see DESIGN: parallel neurons approach it sublinearly). 0 disables it.
     loss_tol: float = 1e-12
     max_steps: int = 200_000
+    # Runs still going after this many steps get a float64 Newton polish (polish.py), again
+    # at every doubling and at max_steps; one that reaches grad_tol stops there. 0: never.
+    polish_after: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Engine:
     # Runs trained at once (0: a default for the backend); rounded to the device count.
     batch_size: int = 0
     # Optimizer steps per jitted segment between refills.
-    segment_steps: int = 100
+    segment_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -327,13 +330,14 @@ def _validate(raw):
     _number(config.stop.grad_tol, "stop.grad_tol", float, 0.0, low_open=True)
     _number(config.stop.loss_tol, "stop.loss_tol", float, 0.0)
     _number(config.stop.max_steps, "stop.max_steps", int, 1)
+    _number(config.stop.polish_after, "stop.polish_after", int, 0)
     _number(config.classify.global_loss_tol, "classify.global_loss_tol", float, 0.0, low_open=True)
     _number(config.classify.match_tol, "classify.match_tol", float, 0.0, low_open=True)
     _number(config.classify.eig_tol, "classify.eig_tol", float, 0.0)
     _number(config.classify.zero_tol, "classify.zero_tol", float, 0.0)
     _number(config.classify.symmetry_tol, "classify.symmetry_tol", float, 0.0, low_open=True)
     _number(config.engine.batch_size, "engine.batch_size", int, 0)
-    _number(config.engine.segment_steps, "engine.segment_steps", int, 1)
+    _number(config.engine.segment_steps, "engine.segment_steps", int, 0)
     if config.stop.loss_tol > config.classify.global_loss_tol:
         raise ConfigError(
             "stop.loss_tol",
@@ -369,7 +373,7 @@ def from_dict(raw, overrides=None):
     """Validate a config given as nested dicts; overrides map "section.key" to a value."""
     raw = json.loads(json.dumps(raw))  # a deep copy that also drops TOML-specific types
     for dotted, value in (overrides or {}).items():
-        section, key = dotted.split(".")
+        section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     return _validate(raw)
 

@@ -2,10 +2,11 @@
 
 Runs of one cell need from hundreds to 100,000 steps, so training a cell in lockstep until
 its slowest run finishes wastes most of the work. Instead a fixed-size batch of slots
-trains in jitted segments of S steps; after each segment only the small per-run stop
-vector comes back to the host, finished runs are retired and their slots refilled with
-pending runs. Once the queue is empty and few runs are left, the survivors are compacted
-into a batch a quarter the size (a short ladder of sizes, each compiled once per cell
+trains in jitted segments of S steps (S adapts to the run lengths seen, see
+`_SegmentLength`); after each segment only the small per-run stop vector comes back to
+the host, finished runs are retired and their slots refilled with pending runs. Once the
+queue is empty and at most half the slots are busy, the survivors are compacted into the
+next smaller batch on a ladder of sizes (devices x 2^j, each compiled once per cell
 shape), so the tail of a cell does not pay for empty slots.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
@@ -22,15 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import train
+from . import polish, train
 from .init import initial_weights, run_key
 from .landscape import gaussian
 
-# Runs in flight per device when the config says 0: enough to fill the vector units of a
-# CPU core, or the SMs of a GPU.
+# Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
+# enough to fill the vector units of a CPU core, or the SMs of a GPU.
 DEFAULT_BATCH_PER_DEVICE = {"cpu": 256, "gpu": 8192, "tpu": 8192}
-# Smallest batch the tail of a cell is compacted into (per device).
-MIN_BATCH_PER_DEVICE = 8
 
 
 @dataclass
@@ -40,9 +39,13 @@ class Finished:
     runs: np.ndarray  # (m,) run indices within the cell
     weights: np.ndarray  # (m, n, d) final points
     steps: np.ndarray  # (m,) updates applied
+    newton_steps: np.ndarray  # (m,) Newton polish iterations (0: not polished)
     loss: np.ndarray  # (m,) loss at the final point
     grad_norm: np.ndarray  # (m,) gradient norm there
-    reason: np.ndarray  # (m,) train.GRAD / LOSS / MAX_STEPS / NONFINITE
+    reason: np.ndarray  # (m,) train.GRAD / LOSS / NEWTON / MAX_STEPS / NONFINITE
+
+    def select(self, mask):
+        return Finished(**{key: value[mask] for key, value in vars(self).items()})
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Counters:
     steps_computed: int = 0  # slots x steps of every segment
     steps_useful: int = 0  # steps the finished runs actually needed
     segments: int = 0
+    polish_attempts: int = 0
+    polished: int = 0  # runs the Newton polish finished
     batch_sizes: set = field(default_factory=set)
 
     @property
@@ -77,6 +82,12 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
     return train.select_runs(mask, fresh, state)
 
 
+@functools.partial(jax.jit, donate_argnames=("state",))
+def stop_runs(state, mask):
+    """Free the slots in `mask`: their runs finished elsewhere (the Newton polish)."""
+    return state._replace(reason=jnp.where(mask, train.EMPTY, state.reason).astype(jnp.int8))
+
+
 @jax.jit
 def _gather(state, index):
     return jax.tree.map(lambda x: x[index], state)
@@ -96,11 +107,11 @@ class Engine:
             loss_tol=config.stop.loss_tol,
             max_steps=config.stop.max_steps,
         )
-        per_device = config.engine.batch_size or DEFAULT_BATCH_PER_DEVICE.get(
+        size = config.engine.batch_size or DEFAULT_BATCH_PER_DEVICE.get(
             self.devices[0].platform, 256
         ) * len(self.devices)
-        self.batch_size = self._round(per_device)
-        self.min_batch = self._round(MIN_BATCH_PER_DEVICE * len(self.devices))
+        self.batch_size = self._round(size)
+        self.min_batch = len(self.devices)
         self.counters = Counters()
 
     def _round(self, size):
@@ -117,10 +128,16 @@ class Engine:
         if not queue:
             return
         teacher = jax.device_put(gaussian.orthonormal_teacher(cell.k, cell.d))
-        segment = self.config.engine.segment_steps
-        batch = min(self.batch_size, self._round(len(queue)))
+        batch = min(self.batch_size, self._ladder(len(queue)))
+        if not self.config.engine.batch_size:
+            # Slots are refilled only while runs are queued: with at most a quarter of
+            # the cell in flight, the tail (queue empty, slots emptying) stays short.
+            batch = min(batch, self._ladder(-(-len(queue) // 4)))
         state = self._shard(train.empty_state(self.spec, batch, cell.n, cell.d))
         slot_run = np.full(batch, -1)
+        # Step count at which each slot's run is next offered the Newton polish.
+        polish_at = np.full(batch, np.iinfo(np.int64).max)
+        segment = _SegmentLength(self.config.engine.segment_steps)
         while True:
             free = np.flatnonzero(slot_run < 0)
             if queue and free.size:
@@ -130,43 +147,103 @@ class Engine:
                 mask = np.zeros(batch, bool)
                 mask[take] = True
                 slot_run[take] = new_runs[take]
+                polish_at[take] = self.config.stop.polish_after or np.iinfo(np.int64).max
                 state = start_runs(
                     state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, self.spec
                 )
             active = np.flatnonzero(slot_run >= 0)
             if not active.size:
                 return
-            if not queue and batch // 4 >= self.min_batch and active.size <= batch // 4:
-                state, slot_run, batch = self._compact(state, slot_run, active, batch // 4)
+            if not queue and active.size <= batch // 2 and batch > self.min_batch:
+                state, index, batch = self._compact(state, slot_run, active)
+                slot_run, polish_at = slot_run[index], polish_at[index]
+                slot_run[active.size :] = -1
 
-            state = train.train_segment(state, teacher, self.spec, segment)
+            state, taken = train.train_segment(state, teacher, self.spec, segment.length, self.mesh)
+            reason, steps = jax.device_get((state.reason, state.steps))
             self.counters.segments += 1
-            self.counters.steps_computed += batch * segment
+            self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
             self.counters.batch_sizes.add((cell.shape, batch))
 
-            reason = np.asarray(state.reason)
-            finished = np.flatnonzero((reason != train.RUNNING) & (slot_run >= 0))
-            if finished.size:
-                host = jax.device_get((state.weights, state.steps, state.loss, state.grad_norm))
-                weights, steps, loss, grad_norm = (np.asarray(x)[finished] for x in host)
-                self.counters.steps_useful += int(steps.sum())
-                yield Finished(
-                    runs=slot_run[finished].copy(),
-                    weights=weights,
-                    steps=steps.astype(np.int64),
-                    loss=loss,
-                    grad_norm=grad_norm,
-                    reason=reason[finished],
-                )
-                slot_run[finished] = -1
+            busy = slot_run >= 0
+            stopped = (reason != train.RUNNING) & busy
+            due = (reason == train.RUNNING) & busy & (steps >= polish_at)
+            if not (stopped.any() or due.any()):
+                continue
+            slots = np.flatnonzero(stopped | due)
+            host = jax.device_get((state.weights, state.loss, state.grad_norm))
+            weights, loss, grad_norm = (np.asarray(x)[slots] for x in host)
+            out = Finished(
+                runs=slot_run[slots].copy(),
+                weights=weights,
+                steps=steps[slots].astype(np.int64),
+                newton_steps=np.zeros(slots.size, np.int64),
+                loss=loss,
+                grad_norm=grad_norm,
+                reason=reason[slots].copy(),
+            )
+            if self.config.stop.polish_after:
+                self._polish(out, teacher, np.isin(out.reason, (train.RUNNING, train.MAX_STEPS)))
+            done = out.reason != train.RUNNING
+            polish_at[slots[~done]] *= 2  # not there yet: try again after twice the steps
+            if (done & due[slots]).any():  # finished by the polish, still running on device
+                state = stop_runs(state, np.isin(np.arange(batch), slots[done & due[slots]]))
+            slot_run[slots[done]] = -1
+            out = out.select(done)
+            self.counters.steps_useful += int(out.steps.sum())
+            segment.observe(out.steps)
+            if out.runs.size:
+                yield out
 
-    def _compact(self, state, slot_run, active, size):
-        """Move the active runs into a smaller batch of `size` slots (rest stay EMPTY)."""
-        # Idle slots are frozen, so any of them can pad the new batch.
-        idle = np.flatnonzero(slot_run < 0)[0]
-        index = np.full(size, idle)
+    def _polish(self, out, teacher, candidates):
+        """Newton-polish the candidate runs of `out` in place (float64, one at a time)."""
+        for i in np.flatnonzero(candidates):
+            weights, loss, grad_norm, iterations, converged = polish.newton_polish(
+                out.weights[i], teacher, self.spec.grad_tol
+            )
+            self.counters.polish_attempts += 1
+            if bool(converged):
+                out.weights[i] = np.asarray(weights)
+                out.loss[i], out.grad_norm[i] = float(loss), float(grad_norm)
+                out.newton_steps[i] = int(iterations)
+                out.reason[i] = train.NEWTON
+                self.counters.polished += 1
+
+    def _ladder(self, count):
+        """The batch size for `count` runs: devices x a power of two, at least `count`."""
+        size = self.min_batch
+        while size < count:
+            size *= 2
+        return size
+
+    def _compact(self, state, slot_run, active):
+        """Move the active runs into the smallest batch on the ladder that holds them.
+
+        Returns the new state, the old slot of each new slot, and the new size; the new
+        slots past the active runs hold copies of an idle (frozen) slot.
+        """
+        size = self._ladder(active.size)
+        index = np.full(size, np.flatnonzero(slot_run < 0)[0])
         index[: active.size] = active
-        state = self._shard(_gather(state, jnp.asarray(index)))
-        new_slot_run = np.full(size, -1)
-        new_slot_run[: active.size] = slot_run[active]
-        return state, new_slot_run, size
+        return self._shard(_gather(state, jnp.asarray(index))), index, size
+
+
+class _SegmentLength:
+    """Steps per segment: fixed if configured, else a small fraction of a typical run.
+
+    A finished run idles in its slot until the segment ends, about half a segment on
+    average, so segments are kept to ~1/32 of the median run length seen so far in the
+    cell; the host round trip between segments costs about as much as one step of a
+    large batch, so they are not made shorter than 16 steps.
+    """
+
+    def __init__(self, fixed):
+        self.fixed = fixed
+        self.length = fixed or 32
+        self.seen = []
+
+    def observe(self, steps):
+        if self.fixed:
+            return
+        self.seen.extend(int(s) for s in steps)
+        self.length = int(np.clip(np.median(self.seen) // 32, 16, 2048))

@@ -40,7 +40,8 @@ SCHEMA = pa.schema(
         ("init_scale", pa.float64()),
         ("optimizer", pa.string()),
         ("step_size", pa.float64()),
-        ("steps", pa.int64()),
+        ("steps", pa.int64()),  # gradient steps
+        ("newton_steps", pa.int64()),  # Newton polish iterations after them (0: none)
         ("stop_reason", pa.string()),
         ("status", pa.string()),
         ("loss", pa.float64()),
@@ -208,7 +209,7 @@ class ResultStore:
         _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
 
 
-def rows(config, shard, runs, weights, steps, stop_reason, loss, grad_norm, found):
+def rows(config, shard, runs, weights, steps, newton_steps, stop_reason, loss, grad_norm, found):
     """The columns of one shard's table, in SCHEMA order (runs sorted by index).
 
     `found` holds the columns from `analysis.classify`."""
@@ -232,6 +233,7 @@ def rows(config, shard, runs, weights, steps, stop_reason, loss, grad_norm, foun
         "optimizer": repeat(config.optimizer.kind),
         "step_size": repeat(cell.step_size),
         "steps": np.asarray(steps)[order],
+        "newton_steps": np.asarray(newton_steps)[order],
         "stop_reason": [stop_reason[i] for i in order],
         "status": [found["status"][i] for i in order],
         "loss": np.asarray(loss)[order],

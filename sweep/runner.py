@@ -83,7 +83,7 @@ def run_sweep(config, out, fresh=False, log=print, progress=None, engine=None):
                         _write_shard(config, store, buffer)
                         buffer.parts = []  # keep memory flat over a long sweep
                 stopped += len(finished.runs)
-                converged = np.isin(finished.reason, (train.GRAD, train.LOSS))
+                converged = np.isin(finished.reason, train.CONVERGED)
                 high_loss += int(
                     (converged & (finished.loss > config.classify.global_loss_tol)).sum()
                 )
@@ -109,6 +109,7 @@ def _write_shard(config, store, buffer):
             runs=found["runs"],
             weights=found["weights"],
             steps=found["steps"],
+            newton_steps=found["newton_steps"],
             stop_reason=[train.REASON_NAMES[r] for r in found["reason"]],
             loss=found["loss"],
             grad_norm=found["grad_norm"],

@@ -6,18 +6,21 @@ count stays), so the recorded steps, loss and gradient norm are exact for its fi
 
 import functools
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 
 from .config import Optimizer
 from .landscape import gaussian
 
-# Stop reasons, stored per run. EMPTY marks a slot that holds no run.
-RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY = range(6)
-REASON_NAMES = ("running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty")
+# Stop reasons, stored per run. EMPTY marks a slot that holds no run; NEWTON a run that
+# reached grad_tol through the Newton polish (`polish.py`).
+RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON = range(7)
+REASON_NAMES = ("running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton")
+CONVERGED = (GRAD, LOSS, NEWTON)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class TrainSpec:
     grad_tol: float
     loss_tol: float
     max_steps: int
+    # F and its gradient for one run: f(weights (n, d), teacher (k, d)) -> (loss, grad).
+    objective: Callable = gaussian.loss_and_grad_orthonormal
 
 
 class RunState(NamedTuple):
@@ -92,7 +97,7 @@ def stop_reason(loss, grad_norm, steps, spec):
 
 def train_step(state, teacher, spec):
     """One optimizer step for every running run; stopped runs are left untouched."""
-    loss, grad = jax.vmap(gaussian.loss_and_grad, (0, None))(state.weights, teacher)
+    loss, grad = jax.vmap(spec.objective, (0, None))(state.weights, teacher)
     grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=(1, 2)))
     running = state.reason == RUNNING
     reason = stop_reason(loss, grad_norm, state.steps, spec)
@@ -114,12 +119,37 @@ def train_step(state, teacher, spec):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "steps"), donate_argnames=("state",))
-def train_segment(state, teacher, spec, steps):
-    """`steps` optimizer steps for a batch of runs (B, n, d); returns the new RunState."""
+def _segment(state, teacher, spec, steps):
+    """The segment on one device's slice of the batch; `done` has shape (1,)."""
 
-    def body(carry, _):
-        return train_step(carry, teacher, spec), None
+    def cond(carry):
+        done, state = carry
+        return (done < steps) & jnp.any(state.reason == RUNNING)
 
-    state, _ = jax.lax.scan(body, state, None, length=steps)
-    return state
+    def body(carry):
+        done, state = carry
+        return done + 1, train_step(state, teacher, spec)
+
+    done, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
+    return state, done[None]
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))
+def train_segment(state, teacher, spec, steps, mesh=None):
+    """Up to `steps` optimizer steps for a batch of runs (B, n, d).
+
+    Returns the new RunState and the steps taken on each device, shape (devices,).
+    `steps` is traced, so segments of any length share one compiled program. With a
+    `mesh` (1-D, axis "runs"), every device loops over its own slice of the batch: the
+    loop's stop test then needs no communication between devices, and a device whose
+    runs have all stopped ends its segment early.
+    """
+    if mesh is None:
+        return _segment(state, teacher, spec, steps)
+    per_device = jax.shard_map(
+        lambda state, teacher, steps: _segment(state, teacher, spec, steps),
+        mesh=mesh,
+        in_specs=(P("runs"), P(), P()),
+        out_specs=(P("runs"), P("runs")),
+    )
+    return per_device(state, teacher, steps)

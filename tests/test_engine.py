@@ -19,7 +19,7 @@ def trained(cfg, runs, batch_size, cell_index=0):
     order = np.argsort(runs_out)
     columns = {
         key: np.concatenate([getattr(p, key) for p in parts])[order]
-        for key in ("runs", "weights", "steps", "loss", "grad_norm", "reason")
+        for key in ("runs", "weights", "steps", "newton_steps", "loss", "grad_norm", "reason")
     }
     return columns, engine
 
@@ -46,7 +46,9 @@ def test_result_does_not_depend_on_slot_or_order(tiny_config):
 
 
 def test_runs_start_from_their_own_key(tiny_config):
-    cfg = config_module.from_dict({**tiny_config().to_raw(), "stop": {"max_steps": 1}})
+    cfg = config_module.from_dict(
+        {**tiny_config().to_raw(), "stop": {"max_steps": 1, "polish_after": 0}}
+    )
     out, _ = trained(cfg, [3, 5], batch_size=2)
     cell = config_module.cells(cfg)[0]
     teacher = gaussian.orthonormal_teacher(cell.k)
@@ -115,3 +117,24 @@ def test_four_devices_give_the_one_device_results(tmp_path):
     assert (one["status"] == four["status"]).all()
     assert (one["steps"] == four["steps"]).all()
     np.testing.assert_allclose(one["loss"], four["loss"], rtol=0, atol=1e-9)
+
+
+def test_newton_polish_finishes_slow_runs_on_the_same_minimum(tiny_config):
+    """Runs still going at polish_after are polished; GD alone reaches the same points."""
+    raw = tiny_config(seeds=24).to_raw()
+    plain, _ = trained(
+        config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 0}}),
+        range(24),
+        batch_size=8,
+    )
+    early = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 200}})
+    polished, engine = trained(early, range(24), batch_size=8)
+    slow = plain["steps"] > 200
+    assert slow.any() and engine.counters.polished > 0
+    assert np.all(polished["reason"][~slow] == train.GRAD)
+    newton = polished["reason"] == train.NEWTON
+    assert newton.any() and np.all(polished["newton_steps"][newton] > 0)
+    assert np.all(polished["steps"][newton] >= 200)
+    assert np.all(polished["grad_norm"][newton] <= early.stop.grad_tol)
+    np.testing.assert_allclose(polished["loss"], plain["loss"], atol=1e-10)
+    np.testing.assert_allclose(polished["weights"], plain["weights"], atol=1e-6)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from sweep.landscape import gaussian
+from sweep.landscape.arccos import arccos
 
 RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
 
@@ -142,3 +143,32 @@ def test_spurious_minimum_k6():
     assert float(gaussian.min_hessian_eigenvalue(weights, teacher)) == pytest.approx(
         0.0047004, abs=1e-7
     )
+
+
+def test_fast_arccos_is_within_one_ulp_of_numpy():
+    x = np.concatenate(
+        [
+            np.linspace(-1.0, 1.0, 200_001),
+            1.0 - np.logspace(-17, 0, 500),
+            -1.0 + np.logspace(-17, 0, 500),
+            [0.5, -0.5, np.nextafter(0.5, 0), np.nextafter(-0.5, 0)],
+        ]
+    )
+    fast = np.asarray(jax.jit(arccos)(x))
+    exact = np.arccos(x)
+    assert np.all(np.abs(fast - exact) <= np.spacing(exact))
+
+
+@pytest.mark.parametrize("n,k,d", [(5, 5, 5), (7, 5, 5), (4, 5, 5), (6, 4, 7)])
+def test_orthonormal_fast_path_equals_general_form(n, k, d, rng):
+    teacher = gaussian.orthonormal_teacher(k, d)
+    for _ in range(5):
+        weights = rng.standard_normal((n, d)) / np.sqrt(d)
+        value, g = gaussian.loss_and_grad_orthonormal(weights, teacher)
+        ref_value, ref_g = gaussian.loss_and_grad(weights, teacher)
+        np.testing.assert_allclose(value, gaussian.loss(weights, teacher), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(value, ref_value, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(g, ref_g, rtol=1e-11, atol=1e-14)
+    # At the global minimum W = V both vanish to rounding.
+    value, g = gaussian.loss_and_grad_orthonormal(teacher, teacher)
+    assert abs(float(value)) < 1e-14 and float(np.max(np.abs(g))) < 1e-14

@@ -41,7 +41,7 @@ def test_segment_equals_plain_gradient_descent(rng):
     teacher = gaussian.orthonormal_teacher(k)
     spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
     weights = rng.standard_normal((4, k, k)) / np.sqrt(k)
-    state = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    state, _ = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
     for i in range(4):
         steps, final = reference_gd(jnp.asarray(weights[i]), teacher, 1.0, 1e-6, 10_000)
         assert int(state.reason[i]) == train.GRAD
@@ -53,10 +53,12 @@ def test_stopped_runs_stay_frozen(rng):
     teacher = gaussian.orthonormal_teacher(3)
     spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
     weights = rng.standard_normal((2, 3, 3)) / np.sqrt(3)
-    state = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    state, taken = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    assert int(taken[0]) == int(np.max(state.steps)) + 1  # ends once every run has stopped
     assert np.all(np.asarray(state.reason) == train.GRAD)
     steps, weights = np.asarray(state.steps), np.asarray(state.weights)
-    again = train.train_segment(state, teacher, spec, 50)  # donates `state`
+    again, taken = train.train_segment(state, teacher, spec, 50)  # donates `state`
+    assert int(taken[0]) == 0
     np.testing.assert_array_equal(again.steps, steps)
     np.testing.assert_array_equal(again.weights, weights)
 
@@ -72,7 +74,7 @@ def test_stopped_runs_stay_frozen(rng):
 def test_stop_reasons(stop, step_size, reason, rng):
     teacher = gaussian.orthonormal_teacher(3)
     spec = spec_for(**stop)
-    state = train.train_segment(
+    state, _ = train.train_segment(
         start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300
     )
     assert int(state.reason[0]) == reason
@@ -87,5 +89,5 @@ def test_other_optimizers_converge(kind, rng):
     )
     spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000)
     teacher = gaussian.orthonormal_teacher(3)
-    state = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)
+    state, _ = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)
     assert int(state.reason[0]) in (train.GRAD, train.LOSS)

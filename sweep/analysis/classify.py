@@ -78,7 +78,7 @@ def classify(weights, reason, loss, k, tolerances):
     teacher = np.asarray(gaussian.orthonormal_teacher(k, d))
     columns = {"status": [], "min_eig": [], "decided_by": [], "symmetry": []}
     for w, why, value in zip(weights, reason, loss, strict=True):
-        if why in (train.GRAD, train.LOSS):
+        if why in train.CONVERGED:
             status, min_eig, decided_by = classify_point(w, value, teacher, tolerances)
             symmetry = symmetry_type(w, tolerances.symmetry_tol)
         else:

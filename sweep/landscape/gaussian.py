@@ -25,6 +25,8 @@ All functions take one run: ``weights`` is (n, d), ``teacher`` is (k, d).
 import jax
 import jax.numpy as jnp
 
+from .arccos import arccos
+
 _TWO_PI = 2.0 * jnp.pi
 
 
@@ -78,24 +80,57 @@ def loss(weights, teacher):
     return 0.5 * student - cross + 0.5 * target
 
 
+def _h_terms(cos):
+    """sin t and pi - t for cosines of angles t, with the fast `arccos`."""
+    return jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0)), jnp.pi - arccos(cos)
+
+
 def loss_and_grad(weights, teacher):
     """F(W) and its analytic gradient (n, d), finite wherever no neuron is zero.
 
-    This is the training step's hot path: one Gram matrix per term, no autodiff.
+    One Gram matrix per term, no autodiff: this and `loss_and_grad_orthonormal` are the
+    training step's hot path.
     """
-    norm_w, _, cos_ww, angle_ww = _geometry(weights, weights)
+    norm_w, _, cos_ww, _ = _geometry(weights, weights)
     norm_v = jnp.linalg.norm(teacher, axis=-1)
-    _, _, cos_wv, angle_wv = _geometry(weights, teacher)
-    sin_ww = jnp.sqrt(jnp.maximum(1.0 - cos_ww**2, 0.0))
-    sin_wv = jnp.sqrt(jnp.maximum(1.0 - cos_wv**2, 0.0))
-    g_ww = norm_w[:, None] * norm_w[None, :] * (sin_ww + (jnp.pi - angle_ww) * cos_ww)
-    g_wv = norm_w[:, None] * norm_v[None, :] * (sin_wv + (jnp.pi - angle_wv) * cos_wv)
+    _, _, cos_wv, _ = _geometry(weights, teacher)
+    sin_ww, rest_ww = _h_terms(cos_ww)
+    sin_wv, rest_wv = _h_terms(cos_wv)
+    g_ww = norm_w[:, None] * norm_w[None, :] * (sin_ww + rest_ww * cos_ww)
+    g_wv = norm_w[:, None] * norm_v[None, :] * (sin_wv + rest_wv * cos_wv)
     g_vv = _self_kernel_matrix(teacher)
     value = (0.5 * jnp.sum(g_ww) - jnp.sum(g_wv)) / _TWO_PI + 0.5 * jnp.sum(g_vv)
 
     unit_w = weights / jnp.where(norm_w > 0, norm_w, 1.0)[:, None]
     radial = (sin_ww @ norm_w - sin_wv @ norm_v)[:, None] * unit_w
-    linear = (jnp.pi - angle_ww) @ weights - (jnp.pi - angle_wv) @ teacher
+    linear = rest_ww @ weights - rest_wv @ teacher
+    return value, (radial + linear) / _TWO_PI
+
+
+def loss_and_grad_orthonormal(weights, teacher):
+    """`loss_and_grad` for the teacher ``orthonormal_teacher(k, d)`` (rows e_1..e_k).
+
+    Only the teacher's shape is used: with V = [I_k 0], w.v_j is the j-th entry of w, so
+    the cross term needs no matrix product, and the teacher's own term is the constant
+    k/4 + k(k-1)/(4 pi). About a third fewer operations than the general form.
+    """
+    k = teacher.shape[0]
+    n, d = weights.shape
+    norm_w = jnp.linalg.norm(weights, axis=-1)
+    positive = norm_w > 0
+    unit_w = weights / jnp.where(positive, norm_w, 1.0)[:, None]
+    # A zero neuron has no direction; cos = 1 makes its terms vanish smoothly.
+    both = positive[:, None] & positive[None, :]
+    cos_ww = jnp.where(both & ~jnp.eye(n, dtype=bool), jnp.clip(unit_w @ unit_w.T, -1.0, 1.0), 1.0)
+    cos_wv = jnp.where(positive[:, None], jnp.clip(unit_w[:, :k], -1.0, 1.0), 1.0)
+    sin_ww, rest_ww = _h_terms(cos_ww)
+    sin_wv, rest_wv = _h_terms(cos_wv)
+    g_ww = norm_w[:, None] * norm_w[None, :] * (sin_ww + rest_ww * cos_ww)
+    g_wv = norm_w[:, None] * (sin_wv + rest_wv * cos_wv)
+    value = (0.5 * jnp.sum(g_ww) - jnp.sum(g_wv)) / _TWO_PI + (k / 4 + k * (k - 1) / (4 * jnp.pi))
+
+    radial = (sin_ww @ norm_w - jnp.sum(sin_wv, axis=1))[:, None] * unit_w
+    linear = rest_ww @ weights - jnp.pad(rest_wv, ((0, 0), (0, d - k)))
     return value, (radial + linear) / _TWO_PI
 
 
