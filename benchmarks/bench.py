@@ -31,12 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-import sweep  # noqa: F401  (configures JAX: devices, float64)
 import jax
+import numpy as np
 import peers
 import torch
+
+import sweep  # noqa: F401  (configures JAX: devices, float64)
 from sweep import config as config_module
 from sweep import results, train
 from sweep.analysis.classify import classify
@@ -51,9 +51,26 @@ CONFIG = ROOT / "configs" / "safran_shamir_2018.toml"
 def run_sweep_process(ks, runs, max_steps, out, cache, extra=()):
     """Time `python -m sweep run` in a fresh process; returns (seconds, stdout, peak RSS MB)."""
     env = {**os.environ, "SWEEP_JAX_CACHE": str(cache)}
-    command = [sys.executable, "-m", "sweep", "run", str(CONFIG), "--k", ks, "--seeds",
-               str(runs), "--max-steps", str(max_steps), "--out", str(out), "--fresh",
-               "--no-progress", "--set", "stop.polish_after=0", *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "sweep",
+        "run",
+        str(CONFIG),
+        "--k",
+        ks,
+        "--seeds",
+        str(runs),
+        "--max-steps",
+        str(max_steps),
+        "--out",
+        str(out),
+        "--fresh",
+        "--no-progress",
+        "--set",
+        "stop.polish_after=0",
+        *extra,
+    ]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     stdout = process.stdout.read()
@@ -101,8 +118,9 @@ def throughput(k, batch, steps=200):
     cell = config_module.cells(config)[0]
     spec = dataclasses.replace(engine.spec, grad_tol=0.0)  # every run keeps stepping
     state = train.empty_state(spec, batch, k, k)
-    state = start_runs(state, np.ones(batch, bool), np.arange(batch), 0, k, cell.init_scale,
-                       cell.step_size, spec)  # fmt: skip
+    state = start_runs(
+        state, np.ones(batch, bool), np.arange(batch), 0, k, cell.init_scale, cell.step_size, spec
+    )
     state = jax.device_put(state, engine.sharding)
     teacher = gaussian.orthonormal_teacher(k)
     state, _ = train.train_segment(state, teacher, spec, 5, engine.mesh)  # compile
@@ -136,19 +154,25 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
-    config = config_module.load(str(CONFIG), {"sweep.k": args.k, "sweep.seeds": args.runs,
-                                              "stop.max_steps": args.max_steps})  # fmt: skip
+    config = config_module.load(
+        str(CONFIG), {"sweep.k": args.k, "sweep.seeds": args.runs, "stop.max_steps": args.max_steps}
+    )
     devices = jax.local_devices()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"JAX {jax.__version__} on {len(devices)} {devices[0].platform} device(s), "
-          f"torch {torch.__version__} with {torch.get_num_threads()} threads", flush=True)  # fmt: skip
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"JAX {jax.__version__} on {len(devices)} {devices[0].platform} device(s), "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads",
+        flush=True,
+    )
 
     cold, stdout, _ = run_sweep_process(args.k, args.runs, args.max_steps, work / "s", work / "c")
     warm, _, _ = run_sweep_process(args.k, args.runs, args.max_steps, work / "s", work / "c")
     ours = results.load(work / "s")
     fraction = useful_fraction(stdout)
-    print(f"sweep: {cold:.1f} s cold, {warm:.1f} s warm, useful-step fraction {fraction:.3f}",
-          flush=True)  # fmt: skip
+    print(
+        f"sweep: {cold:.1f} s cold, {warm:.1f} s warm, useful-step fraction {fraction:.3f}",
+        flush=True,
+    )
 
     tol, max_steps = config.stop.grad_tol, config.stop.max_steps
     total = {"torch": 0.0, "numpy": 0.0, "jax": 0.0}
@@ -175,21 +199,30 @@ def main():
         print(f"  k={cell.k} jax lockstep {seconds:.1f} s", flush=True)
 
         sample = args.numpy_sample
-        seconds, (w, steps) = timed(peers.numpy_per_run, initial[:sample], teacher, lr, tol,
-                                    max_steps)  # fmt: skip
+        seconds, (w, steps) = timed(
+            peers.numpy_per_run, initial[:sample], teacher, lr, tol, max_steps
+        )
         per_step = seconds / max(int(steps.sum()) + sample, 1)
         total["numpy"] += per_step * (int(rows.steps.sum()) + len(rows))
         sample_rows = rows.iloc[:sample]
-        checks.append(("numpy (sample)", cell.k, spurious_count(config, cell, w, steps),
-                       int((sample_rows.status == "spurious").sum())))  # fmt: skip
+        checks.append(
+            (
+                "numpy (sample)",
+                cell.k,
+                spurious_count(config, cell, w, steps),
+                int((sample_rows.status == "spurious").sum()),
+            )
+        )
         print(f"  k={cell.k} numpy sample of {sample}: {seconds:.1f} s", flush=True)
 
     mismatches = [c for c in checks if c[2] != c[3]]
     runs_total = len(ours)
     table = [
-        "| implementation | wall time (s) | runs/s | time / sweep's (cold) | useful-step fraction |",
+        "| implementation | wall time (s) | runs/s | time / sweep's (cold) "
+        "| useful-step fraction |",
         "|---|---|---|---|---|",
-        f"| sweep, cold compile cache | {cold:.1f} | {runs_total / cold:.1f} | 1.0 | {fraction:.3f} |",
+        f"| sweep, cold compile cache | {cold:.1f} | {runs_total / cold:.1f} | 1.0 "
+        f"| {fraction:.3f} |",
         f"| sweep, warm compile cache | {warm:.1f} | {runs_total / warm:.1f} | "
         f"{warm / cold:.2f} | {fraction:.3f} |",
         f"| PyTorch, batched lockstep | {total['torch']:.1f} | {runs_total / total['torch']:.1f} | "
@@ -218,13 +251,22 @@ def main():
         f"Step throughput at k = n = 20, 512 runs: sweep {ours_20:.2f} us per run-step, "
         f"PyTorch {torch_20:.2f} us ({torch_20 / ours_20:.2f}x).",
     ]
-    report = {"cold_s": cold, "warm_s": warm, "useful_fraction": fraction, "peers_s": total,
-              "checks": checks, "k20_us_per_run_step": {"sweep": ours_20, "torch": torch_20}}  # fmt: skip
+    report = {
+        "cold_s": cold,
+        "warm_s": warm,
+        "useful_fraction": fraction,
+        "peers_s": total,
+        "checks": checks,
+        "k20_us_per_run_step": {"sweep": ours_20, "torch": torch_20},
+    }
     if args.rss_runs:
-        seconds, _, rss = run_sweep_process("6", args.rss_runs, args.max_steps, work / "rss",
-                                            work / "c")  # fmt: skip
-        lines.append(f"Peak RSS of `sweep run --k 6 --seeds {args.rss_runs}`: {rss:.0f} MB "
-                     f"({seconds:.0f} s).")  # fmt: skip
+        seconds, _, rss = run_sweep_process(
+            "6", args.rss_runs, args.max_steps, work / "rss", work / "c"
+        )
+        lines.append(
+            f"Peak RSS of `sweep run --k 6 --seeds {args.rss_runs}`: {rss:.0f} MB "
+            f"({seconds:.0f} s)."
+        )
         report["rss_mb"] = rss
     text = "\n".join(lines)
     print(text)

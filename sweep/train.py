@@ -5,8 +5,9 @@ count stays), so the recorded steps, loss and gradient norm are exact for its fi
 """
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
