@@ -1,5 +1,6 @@
 # The front door: `make sweep`, `make test`, `make bench`, `make lint`.
 # make sweep K=6..20 N=k+1 SEEDS=1000 CONFIG=configs/safran_shamir_2018.toml OUT=results/mine
+# make sweep K=6..20 LAUNCHER=slurm TASKS=64 PARTITION=gpu ARGS="--gpus-per-task 1 --wait"
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,10 +12,14 @@ K ?=
 N ?=
 SEEDS ?=
 OUT ?=
+LAUNCHER ?=
+TASKS ?=
+PARTITION ?=
 ARGS ?=
 
 SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--seeds $(SEEDS)) \
-	$(if $(OUT),--out $(OUT)) $(ARGS)
+	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
+	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
 .PHONY: install sweep test bench lint format clean report
 
@@ -34,6 +39,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/bench.py $(ARGS)
 
 lint: $(VENV)/.installed

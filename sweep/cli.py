@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 from . import config as config_module
-from . import plots, report, results
+from . import cluster, plots, report, results, status
 from .config import ConfigError
 from .replay import replay
 from .runner import run_sweep
@@ -60,6 +60,25 @@ def _run(args):
         overrides[key] = value
     config = config_module.load(args.config, overrides)
     out = Path(args.out) if args.out else _default_out(config, args)
+    if args.launcher == "slurm":
+        job = cluster.submit(
+            config,
+            out,
+            fresh=args.fresh,
+            tasks=_int_argument(args.tasks, "--tasks"),
+            partition=args.partition,
+            gpus_per_task=args.gpus_per_task
+            and _int_argument(args.gpus_per_task, "--gpus-per-task"),
+            cpus_per_task=args.cpus_per_task
+            and _int_argument(args.cpus_per_task, "--cpus-per-task"),
+            time_limit=args.time,
+            slurm_args=args.slurm_arg,
+            wait=args.wait,
+        )
+        if args.wait and job is not None:
+            states = status.shard_states(out)
+            return 1 if (states.state != "done").any() else 0
+        return 0
 
     print(
         f"sweep {config.name}: k = {','.join(map(str, config.k))}, n = {config.n}, "
@@ -142,6 +161,14 @@ def _replay(args):
     return 0
 
 
+def _status(args):
+    folder = _sweep_folder(args.sweep)
+    states = status.shard_states(folder)
+    print(f"{folder}:")
+    print(status.format_status(states))
+    return 0
+
+
 def _setting(item):
     """ "stop.polish_after=0" -> ("stop.polish_after", 0); values are read as TOML."""
     key, equals, text = item.partition("=")
@@ -181,6 +208,21 @@ def build_parser():
     )
     run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
     run.add_argument("--fresh", action="store_true", help="replace what --out holds")
+    slurm = run.add_argument_group("cluster (--launcher slurm)")
+    run.add_argument(
+        "--launcher", choices=("local", "slurm"), default="local",
+        help="local: train here on all devices; slurm: submit a job array (submitit)",
+    )  # fmt: skip
+    slurm.add_argument("--tasks", default="4", help="array tasks (default 4)")
+    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
+    slurm.add_argument("--gpus-per-task", help="GPUs per task; each task uses all it gets")
+    slurm.add_argument("--cpus-per-task", help="CPU cores per task")
+    slurm.add_argument("--time", default="02:00:00", help="time limit per task")
+    slurm.add_argument(
+        "--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="any other sbatch option, e.g. --slurm-arg constraint=a100 (repeatable)",
+    )  # fmt: skip
+    slurm.add_argument("--wait", action="store_true", help="block until the array finishes")
     run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -190,6 +232,10 @@ def build_parser():
         "--reference", help=f"CSV of published values (default: {DEFAULT_REFERENCE})"
     )
     summary.set_defaults(handler=_report)
+
+    where = commands.add_parser("status", help="shards done, running, failed and pending")
+    where.add_argument("sweep", help="a results folder, e.g. results/default")
+    where.set_defaults(handler=_status)
 
     again = commands.add_parser("replay", help="re-run one run and record its trajectory")
     again.add_argument("sweep", help="a results folder, e.g. results/default")

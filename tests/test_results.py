@@ -80,10 +80,10 @@ def test_interrupted_sweep_resumes_to_the_same_rows(finished, tmp_path, monkeypa
 def test_changed_config_is_refused_unless_fresh(finished, tiny_config, tmp_path):
     cfg, out, _ = finished
     other = tiny_config(seeds=7)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match="sweep.seeds"):
         run_sweep(other, out, progress=False)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     fresh = tmp_path / "copy"
     run_sweep(cfg, fresh, progress=False)
     run_sweep(other, fresh, fresh=True, progress=False)

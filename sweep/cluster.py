@@ -1,0 +1,212 @@
+"""Run a sweep on SLURM: one job array through submitit, every task a share of the shards.
+
+The shard list is deterministic (`plan.shards`), so a submission needs no coordination:
+the shards still missing are dealt round-robin to the array tasks (each cell is spread
+over all tasks), every task trains its share with the local engine on the devices SLURM
+gave it and writes into the same results folder. Files appear whole or not at all, so a
+cancelled, preempted or failed task loses only the shards it had in flight, and the same
+command submitted again runs exactly what is missing. Where the cluster preempts with a
+signal, submitit requeues the task (`Task.checkpoint`), which then skips what is done.
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import submitit
+from tqdm import tqdm
+
+from . import plan, status
+from .config import ConfigError
+from .config import from_dict as config_from_dict
+from .results import ResultStore
+
+# Each task's environment: JAX must not grab GPU memory it does not use (several tasks may
+# share a node), and it sees only the GPUs SLURM bound to the task (CUDA_VISIBLE_DEVICES).
+TASK_SETUP = ["export XLA_PYTHON_CLIENT_PREALLOCATE=false", "export PYTHONUNBUFFERED=1"]
+NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")
+
+
+class Task:
+    """One array task: trains the shards named in its share, then returns a summary."""
+
+    def __init__(self, raw_config, out):
+        self.raw_config = raw_config
+        self.out = str(out)
+
+    def __call__(self, names):
+        from .runner import run_sweep  # the worker imports JAX only on its node
+
+        config = config_from_dict(self.raw_config)
+        outcome = run_sweep(config, self.out, only=set(names), keep_going=True, progress=False)
+        return f"{outcome.runs_trained} runs trained, {outcome.shards_skipped} shards were done"
+
+    def checkpoint(self, names):
+        """Preempted or timed out: requeue the same share (done shards are skipped)."""
+        return submitit.helpers.DelayedSubmission(Task(self.raw_config, self.out), names)
+
+
+def _fail(message):
+    return ConfigError("--launcher", None, None, detail=f"--launcher slurm: {message}")
+
+
+def _slurm(command, what):
+    """Run a SLURM client command; a one-line ConfigError if it cannot reach the scheduler."""
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise _fail(f"{what} ({command[0]}: {error})") from None
+    if out.returncode != 0:
+        message = (out.stderr or out.stdout).strip().splitlines()
+        raise _fail(f"{what} ({message[-1] if message else 'no answer'})")
+    return out.stdout
+
+
+def check_scheduler(partition=None):
+    """sbatch present, controller reachable, partition known; returns the node count."""
+    if shutil.which("sbatch") is None:
+        raise _fail("sbatch not found on PATH (run from a SLURM login node)")
+    listing = _slurm(["sinfo", "-h", "-o", "%P %n"], "cannot reach the SLURM controller")
+    partitions, nodes = set(), set()
+    for line in listing.split("\n"):
+        if line.strip():
+            name, node = line.split()
+            partitions.add(name.rstrip("*"))
+            nodes.add(node)
+    if partition is not None and partition not in partitions:
+        raise ConfigError("--partition", f"one of {', '.join(sorted(partitions))}", partition)
+    return len(nodes)
+
+
+def check_shared(out, nodes):
+    """With several nodes, the results folder must be on a filesystem they all see."""
+    path = Path(out).resolve()
+    local = any(path == Path(p) or Path(p) in path.parents for p in NODE_LOCAL)
+    if nodes > 1 and local:
+        raise ConfigError(
+            "--out", "a folder on a filesystem shared by all nodes", f"{out} (node-local)"
+        )
+
+
+def parse_time(text):
+    """SLURM time ("90", "02:00:00", "1-12:00:00", "30:00") -> minutes."""
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text or "")
+    if not match:
+        raise ConfigError("--time", "minutes or [D-]HH:MM:SS, e.g. 02:00:00", text)
+    days, first, second, third = (int(g) if g else None for g in match.groups())
+    if third is not None:
+        minutes = first * 60 + second + (third > 0)
+    elif second is not None:
+        minutes = first * 60 + second if days else first + (second > 0)
+    else:
+        minutes = first * 60 if days else first
+    return (days or 0) * 24 * 60 + minutes
+
+
+def parse_slurm_args(items):
+    """["constraint=a100", "qos=high"] -> {"constraint": "a100", "qos": "high"}."""
+    found = {}
+    for item in items:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ConfigError("--slurm-arg", "KEY=VALUE (an sbatch option without --)", item)
+        found[key.strip().lstrip("-").replace("-", "_")] = value
+    return found
+
+
+def deal(names, tasks):
+    """Round-robin shares: task i gets names i, i + tasks, ... (cells spread over tasks)."""
+    return [names[i::tasks] for i in range(tasks)]
+
+
+def submit(
+    config,
+    out,
+    fresh=False,
+    tasks=4,
+    partition=None,
+    gpus_per_task=None,
+    cpus_per_task=None,
+    time_limit="02:00:00",
+    slurm_args=(),
+    wait=False,
+    log=print,
+):
+    """Submit the missing shards of a sweep as one job array; returns the job id (or None)."""
+    if tasks < 1:
+        raise ConfigError("--tasks", "an integer >= 1", tasks)
+    nodes = check_scheduler(partition)
+    check_shared(out, nodes)
+    minutes = parse_time(time_limit)
+    extra = parse_slurm_args(slurm_args)
+    shards = plan.shards(config)
+    store = ResultStore(out, config, shards, fresh=fresh)
+    if fresh:
+        status.clear(out)
+    missing = [s.name for s in shards if not store.done(s)]
+    if not missing:
+        log(f"{out}: all {len(shards)} shards are done; nothing to submit")
+        return None
+    tasks = min(tasks, len(missing))
+
+    executor = submitit.AutoExecutor(folder=Path(out) / "_slurm" / "%j", cluster="slurm")
+    parameters = dict(
+        name=f"sweep-{config.name}",
+        timeout_min=minutes,
+        slurm_array_parallelism=tasks,
+        slurm_setup=TASK_SETUP,
+        slurm_additional_parameters=extra,
+    )
+    if partition:
+        parameters["slurm_partition"] = partition
+    if gpus_per_task:
+        parameters["slurm_gpus_per_task"] = gpus_per_task
+    if cpus_per_task:
+        parameters["cpus_per_task"] = cpus_per_task
+    executor.update_parameters(**parameters)
+    try:
+        jobs = executor.map_array(Task(config.to_raw(), out), deal(missing, tasks))
+    except subprocess.CalledProcessError as error:
+        lines = (error.stderr or error.output or b"").decode(errors="replace").strip().splitlines()
+        raise _fail(f"sbatch refused the job ({lines[-1] if lines else error})") from None
+    job_id = jobs[0].job_id.split("_")[0]
+    log(
+        f"submitted job array {job_id}: {tasks} tasks for {len(missing)} shards "
+        f"({len(shards) - len(missing)} already done)\n"
+        f"  watch: squeue -j {job_id}   |   {sys.executable} -m sweep status {out}\n"
+        f"  logs:  {Path(out) / '_slurm' / job_id}_*"
+    )
+    if wait:
+        wait_for(job_id, out, log=log)
+    return job_id
+
+
+def _queued(job_id):
+    """Whether any task of the job is still pending or running (unknown ids are gone)."""
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        return True
+    return out.returncode == 0 and bool(out.stdout.strip())
+
+
+def wait_for(job_id, out, poll=2.0, log=print):
+    """Block until the array has left the queue, with a bar over shards done."""
+    total = len(status.shard_states(out))
+    with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:
+        while True:
+            states = status.shard_states(out)
+            done = int((states.state == "done").sum())
+            bar.update(done - bar.n)
+            if not _queued(job_id):
+                break
+            time.sleep(poll)
+    states = status.shard_states(out)
+    bar.update(int((states.state == "done").sum()) - bar.n)
+    log(status.format_status(states))
+    return states
