@@ -13,8 +13,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from . import config as config_module
 from . import cluster, plots, report, results, status
+from . import config as config_module
 from .config import ConfigError
 from .replay import replay
 from .runner import run_sweep
