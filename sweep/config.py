@@ -23,6 +23,7 @@ class ConfigError(ValueError):
 
 PROBLEMS = ("gaussian_relu",)
 TEACHERS = ("orthonormal",)
+ACTIVATIONS = ("relu", "leaky_relu")
 INITS = ("xavier", "he", "normal")
 OPTIMIZERS = ("gd", "momentum", "adam")
 
@@ -31,6 +32,9 @@ OPTIMIZERS = ("gd", "momentum", "adam")
 class Problem:
     kind: str = "gaussian_relu"
     teacher: str = "orthonormal"
+    # "relu", or "leaky_relu" with slope `alpha` for z < 0 (student and teacher alike).
+    activation: str = "relu"
+    alpha: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -322,6 +326,11 @@ def _validate(raw):
 
     _choice(config.problem.kind, "problem.kind", PROBLEMS)
     _choice(config.problem.teacher, "problem.teacher", TEACHERS)
+    _choice(config.problem.activation, "problem.activation", ACTIVATIONS)
+    if config.problem.activation == "leaky_relu":
+        _number(config.problem.alpha, "problem.alpha", float, 0.0, 1.0, low_open=True)
+    elif config.problem.alpha != 0:
+        raise ConfigError("problem.alpha", "0 for activation relu", config.problem.alpha)
     _choice(config.init.kind, "init.kind", INITS)
     _choice(config.optimizer.kind, "optimizer.kind", OPTIMIZERS)
     _number(config.optimizer.momentum, "optimizer.momentum", float, 0.0, 1.0)

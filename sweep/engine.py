@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import polish, train
+from . import landscape, polish, train
 from .init import initial_weights, run_key
 from .landscape import gaussian
 
@@ -77,20 +77,10 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
         loss=jnp.zeros_like(state.loss),
         grad_norm=jnp.zeros_like(state.grad_norm),
         reason=jnp.full_like(state.reason, train.RUNNING),
+        pause_at=jnp.full_like(state.pause_at, spec.polish_after or train.NEVER),
         step_size=jnp.full_like(state.step_size, step_size),
     )
     return train.select_runs(mask, fresh, state)
-
-
-@functools.partial(jax.jit, donate_argnames=("state",))
-def stop_runs(state, mask):
-    """Free the slots in `mask`: their runs finished elsewhere (the Newton polish)."""
-    return state._replace(reason=jnp.where(mask, train.EMPTY, state.reason).astype(jnp.int8))
-
-
-@jax.jit
-def _gather(state, index):
-    return jax.tree.map(lambda x: x[index], state)
 
 
 class Engine:
@@ -101,11 +91,14 @@ class Engine:
         self.devices = list(devices or jax.local_devices())
         self.mesh = Mesh(np.array(self.devices), ("runs",))
         self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
+        self.landscape = landscape.for_problem(config.problem)
         self.spec = train.TrainSpec(
+            landscape=self.landscape,
             optimizer=config.optimizer,
             grad_tol=config.stop.grad_tol,
             loss_tol=config.stop.loss_tol,
             max_steps=config.stop.max_steps,
+            polish_after=config.stop.polish_after,
         )
         size = config.engine.batch_size or DEFAULT_BATCH_PER_DEVICE.get(
             self.devices[0].platform, 256
@@ -135,8 +128,6 @@ class Engine:
             batch = min(batch, self._ladder(-(-len(queue) // 4)))
         state = self._shard(train.empty_state(self.spec, batch, cell.n, cell.d))
         slot_run = np.full(batch, -1)
-        # Step count at which each slot's run is next offered the Newton polish.
-        polish_at = np.full(batch, np.iinfo(np.int64).max)
         segment = _SegmentLength(self.config.engine.segment_steps)
         while True:
             free = np.flatnonzero(slot_run < 0)
@@ -147,7 +138,6 @@ class Engine:
                 mask = np.zeros(batch, bool)
                 mask[take] = True
                 slot_run[take] = new_runs[take]
-                polish_at[take] = self.config.stop.polish_after or np.iinfo(np.int64).max
                 state = start_runs(
                     state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, self.spec
                 )
@@ -156,38 +146,34 @@ class Engine:
                 return
             if not queue and active.size <= batch // 2 and batch > self.min_batch:
                 state, index, batch = self._compact(state, slot_run, active)
-                slot_run, polish_at = slot_run[index], polish_at[index]
+                slot_run = slot_run[index]
                 slot_run[active.size :] = -1
 
             state, taken = train.train_segment(state, teacher, self.spec, segment.length, self.mesh)
-            reason, steps = jax.device_get((state.reason, state.steps))
+            reason = np.asarray(state.reason)
             self.counters.segments += 1
             self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
             self.counters.batch_sizes.add((cell.shape, batch))
 
-            busy = slot_run >= 0
-            stopped = (reason != train.RUNNING) & busy
-            due = (reason == train.RUNNING) & busy & (steps >= polish_at)
-            if not (stopped.any() or due.any()):
+            slots = np.flatnonzero((reason != train.RUNNING) & (slot_run >= 0))
+            if not slots.size:
                 continue
-            slots = np.flatnonzero(stopped | due)
-            host = jax.device_get((state.weights, state.loss, state.grad_norm))
-            weights, loss, grad_norm = (np.asarray(x)[slots] for x in host)
+            host = jax.device_get((state.weights, state.steps, state.loss, state.grad_norm))
+            weights, steps, loss, grad_norm = (np.asarray(x)[slots] for x in host)
             out = Finished(
                 runs=slot_run[slots].copy(),
                 weights=weights,
-                steps=steps[slots].astype(np.int64),
+                steps=steps.astype(np.int64),
                 newton_steps=np.zeros(slots.size, np.int64),
                 loss=loss,
                 grad_norm=grad_norm,
                 reason=reason[slots].copy(),
             )
             if self.config.stop.polish_after:
-                self._polish(out, teacher, np.isin(out.reason, (train.RUNNING, train.MAX_STEPS)))
-            done = out.reason != train.RUNNING
-            polish_at[slots[~done]] *= 2  # not there yet: try again after twice the steps
-            if (done & due[slots]).any():  # finished by the polish, still running on device
-                state = stop_runs(state, np.isin(np.arange(batch), slots[done & due[slots]]))
+                self._polish(out, teacher, np.isin(out.reason, (train.PAUSED, train.MAX_STEPS)))
+            done = out.reason != train.PAUSED
+            if not done.all():  # the polish did not finish them: back to gradient descent
+                state = train.resume_runs(state, np.isin(np.arange(batch), slots[~done]))
             slot_run[slots[done]] = -1
             out = out.select(done)
             self.counters.steps_useful += int(out.steps.sum())
@@ -199,7 +185,7 @@ class Engine:
         """Newton-polish the candidate runs of `out` in place (float64, one at a time)."""
         for i in np.flatnonzero(candidates):
             weights, loss, grad_norm, iterations, converged = polish.newton_polish(
-                out.weights[i], teacher, self.spec.grad_tol
+                out.weights[i], teacher, self.spec.grad_tol, self.landscape
             )
             self.counters.polish_attempts += 1
             if bool(converged):
@@ -225,7 +211,10 @@ class Engine:
         size = self._ladder(active.size)
         index = np.full(size, np.flatnonzero(slot_run < 0)[0])
         index[: active.size] = active
-        return self._shard(_gather(state, jnp.asarray(index))), index, size
+        # Through the host: the state is small, and a gather on the devices would cost a
+        # compile per pair of sizes.
+        host = jax.device_get(state)
+        return self._shard(jax.tree.map(lambda x: np.asarray(x)[index], host)), index, size
 
 
 class _SegmentLength:

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from . import train
+from . import landscape, polish, train
 from .analysis import classify
 from .engine import start_runs
 from .landscape import gaussian
@@ -31,8 +31,14 @@ def replay(config, cell, run, chunk=1000):
       and a dict with the final weights, steps, loss, grad_norm, stop reason, status and
       smallest Hessian eigenvalue.
     """
+    surface = landscape.for_problem(config.problem)
     spec = train.TrainSpec(
-        config.optimizer, config.stop.grad_tol, config.stop.loss_tol, config.stop.max_steps
+        config.optimizer,
+        config.stop.grad_tol,
+        config.stop.loss_tol,
+        config.stop.max_steps,
+        config.stop.polish_after,
+        landscape=surface,
     )
     teacher = gaussian.orthonormal_teacher(cell.k, cell.d)
     state = start_runs(
@@ -46,21 +52,38 @@ def replay(config, cell, run, chunk=1000):
         spec,
     )
     losses, norms = [], []
-    while int(state.reason[0]) == train.RUNNING:
+    weights, loss, grad_norm, newton_steps = None, None, None, 0
+    while int(state.reason[0]) in (train.RUNNING, train.PAUSED):
+        if int(state.reason[0]) == train.PAUSED:  # as the engine does: polish, or go on
+            weights, loss, grad_norm, newton_steps, converged = polish.newton_polish(
+                state.weights[0], teacher, spec.grad_tol, surface
+            )
+            if bool(converged):
+                break
+            state = train.resume_runs(state, np.ones(1, bool))
         state, (loss, grad_norm, reason) = _traced_segment(state, teacher, spec, chunk)
         evaluated = np.flatnonzero(np.asarray(reason) == train.RUNNING).size + 1
         losses.append(np.asarray(loss)[:evaluated])
         norms.append(np.asarray(grad_norm)[:evaluated])
+    reason = np.asarray(state.reason).copy()
+    if reason[0] == train.PAUSED:
+        reason[0] = train.NEWTON
+        final_weights, final_loss, final_norm = np.asarray(weights), float(loss), float(grad_norm)
+    else:
+        newton_steps = 0
+        final_weights = np.asarray(state.weights[0])
+        final_loss, final_norm = float(state.loss[0]), float(state.grad_norm[0])
     loss, grad_norm = np.concatenate(losses), np.concatenate(norms)
     history = pd.DataFrame({"step": np.arange(len(loss)), "loss": loss, "grad_norm": grad_norm})
-    weights = np.asarray(state.weights)
-    reason = np.asarray(state.reason)
-    found = classify(weights, reason, np.asarray(state.loss), cell.k, config.classify)
+    found = classify(
+        final_weights[None], reason, np.array([final_loss]), cell.k, config.classify, surface
+    )
     final = {
-        "weights": weights[0],
+        "weights": final_weights,
         "steps": int(state.steps[0]),
-        "loss": float(state.loss[0]),
-        "grad_norm": float(state.grad_norm[0]),
+        "newton_steps": int(newton_steps),
+        "loss": final_loss,
+        "grad_norm": final_norm,
         "stop_reason": train.REASON_NAMES[int(reason[0])],
         "status": found["status"][0],
         "min_eig": float(found["min_eig"][0]),

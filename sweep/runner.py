@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from . import plan, status, train
+from . import landscape, plan, status, train
 from .analysis import classify
 from .analysis.catalogue import catalogue
 from .engine import Engine
@@ -139,7 +139,12 @@ def _write_minima_when_complete(store, shards):
 def _write_shard(config, store, buffer):
     found = buffer.columns()
     classified = classify(
-        found["weights"], found["reason"], found["loss"], buffer.shard.cell.k, config.classify
+        found["weights"],
+        found["reason"],
+        found["loss"],
+        buffer.shard.cell.k,
+        config.classify,
+        landscape.for_problem(config.problem),
     )
     store.write(
         buffer.shard,

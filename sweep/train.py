@@ -5,7 +5,6 @@ count stays), so the recorded steps, loss and gradient norm are exact for its fi
 """
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,12 +14,17 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from .config import Optimizer
-from .landscape import gaussian
+from .landscape import Landscape
 
 # Stop reasons, stored per run. EMPTY marks a slot that holds no run; NEWTON a run that
-# reached grad_tol through the Newton polish (`polish.py`).
-RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON = range(7)
-REASON_NAMES = ("running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton")
+# reached grad_tol through the Newton polish (`polish.py`). PAUSED holds a run at exactly
+# its `pause_at` step for the host to polish: the polish then starts from the same point
+# whatever the batch or segment length, and a run that is not finished there resumes.
+RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON, PAUSED = range(8)
+REASON_NAMES = (
+    "running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton", "paused"
+)  # fmt: skip
+NEVER = jnp.iinfo(jnp.int32).max
 CONVERGED = (GRAD, LOSS, NEWTON)
 
 
@@ -32,8 +36,10 @@ class TrainSpec:
     grad_tol: float
     loss_tol: float
     max_steps: int
-    # F and its gradient for one run: f(weights (n, d), teacher (k, d)) -> (loss, grad).
-    objective: Callable = gaussian.loss_and_grad_orthonormal
+    polish_after: int = 0  # first pause for the Newton polish (0: never)
+    # What is minimized: its loss_and_grad(weights (n, d), teacher (k, d)) is the step's
+    # objective. A value (not a bound method), so equal specs share compiled code.
+    landscape: Landscape = Landscape()
 
 
 class RunState(NamedTuple):
@@ -43,6 +49,7 @@ class RunState(NamedTuple):
     loss: jax.Array  # (B,) loss at the last evaluated point
     grad_norm: jax.Array  # (B,) Frobenius norm of the gradient there
     reason: jax.Array  # (B,) int8: RUNNING, or why the run stopped
+    pause_at: jax.Array  # (B,) int32: step at which the run pauses for a polish
     step_size: jax.Array  # (B,) learning rate of each run
 
 
@@ -72,6 +79,7 @@ def empty_state(spec, batch, n, d, dtype=jnp.float64):
         loss=jnp.zeros(batch, dtype),
         grad_norm=jnp.zeros(batch, dtype),
         reason=jnp.full(batch, EMPTY, jnp.int8),
+        pause_at=jnp.full(batch, NEVER, jnp.int32),
         step_size=jnp.zeros(batch, dtype),
     )
 
@@ -85,9 +93,10 @@ def select_runs(mask, new, old):
     return jax.tree.map(pick, new, old)
 
 
-def stop_reason(loss, grad_norm, steps, spec):
+def stop_reason(loss, grad_norm, steps, pause_at, spec):
     """Why each run stops at its current point (RUNNING if it does not)."""
     reason = jnp.full(loss.shape, RUNNING, jnp.int8)
+    reason = jnp.where(steps >= pause_at, PAUSED, reason)
     reason = jnp.where(steps >= spec.max_steps, MAX_STEPS, reason)
     if spec.loss_tol > 0:  # rounding can make the loss at a global minimum slightly negative
         reason = jnp.where(loss <= spec.loss_tol, LOSS, reason)
@@ -98,10 +107,10 @@ def stop_reason(loss, grad_norm, steps, spec):
 
 def train_step(state, teacher, spec):
     """One optimizer step for every running run; stopped runs are left untouched."""
-    loss, grad = jax.vmap(spec.objective, (0, None))(state.weights, teacher)
+    loss, grad = jax.vmap(spec.landscape.loss_and_grad, (0, None))(state.weights, teacher)
     grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=(1, 2)))
     running = state.reason == RUNNING
-    reason = stop_reason(loss, grad_norm, state.steps, spec)
+    reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec)
     active = running & (reason == RUNNING)
 
     def update(g, opt_state, step_size):
@@ -116,6 +125,7 @@ def train_step(state, teacher, spec):
         loss=jnp.where(running, loss, state.loss),
         grad_norm=jnp.where(running, grad_norm, state.grad_norm),
         reason=jnp.where(running, reason, state.reason),
+        pause_at=state.pause_at,
         step_size=state.step_size,
     )
 
@@ -133,6 +143,16 @@ def _segment(state, teacher, spec, steps):
 
     done, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
     return state, done[None]
+
+
+@functools.partial(jax.jit, donate_argnames=("state",))
+def resume_runs(state, mask):
+    """Paused runs in `mask` go on training, to pause again at twice the steps."""
+    pause_at = jnp.minimum(state.pause_at.astype(jnp.int64) * 2, NEVER).astype(jnp.int32)
+    return state._replace(
+        reason=jnp.where(mask, RUNNING, state.reason).astype(jnp.int8),
+        pause_at=jnp.where(mask, pause_at, state.pause_at),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))

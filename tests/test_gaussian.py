@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from sweep.landscape import gaussian
+from sweep.landscape import Landscape, gaussian, leaky
 from sweep.landscape.arccos import arccos
 
 RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
@@ -172,3 +172,44 @@ def test_orthonormal_fast_path_equals_general_form(n, k, d, rng):
     # At the global minimum W = V both vanish to rounding.
     value, g = gaussian.loss_and_grad_orthonormal(teacher, teacher)
     assert abs(float(value)) < 1e-14 and float(np.max(np.abs(g))) < 1e-14
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.5])
+def test_leaky_relu_closed_form_matches_monte_carlo(alpha, rng):
+    k, n = 3, 4
+    teacher = np.asarray(gaussian.orthonormal_teacher(k))
+    weights = rng.standard_normal((n, k)) / np.sqrt(k)
+    x = rng.standard_normal((2_000_000, k))
+
+    def leaky_net(w):
+        z = x @ w.T
+        return np.where(z > 0, z, alpha * z).sum(axis=1)
+
+    sampled = 0.5 * np.mean((leaky_net(weights) - leaky_net(teacher)) ** 2)
+    closed = float(leaky.loss(weights, teacher, alpha))
+    assert abs(sampled - closed) < 4e-3 * max(1.0, closed)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
+    k, n = 3, 4
+    teacher = gaussian.orthonormal_teacher(k)
+    surface = Landscape(alpha=alpha)
+    weights = rng.standard_normal((n, k)) / np.sqrt(k)
+    value, g = surface.loss_and_grad(weights, teacher)
+    np.testing.assert_allclose(value, surface.loss(weights, teacher), rtol=1e-12)
+    h, eps = surface.hessian(weights, teacher), 1e-6
+    numeric_g = np.zeros(n * k)
+    numeric_h = np.zeros((n * k, n * k))
+    for i in range(n * k):
+        step = np.zeros(n * k)
+        step[i] = eps
+        step = step.reshape(n, k)
+        numeric_g[i] = (
+            surface.loss(weights + step, teacher) - surface.loss(weights - step, teacher)
+        ) / (2 * eps)
+        plus = surface.loss_and_grad(weights + step, teacher)[1]
+        minus = surface.loss_and_grad(weights - step, teacher)[1]
+        numeric_h[:, i] = (np.ravel(plus) - np.ravel(minus)) / (2 * eps)
+    np.testing.assert_allclose(np.ravel(g), numeric_g, atol=1e-8)
+    np.testing.assert_allclose(h, numeric_h, atol=1e-6)

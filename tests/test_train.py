@@ -22,6 +22,7 @@ def start(spec, weights, step_size):
         loss=jnp.zeros(batch),
         grad_norm=jnp.zeros(batch),
         reason=jnp.zeros(batch, jnp.int8),
+        pause_at=jnp.full(batch, train.NEVER, jnp.int32),
         step_size=jnp.full(batch, step_size),
     )
 

@@ -8,17 +8,23 @@ its float64 Hessian decides: below -eig_tol it is a saddle, else a spurious loca
 exist, and the escape-neuron test (`escape.py`) decides instead.
 """
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import train
-from ..landscape import gaussian
+from ..landscape import RELU, gaussian
 from .escape import min_escape_slope
 from .symmetry import NONE, symmetry_type
 
 STATUSES = ("global", "spurious", "saddle", "not_converged", "diverged")
 
-_min_eigenvalue = jax.jit(gaussian.min_hessian_eigenvalue)
+
+@functools.partial(jax.jit, static_argnames=("landscape",))
+def _min_eigenvalue(weights, teacher, landscape):
+    return jnp.linalg.eigvalsh(landscape.hessian(weights, teacher))[0]
 
 
 def teacher_distance(weights, teacher):
@@ -36,31 +42,31 @@ def teacher_distance(weights, teacher):
     return float(distance[np.arange(len(nearest)), nearest].max())
 
 
-def classify_point(weights, loss, teacher, tolerances):
+def classify_point(weights, loss, teacher, tolerances, landscape=RELU):
     """(status, min_eig, decided_by) of one stationary point (n, d)."""
     alive = np.linalg.norm(weights, axis=1) > tolerances.zero_tol
     if alive.all():
-        min_eig = float(_min_eigenvalue(weights, teacher))
+        min_eig = float(_min_eigenvalue(weights, teacher, landscape))
         decided_by = "hessian"
     else:
         # Hessian of the living neurons; a zero neuron must not be able to escape.
         living = weights[alive]
-        min_eig = float(_min_eigenvalue(living, teacher)) if living.size else np.inf
+        min_eig = float(_min_eigenvalue(living, teacher, landscape)) if living.size else np.inf
         decided_by = "escape_neuron"
     if loss <= tolerances.global_loss_tol or teacher_distance(weights, teacher) <= (
         tolerances.match_tol
     ):
         return "global", min_eig, decided_by
-    if decided_by == "escape_neuron" and min_escape_slope(weights[alive], teacher) < -(
-        tolerances.eig_tol
-    ):
+    if decided_by == "escape_neuron" and min_escape_slope(
+        weights[alive], teacher, landscape.alpha
+    ) < -(tolerances.eig_tol):
         return "saddle", min_eig, decided_by
     if min_eig < -tolerances.eig_tol:
         return "saddle", min_eig, decided_by
     return "spurious", min_eig, decided_by
 
 
-def classify(weights, reason, loss, k, tolerances):
+def classify(weights, reason, loss, k, tolerances, landscape=RELU):
     """Statuses and diagnostics for finished runs of one cell.
 
     Args:
@@ -69,6 +75,7 @@ def classify(weights, reason, loss, k, tolerances):
       loss: (m,) final losses.
       k: teacher width (orthonormal teacher).
       tolerances: a `config.Classify`.
+      landscape: the `landscape.Landscape` trained on (ReLU unless given).
 
     Returns:
       dict of m-long columns: status, min_eig (NaN where the run did not converge),
@@ -79,7 +86,7 @@ def classify(weights, reason, loss, k, tolerances):
     columns = {"status": [], "min_eig": [], "decided_by": [], "symmetry": []}
     for w, why, value in zip(weights, reason, loss, strict=True):
         if why in train.CONVERGED:
-            status, min_eig, decided_by = classify_point(w, value, teacher, tolerances)
+            status, min_eig, decided_by = classify_point(w, value, teacher, tolerances, landscape)
             symmetry = symmetry_type(w, tolerances.symmetry_tol)
         else:
             status = "diverged" if why == train.NONFINITE else "not_converged"

@@ -14,26 +14,35 @@ from ..landscape import gaussian
 
 
 @jax.jit
-def _descend(directions, others, teacher):
+def _descend(directions, others, teacher, alpha):
     """Projected gradient descent of D on the unit sphere from many starting directions."""
+    # Leaky ReLU: D_alpha(u) = (1 - alpha)^2 D(u) + alpha u.s, s = sum_i w_i - sum_j v_j.
+    mismatch = jnp.sum(others, axis=0) - jnp.sum(teacher, axis=0)
+    scale = (1 - alpha) ** 2
 
     def step(u, _):
-        grad = gaussian.cross_gradient(u, others) - gaussian.cross_gradient(u, teacher)
+        grad = scale * (gaussian.cross_gradient(u, others) - gaussian.cross_gradient(u, teacher))
+        grad = grad + alpha * mismatch
         # Only the tangential part moves u on the sphere (D is 1-homogeneous).
         tangent = grad - jnp.sum(grad * u, axis=1, keepdims=True) * u
         u = u - 0.5 * tangent
         return u / jnp.linalg.norm(u, axis=1, keepdims=True), None
 
     directions, _ = jax.lax.scan(step, directions, None, length=300)
-    return gaussian.residual_correlation(directions, others, teacher)
+    return scale * gaussian.residual_correlation(directions, others, teacher) + alpha * (
+        directions @ mismatch
+    )
 
 
-def min_escape_slope(others, teacher, starts=64, seed=0):
+def min_escape_slope(others, teacher, alpha=0.0, starts=64, seed=0):
     """min over unit u of D(u), searched from the teacher's and students' directions, their
-    negatives and random directions. A negative value proves the point is not a minimum."""
+    negatives and random directions. A negative value proves the point is not a minimum.
+    With alpha > 0 (Leaky ReLU) the slope is that of F_alpha (see `landscape/leaky.py`)."""
     d = teacher.shape[1]
     random = np.random.default_rng(seed).standard_normal((starts, d))
-    candidates = np.vstack([teacher, -teacher, others, -others, random])
+    mismatch = np.sum(others, axis=0) - np.sum(teacher, axis=0)
+    candidates = np.vstack([teacher, -teacher, others, -others, mismatch, -mismatch, random])
     norms = np.linalg.norm(candidates, axis=1, keepdims=True)
     candidates = candidates[norms[:, 0] > 0] / norms[norms[:, 0] > 0]
-    return float(jnp.min(_descend(jnp.asarray(candidates), jnp.asarray(others), teacher)))
+    slopes = _descend(jnp.asarray(candidates), jnp.asarray(others), teacher, alpha)
+    return float(jnp.min(slopes))
