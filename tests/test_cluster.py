@@ -185,3 +185,9 @@ def test_slurm_time_formats(text, minutes):
 def test_shares_spread_every_cell_over_all_tasks():
     shares = cluster.deal([f"s{i}" for i in range(10)], 4)
     assert shares == [["s0", "s4", "s8"], ["s1", "s5", "s9"], ["s2", "s6"], ["s3", "s7"]]
+
+
+def test_preempted_task_requeues_itself_with_the_same_share():
+    task = cluster.Task(small_config().to_raw(), "/shared/out")
+    again = task.checkpoint(["a", "b"])
+    assert again.function.raw_config == task.raw_config and again.args == (["a", "b"],)
