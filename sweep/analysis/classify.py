@@ -8,7 +8,6 @@ its float64 Hessian decides: below -eig_tol it is a saddle, else a spurious loca
 exist, and the escape-neuron test (`escape.py`) decides instead.
 """
 
-
 import jax
 import numpy as np
 
@@ -26,15 +25,24 @@ _hessians = jax.jit(
 )
 
 
+# Points per batched Hessian call: a fixed size, so there is one compile per cell shape.
+CHUNK = 32
+
+
 def min_eigenvalues(weights, teacher, landscape=RELU):
-    """Smallest Hessian eigenvalue of each point (m, n, d), in one batched call.
+    """Smallest Hessian eigenvalue of each point (m, n, d), in batched calls.
 
     The Hessians come from JAX; LAPACK's eigvalsh through NumPy is about twice as fast as
     jnp.linalg.eigvalsh on a CPU for these sizes.
     """
-    if not len(weights):
-        return np.zeros(0)
-    return np.linalg.eigvalsh(np.asarray(_hessians(weights, teacher, landscape)))[:, 0]
+    weights = np.asarray(weights)
+    found = []
+    for start in range(0, len(weights), CHUNK):
+        chunk = weights[start : start + CHUNK]
+        padded = np.concatenate([chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)])
+        hessians = np.asarray(_hessians(padded, teacher, landscape))[: len(chunk)]
+        found.append(np.linalg.eigvalsh(hessians)[:, 0])
+    return np.concatenate(found) if found else np.zeros(0)
 
 
 def teacher_distance(weights, teacher):
