@@ -9,13 +9,14 @@ def _one_cpu_device_per_core():
     XLA runs the small per-run operations of a training step on one thread per device,
     so without this a CPU sweep uses a single core. It only affects the CPU platform
     (GPU runs are untouched), and only if JAX is not initialized yet and the user has not
-    set the flag. Set SWEEP_CPU_DEVICES to choose the count.
+    set the flag. SWEEP_CPU_DEVICES (a positive integer) chooses the count.
     """
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" in flags:
         return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    count = int(os.environ.get("SWEEP_CPU_DEVICES", cores or 1))
+    wanted = os.environ.get("SWEEP_CPU_DEVICES", "")
+    count = int(wanted) if wanted.isdigit() and int(wanted) > 0 else (cores or 1)
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 

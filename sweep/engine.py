@@ -7,7 +7,9 @@ trains in jitted segments of S steps (S adapts to the run lengths seen, see
 the host, finished runs are retired and their slots refilled with pending runs. Once the
 queue is empty and at most half the slots are busy, the survivors are compacted into the
 next smaller batch on a ladder of sizes (devices x 2^j, each compiled once per cell
-shape), so the tail of a cell does not pay for empty slots.
+shape), so the tail of a cell does not pay for empty slots. A run that pauses at a polish
+checkpoint (`train.PAUSED`) is Newton-polished on the host (`polish.py`): it retires if
+that finishes it, and otherwise resumes where it paused.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
 independent and starts from its own key (see `init.py`), so results do not depend on
