@@ -192,6 +192,8 @@ def _queued(job_id):
         )
     except subprocess.TimeoutExpired:
         return True
+    except OSError:
+        return False  # no squeue to ask: stop waiting, `status` still tells the state
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
