@@ -168,7 +168,8 @@ def submit(
         parameters["cpus_per_task"] = cpus_per_task
     executor.update_parameters(**parameters)
     try:
-        jobs = executor.map_array(Task(config.to_raw(), out), deal(missing, tasks))
+        task = Task(config.to_raw(), Path(out).resolve())  # tasks may start elsewhere
+        jobs = executor.map_array(task, deal(missing, tasks))
     except subprocess.CalledProcessError as error:
         lines = (error.stderr or error.output or b"").decode(errors="replace").strip().splitlines()
         raise _fail(f"sbatch refused the job ({lines[-1] if lines else error})") from None
