@@ -9,6 +9,7 @@ command submitted again runs exactly what is missing. Where the cluster preempts
 signal, submitit requeues the task (`Task.checkpoint`), which then skips what is done.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,8 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-import submitit
 from tqdm import tqdm
+
+# submitit otherwise binds its log handlers to the sys.stdout/stderr of import time (a
+# test's captured stream, say); unconfigured, its warnings reach stderr through logging.
+os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
+import submitit  # noqa: E402
 
 from . import plan, status
 from .config import ConfigError

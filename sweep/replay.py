@@ -23,6 +23,16 @@ def _traced_segment(state, teacher, spec, steps):
     return jax.lax.scan(body, state, None, length=steps)
 
 
+def _polish(state, teacher, spec, surface):
+    """The Newton polish of the run in slot 0: (weights, loss, grad_norm, iterations) or None."""
+    weights, loss, grad_norm, iterations, converged = polish.newton_polish(
+        state.weights[0], teacher, spec.grad_tol, surface
+    )
+    if not bool(converged):
+        return None
+    return np.asarray(weights), float(loss), float(grad_norm), int(iterations)
+
+
 def replay(config, cell, run, chunk=1000):
     """Train run `run` of `cell` alone, recording every step.
 
@@ -52,13 +62,11 @@ def replay(config, cell, run, chunk=1000):
         spec,
     )
     losses, norms = [], []
-    weights, loss, grad_norm, newton_steps = None, None, None, 0
+    polished = None  # (weights, loss, grad_norm, iterations) once the Newton polish finishes
     while int(state.reason[0]) in (train.RUNNING, train.PAUSED):
         if int(state.reason[0]) == train.PAUSED:  # as the engine does: polish, or go on
-            weights, loss, grad_norm, newton_steps, converged = polish.newton_polish(
-                state.weights[0], teacher, spec.grad_tol, surface
-            )
-            if bool(converged):
+            polished = _polish(state, teacher, spec, surface)
+            if polished:
                 break
             state = train.resume_runs(state, np.ones(1, bool))
         state, (loss, grad_norm, reason) = _traced_segment(state, teacher, spec, chunk)
@@ -66,12 +74,13 @@ def replay(config, cell, run, chunk=1000):
         losses.append(np.asarray(loss)[:evaluated])
         norms.append(np.asarray(grad_norm)[:evaluated])
     reason = np.asarray(state.reason).copy()
-    if reason[0] == train.PAUSED:
+    if reason[0] == train.MAX_STEPS and spec.polish_after:
+        polished = _polish(state, teacher, spec, surface)
+    if polished:
         reason[0] = train.NEWTON
-        final_weights, final_loss, final_norm = np.asarray(weights), float(loss), float(grad_norm)
+        final_weights, final_loss, final_norm, newton_steps = polished
     else:
-        newton_steps = 0
-        final_weights = np.asarray(state.weights[0])
+        final_weights, newton_steps = np.asarray(state.weights[0]), 0
         final_loss, final_norm = float(state.loss[0]), float(state.grad_norm[0])
     loss, grad_norm = np.concatenate(losses), np.concatenate(norms)
     history = pd.DataFrame({"step": np.arange(len(loss)), "loss": loss, "grad_norm": grad_norm})

@@ -93,7 +93,7 @@ def run_sweep(
             except BaseException:  # interrupted: these shards are simply pending again
                 for b in buffers:
                     if not store.done(b.shard):
-                        status.mark_done(out, b.shard.name)
+                        status.unmark(out, b.shard.name)
                 raise
     if failure is not None:
         raise failure
@@ -114,7 +114,7 @@ def _train_cell(config, store, engine, cell, buffers, bar):
             if buffer.complete:
                 try:
                     _write_shard(config, store, buffer)
-                    status.mark_done(store.root, buffer.shard.name)
+                    status.unmark(store.root, buffer.shard.name)
                 except Exception as error:  # this shard is lost; the others still count
                     status.mark_failed(store.root, [buffer.shard.name], error)
                     failure = failure or error

@@ -46,7 +46,8 @@ def mark_running(root, names):
         _marker(root, name, "running").write_text(owner)
 
 
-def mark_done(root, name):
+def unmark(root, name):
+    """Drop a shard's markers: it is then done if its file exists, else pending."""
     _marker(root, name, "running").unlink(missing_ok=True)
     _marker(root, name, "failed").unlink(missing_ok=True)
     try:  # a finished sweep keeps no trace of its workers

@@ -69,3 +69,18 @@ def test_report_and_replay_on_a_tiny_sweep(tmp_path, capsys):
     assert main(["replay", str(out), "--k", "9", "--n", "9", "--run", "3"]) == 2
     assert "--k/--n: expected a cell of this sweep" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_replay_of_a_polished_run_ends_where_the_sweep_did(tmp_path, capsys):
+    from sweep.cli import main
+
+    out = tmp_path / "polished"
+    argv = ["run", "--k", "4", "--seeds", "12", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--set", "stop.loss_tol=0", "--set", "stop.polish_after=150"]) == 0
+    stored = pd.read_parquet(out)
+    polished = stored[stored["stop_reason"] == "newton"]
+    assert len(polished), "no run reached the polish"
+    run = int(polished["run"].iloc[0])
+    capsys.readouterr()
+    assert main(["replay", str(out), "--k", "4", "--n", "4", "--run", str(run)]) == 0
+    assert "matches the stored row" in capsys.readouterr().out
