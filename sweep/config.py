@@ -21,20 +21,40 @@ class ConfigError(ValueError):
         super().__init__(detail or f"{field_name}: expected {expected}, got {got!r}")
 
 
-PROBLEMS = ("gaussian_relu",)
-TEACHERS = ("orthonormal",)
+PROBLEMS = ("gaussian_relu", "empirical")
+DATA = ("gaussian", "uniform", "points")
+TEACHERS = ("orthonormal", "random", "targets")
 ACTIVATIONS = ("relu", "leaky_relu")
+OUTPUTS = ("fixed", "trained")
 INITS = ("xavier", "he", "normal")
+PARAMETERIZATIONS = ("standard", "ntk")
 OPTIMIZERS = ("gd", "momentum", "adam")
+SCHEDULES = ("constant", "cosine", "inverse_time")
+STEP_UNITS = ("absolute", "ntk")
 
 
 @dataclass(frozen=True)
 class Problem:
+    # "gaussian_relu": the closed-form population loss under x ~ N(0, I_d).
+    # "empirical": the mean squared error of a network on a finite data set.
     kind: str = "gaussian_relu"
+    # "orthonormal" (V = [I_k 0]), "random" (k random unit neurons), or "targets" (given).
     teacher: str = "orthonormal"
     # "relu", or "leaky_relu" with slope `alpha` for z < 0 (student and teacher alike).
     activation: str = "relu"
     alpha: float = 0.0
+    # Input dimension: an expression in k.
+    d: str = "k"
+    # The rest is for kind = "empirical".
+    data: str = "gaussian"  # gaussian N(0, I_d), uniform on [-1, 1]^d, or 1-D `points`
+    samples: int = 1000  # training points drawn (gaussian, uniform)
+    test_samples: int = 10000  # fresh points for the test loss
+    points: tuple = ()  # data = "points": the inputs x_i (1-D)
+    targets: tuple = ()  # ... and their targets y_i (teacher = "targets")
+    label_noise: float = 0.0  # standard deviation of Gaussian noise added to the targets
+    depth: int = 2  # weight layers of the student (2: one hidden layer)
+    biases: bool = False
+    output: str = "fixed"  # output weights fixed to ones, or "trained"
 
 
 @dataclass(frozen=True)
@@ -42,6 +62,10 @@ class Init:
     kind: str = "xavier"
     # Standard deviation of each weight for kind = "normal" (an expression in k, n, d).
     scale: str = "1/sqrt(d)"
+    # "ntk": weights N(0, scale^2 d) used as W / sqrt(fan_in) (empirical problems only).
+    parameterization: str = "standard"
+    # Standard deviation of the initial biases (0: zero biases).
+    bias_scale: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,15 @@ class Optimizer:
     momentum: float = 0.9
     b1: float = 0.9
     b2: float = 0.999
+    # Minibatch size for SGD on an empirical problem (0: full batch). Stop tests run on the
+    # full batch once per epoch.
+    batch_size: int = 0
+    # Step-size factor over the steps t: constant, cosine (to 0 at stop.max_steps), or
+    # inverse_time, 1 / (1 + t / decay_steps).
+    schedule: str = "constant"
+    decay_steps: int = 1000
+    # "ntk": each run's step is step_size / lambda_max of its initial NTK Gram matrix.
+    step_unit: str = "absolute"
 
 
 @dataclass(frozen=True)
@@ -63,6 +96,9 @@ class Stop:
     # Runs still going after this many steps get a float64 Newton polish (polish.py), again
     # at every doubling and at max_steps; one that reaches grad_tol stops there. 0: never.
     polish_after: int = 20_000
+    # At those same checkpoints, a run whose loss fell by at most this fraction since the
+    # previous one stops on a plateau (a minimum on a kink of an empirical loss). 0: never.
+    plateau_tol: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +113,9 @@ class Classify:
     zero_tol: float = 1e-8
     # Entries closer than this count as equal when reading a point's symmetry type.
     symmetry_tol: float = 1e-5
+    # 1-D students: a loss within this relative distance of the piecewise linear
+    # regression error counts as equal to it ("essentially linear").
+    linear_tol: float = 1e-3
 
 
 @dataclass(frozen=True)
@@ -215,7 +254,7 @@ def parse_k(value, field_name="sweep.k"):
             raise ConfigError(field_name, expected, value) from None
     else:
         raise ConfigError(field_name, expected, value)
-    if not values or min(values) < 1:
+    if not values or min(values) < 0:  # 0: no teacher (explicit targets)
         raise ConfigError(field_name, expected, value)
     return tuple(sorted(set(values)))
 
@@ -324,15 +363,28 @@ def _validate(raw):
     if isinstance(config.n, int) and not isinstance(config.n, bool):
         config = dataclasses.replace(config, n=str(config.n))
 
-    _choice(config.problem.kind, "problem.kind", PROBLEMS)
-    _choice(config.problem.teacher, "problem.teacher", TEACHERS)
+    config = dataclasses.replace(config, problem=_validate_problem(config))
     _choice(config.problem.activation, "problem.activation", ACTIVATIONS)
     if config.problem.activation == "leaky_relu":
         _number(config.problem.alpha, "problem.alpha", float, 0.0, 1.0, low_open=True)
     elif config.problem.alpha != 0:
         raise ConfigError("problem.alpha", "0 for activation relu", config.problem.alpha)
     _choice(config.init.kind, "init.kind", INITS)
+    _choice(config.init.parameterization, "init.parameterization", PARAMETERIZATIONS)
+    _number(config.init.bias_scale, "init.bias_scale", float, 0.0)
     _choice(config.optimizer.kind, "optimizer.kind", OPTIMIZERS)
+    _choice(config.optimizer.schedule, "optimizer.schedule", SCHEDULES)
+    _number(config.optimizer.decay_steps, "optimizer.decay_steps", int, 1)
+    _choice(config.optimizer.step_unit, "optimizer.step_unit", STEP_UNITS)
+    _number(config.optimizer.batch_size, "optimizer.batch_size", int, 0)
+    if config.problem.kind == "gaussian_relu":
+        _closed_form_only(config)
+    elif config.optimizer.batch_size > _training_points(config.problem):
+        raise ConfigError(
+            "optimizer.batch_size",
+            f"at most the {_training_points(config.problem)} training points",
+            config.optimizer.batch_size,
+        )
     _number(config.optimizer.momentum, "optimizer.momentum", float, 0.0, 1.0)
     _number(config.optimizer.b1, "optimizer.b1", float, 0.0, 1.0)
     _number(config.optimizer.b2, "optimizer.b2", float, 0.0, 1.0)
@@ -340,11 +392,19 @@ def _validate(raw):
     _number(config.stop.loss_tol, "stop.loss_tol", float, 0.0)
     _number(config.stop.max_steps, "stop.max_steps", int, 1)
     _number(config.stop.polish_after, "stop.polish_after", int, 0)
+    _number(config.stop.plateau_tol, "stop.plateau_tol", float, 0.0)
+    if config.stop.plateau_tol and not config.stop.polish_after:
+        raise ConfigError(
+            "stop.polish_after",
+            "checkpoints (> 0) for stop.plateau_tol to compare losses at",
+            config.stop.polish_after,
+        )
     _number(config.classify.global_loss_tol, "classify.global_loss_tol", float, 0.0, low_open=True)
     _number(config.classify.match_tol, "classify.match_tol", float, 0.0, low_open=True)
     _number(config.classify.eig_tol, "classify.eig_tol", float, 0.0)
     _number(config.classify.zero_tol, "classify.zero_tol", float, 0.0)
     _number(config.classify.symmetry_tol, "classify.symmetry_tol", float, 0.0, low_open=True)
+    _number(config.classify.linear_tol, "classify.linear_tol", float, 0.0)
     _number(config.engine.batch_size, "engine.batch_size", int, 0)
     _number(config.engine.segment_steps, "engine.segment_steps", int, 0)
     if config.stop.loss_tol > config.classify.global_loss_tol:
@@ -357,12 +417,101 @@ def _validate(raw):
     return config
 
 
+def _flag(value, field_name):
+    if not isinstance(value, bool):
+        raise ConfigError(field_name, "true or false", value)
+    return value
+
+
+def _numbers(value, field_name):
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    ):
+        raise ConfigError(field_name, "a list of numbers", value)
+    return tuple(float(v) for v in value)
+
+
+def _training_points(problem):
+    return len(problem.points) if problem.data == "points" else problem.samples
+
+
+def _validate_problem(config):
+    """Check the [problem] table; returns it with lists as tuples."""
+    problem = config.problem
+    _choice(problem.kind, "problem.kind", PROBLEMS)
+    _choice(problem.data, "problem.data", DATA)
+    _choice(problem.teacher, "problem.teacher", TEACHERS)
+    _choice(problem.output, "problem.output", OUTPUTS)
+    _number(problem.samples, "problem.samples", int, 1)
+    _number(problem.test_samples, "problem.test_samples", int, 1)
+    _number(problem.label_noise, "problem.label_noise", float, 0.0)
+    _number(problem.depth, "problem.depth", int, 2)
+    _flag(problem.biases, "problem.biases")
+    problem = dataclasses.replace(
+        problem,
+        points=_numbers(problem.points, "problem.points"),
+        targets=_numbers(problem.targets, "problem.targets"),
+    )
+    if (problem.teacher == "targets") != (problem.data == "points"):
+        raise ConfigError(
+            "problem.teacher",
+            "targets exactly when problem.data = points",
+            problem.teacher,
+        )
+    if problem.data == "points":
+        if not problem.points:
+            raise ConfigError("problem.points", "a non-empty list of inputs", [])
+        if len(problem.targets) != len(problem.points):
+            raise ConfigError(
+                "problem.targets",
+                f"one target per point ({len(problem.points)})",
+                list(problem.targets),
+            )
+        if config.k != (0,):
+            raise ConfigError("sweep.k", "0 (no teacher) for problem.teacher = targets", config.k)
+    elif 0 in config.k:
+        raise ConfigError("sweep.k", "teacher widths >= 1", config.k)
+    return problem
+
+
+def _closed_form_only(config):
+    """The closed form is the population loss of the plain two-layer net, nothing else."""
+    fixed = {
+        "problem.data": (config.problem.data, "gaussian"),
+        "problem.teacher": (config.problem.teacher, "orthonormal"),
+        "problem.depth": (config.problem.depth, 2),
+        "problem.biases": (config.problem.biases, False),
+        "problem.output": (config.problem.output, "fixed"),
+        "init.parameterization": (config.init.parameterization, "standard"),
+        "init.bias_scale": (config.init.bias_scale, 0.0),
+        "optimizer.batch_size": (config.optimizer.batch_size, 0),
+        "optimizer.step_unit": (config.optimizer.step_unit, "absolute"),
+    }
+    for name, (value, only) in fixed.items():
+        if value != only:
+            raise ConfigError(
+                name,
+                f"{json.dumps(only)} for problem.kind = gaussian_relu (the closed form); "
+                "use problem.kind = empirical",
+                value,
+            )
+
+
 def cells(config):
     """The sweep grid: one Cell per (k, n), in a fixed order."""
     grid = []
     for k in config.k:
+        d = evaluate(config.problem.d, "problem.d", k=k)
+        if not float(d).is_integer() or d < 1:
+            raise ConfigError("problem.d", f"an input dimension >= 1 (k = {k} gives {d})", d)
+        d = int(d)
+        if config.problem.data == "points" and d != 1:
+            raise ConfigError("problem.d", "1 for problem.data = points", config.problem.d)
+        if config.problem.teacher == "orthonormal" and d < k:
+            raise ConfigError(
+                "problem.d", f"at least k for the orthonormal teacher (k = {k} gives {d})", d
+            )
         for n in widths_for(config.n, k):
-            d = k
             names = dict(k=k, n=n, d=d)
             step = evaluate(config.optimizer.step_size, "optimizer.step_size", **names)
             if not step > 0 or not math.isfinite(step):

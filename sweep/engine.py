@@ -25,9 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import landscape, polish, train
-from .init import initial_weights, run_key
-from .landscape import gaussian
+from . import datasets, landscape, polish, train
+from .init import run_key
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
 # enough to fill the vector units of a CPU core, or the SMs of a GPU.
@@ -39,9 +38,10 @@ class Finished:
     """Runs that stopped during one segment, as host arrays with leading axis m."""
 
     runs: np.ndarray  # (m,) run indices within the cell
-    weights: np.ndarray  # (m, n, d) final points
+    weights: np.ndarray  # (m, *param_shape) final points
     steps: np.ndarray  # (m,) updates applied
     newton_steps: np.ndarray  # (m,) Newton polish iterations (0: not polished)
+    step_size: np.ndarray  # (m,) each run's step size
     loss: np.ndarray  # (m,) loss at the final point
     grad_norm: np.ndarray  # (m,) gradient norm there
     reason: np.ndarray  # (m,) train.GRAD / LOSS / NEWTON / MAX_STEPS / NONFINITE
@@ -66,12 +66,19 @@ class Counters:
         return self.steps_useful / max(self.steps_computed, 1)
 
 
+# Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
+_MINIBATCH_ORDER = 1
+
+
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
+def start_runs(state, mask, runs, seed, k, scale, step_size, data, spec):
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
-    _, n, d = state.weights.shape
+    n, d = spec.landscape.n, spec.landscape.d
     keys = jax.vmap(lambda r: run_key(seed, k, n, d, r))(runs)
-    weights = jax.vmap(lambda key: initial_weights(key, n, d, scale, state.weights.dtype))(keys)
+    weights = jax.vmap(lambda key: spec.landscape.init(key, scale, state.weights.dtype))(keys)
+    rates = jnp.full_like(state.step_size, step_size)
+    if spec.optimizer.step_unit == "ntk":
+        rates = rates / jax.vmap(spec.landscape.ntk_max_eigenvalue, (0, None))(weights, data)
     fresh = train.RunState(
         weights=weights,
         opt_state=train.init_opt_state(spec, weights),
@@ -80,9 +87,56 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, spec):
         grad_norm=jnp.zeros_like(state.grad_norm),
         reason=jnp.full_like(state.reason, train.RUNNING),
         pause_at=jnp.full_like(state.pause_at, spec.polish_after or train.NEVER),
-        step_size=jnp.full_like(state.step_size, step_size),
+        step_size=rates,
+        key=jax.vmap(lambda key: jax.random.key_data(jax.random.fold_in(key, _MINIBATCH_ORDER)))(
+            keys
+        ),
     )
     return train.select_runs(mask, fresh, state)
+
+
+def train_spec(config, cell):
+    """The TrainSpec of a cell (its landscape knows the cell's shapes)."""
+    return train.TrainSpec(
+        landscape=landscape.for_problem(config.problem, cell, config.init),
+        optimizer=config.optimizer,
+        grad_tol=config.stop.grad_tol,
+        loss_tol=config.stop.loss_tol,
+        max_steps=config.stop.max_steps,
+        polish_after=config.stop.polish_after,
+    )
+
+
+def settle(out, data, spec, plateau_tol, previous_loss, counters=None):
+    """Decide the runs of `out` that reached a checkpoint (PAUSED, or MAX_STEPS), in place.
+
+    A float64 Newton polish (if `spec.polish_after`) that reaches grad_tol finishes a run
+    (NEWTON). Failing that, a run whose loss fell by at most `plateau_tol` (relative) since
+    its previous checkpoint stops on a plateau (PLATEAU): the minima of an empirical ReLU
+    loss often sit on a kink, where no point has a small gradient. `previous_loss` maps
+    run -> loss at its last checkpoint and is updated here. Others are left as they are.
+    """
+    for i in np.flatnonzero(np.isin(out.reason, (train.PAUSED, train.MAX_STEPS))):
+        if spec.polish_after:
+            weights, loss, grad_norm, iterations, converged = polish.newton_polish(
+                out.weights[i], data, spec.grad_tol, spec.landscape
+            )
+            if counters is not None:
+                counters.polish_attempts += 1
+            if bool(converged):
+                out.weights[i] = np.asarray(weights)
+                out.loss[i], out.grad_norm[i] = float(loss), float(grad_norm)
+                out.newton_steps[i] = int(iterations)
+                out.reason[i] = train.NEWTON
+                if counters is not None:
+                    counters.polished += 1
+                continue
+        if plateau_tol:
+            run, loss = int(out.runs[i]), float(out.loss[i])
+            before = previous_loss.get(run)
+            if before is not None and before - loss <= plateau_tol * abs(before):
+                out.reason[i] = train.PLATEAU
+            previous_loss[run] = loss
 
 
 class Engine:
@@ -93,15 +147,6 @@ class Engine:
         self.devices = list(devices or jax.local_devices())
         self.mesh = Mesh(np.array(self.devices), ("runs",))
         self.sharding = NamedSharding(self.mesh, PartitionSpec("runs"))
-        self.landscape = landscape.for_problem(config.problem)
-        self.spec = train.TrainSpec(
-            landscape=self.landscape,
-            optimizer=config.optimizer,
-            grad_tol=config.stop.grad_tol,
-            loss_tol=config.stop.loss_tol,
-            max_steps=config.stop.max_steps,
-            polish_after=config.stop.polish_after,
-        )
         size = config.engine.batch_size or DEFAULT_BATCH_PER_DEVICE.get(
             self.devices[0].platform, 256
         ) * len(self.devices)
@@ -122,15 +167,18 @@ class Engine:
         queue = collections.deque(int(r) for r in runs)
         if not queue:
             return
-        teacher = jax.device_put(gaussian.orthonormal_teacher(cell.k, cell.d))
+        spec = train_spec(self.config, cell)
+        data = jax.device_put(datasets.make(self.config.problem, cell, seed).train)
+        per_update = train.steps_per_update(spec, data)
         batch = min(self.batch_size, self._ladder(len(queue)))
         if not self.config.engine.batch_size:
             # Slots are refilled only while runs are queued: with at most a quarter of
             # the cell in flight, the tail (queue empty, slots emptying) stays short.
             batch = min(batch, self._ladder(-(-len(queue) // 4)))
-        state = self._shard(train.empty_state(self.spec, batch, cell.n, cell.d))
+        state = self._shard(train.empty_state(spec, batch, spec.landscape.param_shape()))
         slot_run = np.full(batch, -1)
         segment = _SegmentLength(self.config.engine.segment_steps)
+        previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         while True:
             free = np.flatnonzero(slot_run < 0)
             if queue and free.size:
@@ -141,7 +189,7 @@ class Engine:
                 mask[take] = True
                 slot_run[take] = new_runs[take]
                 state = start_runs(
-                    state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, self.spec
+                    state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, data, spec
                 )
             active = np.flatnonzero(slot_run >= 0)
             if not active.size:
@@ -151,7 +199,8 @@ class Engine:
                 slot_run = slot_run[index]
                 slot_run[active.size :] = -1
 
-            state, taken = train.train_segment(state, teacher, self.spec, segment.length, self.mesh)
+            updates = max(1, segment.length // per_update)
+            state, taken = train.train_segment(state, data, spec, updates, self.mesh)
             reason = np.asarray(state.reason)
             self.counters.segments += 1
             self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
@@ -160,19 +209,21 @@ class Engine:
             slots = np.flatnonzero((reason != train.RUNNING) & (slot_run >= 0))
             if not slots.size:
                 continue
-            host = jax.device_get((state.weights, state.steps, state.loss, state.grad_norm))
-            weights, steps, loss, grad_norm = (np.asarray(x)[slots] for x in host)
+            host = jax.device_get(
+                (state.weights, state.steps, state.loss, state.grad_norm, state.step_size)
+            )
+            weights, steps, loss, grad_norm, step_size = (np.asarray(x)[slots] for x in host)
             out = Finished(
                 runs=slot_run[slots].copy(),
                 weights=weights,
                 steps=steps.astype(np.int64),
                 newton_steps=np.zeros(slots.size, np.int64),
+                step_size=step_size,
                 loss=loss,
                 grad_norm=grad_norm,
                 reason=reason[slots].copy(),
             )
-            if self.config.stop.polish_after:
-                self._polish(out, teacher, np.isin(out.reason, (train.PAUSED, train.MAX_STEPS)))
+            settle(out, data, spec, self.config.stop.plateau_tol, previous_loss, self.counters)
             done = out.reason != train.PAUSED
             if not done.all():  # the polish did not finish them: back to gradient descent
                 state = train.resume_runs(state, np.isin(np.arange(batch), slots[~done]))
@@ -182,20 +233,6 @@ class Engine:
             segment.observe(out.steps)
             if out.runs.size:
                 yield out
-
-    def _polish(self, out, teacher, candidates):
-        """Newton-polish the candidate runs of `out` in place (float64, one at a time)."""
-        for i in np.flatnonzero(candidates):
-            weights, loss, grad_norm, iterations, converged = polish.newton_polish(
-                out.weights[i], teacher, self.spec.grad_tol, self.landscape
-            )
-            self.counters.polish_attempts += 1
-            if bool(converged):
-                out.weights[i] = np.asarray(weights)
-                out.loss[i], out.grad_norm[i] = float(loss), float(grad_norm)
-                out.newton_steps[i] = int(iterations)
-                out.reason[i] = train.NEWTON
-                self.counters.polished += 1
 
     def _ladder(self, count):
         """The batch size for `count` runs: devices x a power of two, at least `count`."""

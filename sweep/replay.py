@@ -6,10 +6,9 @@ import jax
 import numpy as np
 import pandas as pd
 
-from . import landscape, polish, train
-from .analysis import classify
-from .engine import start_runs
-from .landscape import gaussian
+from . import datasets, train
+from .analysis import classify, empirical
+from .engine import Finished, settle, start_runs, train_spec
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "steps"))
@@ -23,14 +22,26 @@ def _traced_segment(state, teacher, spec, steps):
     return jax.lax.scan(body, state, None, length=steps)
 
 
-def _polish(state, teacher, spec, surface):
-    """The Newton polish of the run in slot 0: (weights, loss, grad_norm, iterations) or None."""
-    weights, loss, grad_norm, iterations, converged = polish.newton_polish(
-        state.weights[0], teacher, spec.grad_tol, surface
+def _settle(state, run, teacher, spec, plateau_tol, previous_loss):
+    """`engine.settle` for the run in slot 0: (weights, loss, grad_norm, newton steps, reason)."""
+    out = Finished(
+        runs=np.array([run]),
+        weights=np.asarray(state.weights)[:1].copy(),
+        steps=np.asarray(state.steps)[:1].astype(np.int64),
+        newton_steps=np.zeros(1, np.int64),
+        step_size=np.asarray(state.step_size)[:1],
+        loss=np.asarray(state.loss)[:1].copy(),
+        grad_norm=np.asarray(state.grad_norm)[:1].copy(),
+        reason=np.asarray(state.reason)[:1].copy(),
     )
-    if not bool(converged):
-        return None
-    return np.asarray(weights), float(loss), float(grad_norm), int(iterations)
+    settle(out, teacher, spec, plateau_tol, previous_loss)
+    return (
+        out.weights[0],
+        float(out.loss[0]),
+        float(out.grad_norm[0]),
+        int(out.newton_steps[0]),
+        int(out.reason[0]),
+    )
 
 
 def replay(config, cell, run, chunk=1000):
@@ -41,52 +52,51 @@ def replay(config, cell, run, chunk=1000):
       and a dict with the final weights, steps, loss, grad_norm, stop reason, status and
       smallest Hessian eigenvalue.
     """
-    surface = landscape.for_problem(config.problem)
-    spec = train.TrainSpec(
-        config.optimizer,
-        config.stop.grad_tol,
-        config.stop.loss_tol,
-        config.stop.max_steps,
-        config.stop.polish_after,
-        landscape=surface,
-    )
-    teacher = gaussian.orthonormal_teacher(cell.k, cell.d)
+    spec = train_spec(config, cell)
+    surface = spec.landscape
+    data = datasets.make(config.problem, cell, config.seed)
+    teacher = data.train
     state = start_runs(
-        train.empty_state(spec, 1, cell.n, cell.d),
+        train.empty_state(spec, 1, surface.param_shape()),
         np.ones(1, bool),
         np.array([run]),
         config.seed,
         cell.k,
         cell.init_scale,
         cell.step_size,
+        teacher,
         spec,
     )
     losses, norms = [], []
-    polished = None  # (weights, loss, grad_norm, iterations) once the Newton polish finishes
-    while int(state.reason[0]) in (train.RUNNING, train.PAUSED):
-        if int(state.reason[0]) == train.PAUSED:  # as the engine does: polish, or go on
-            polished = _polish(state, teacher, spec, surface)
-            if polished:
+    previous_loss = {}
+    plateau_tol = config.stop.plateau_tol
+    while True:
+        reason = int(state.reason[0])
+        if reason == train.PAUSED:  # as the engine does: polish or plateau, else go on
+            settled = _settle(state, run, teacher, spec, plateau_tol, previous_loss)
+            if settled[-1] != train.PAUSED:
                 break
             state = train.resume_runs(state, np.ones(1, bool))
-        state, (loss, grad_norm, reason) = _traced_segment(state, teacher, spec, chunk)
-        evaluated = np.flatnonzero(np.asarray(reason) == train.RUNNING).size + 1
+        elif reason != train.RUNNING:
+            settled = _settle(state, run, teacher, spec, plateau_tol, previous_loss)
+            break
+        state, (loss, grad_norm, reasons) = _traced_segment(state, teacher, spec, chunk)
+        evaluated = np.flatnonzero(np.asarray(reasons) == train.RUNNING).size + 1
         losses.append(np.asarray(loss)[:evaluated])
         norms.append(np.asarray(grad_norm)[:evaluated])
-    reason = np.asarray(state.reason).copy()
-    if reason[0] == train.MAX_STEPS and spec.polish_after:
-        polished = _polish(state, teacher, spec, surface)
-    if polished:
-        reason[0] = train.NEWTON
-        final_weights, final_loss, final_norm, newton_steps = polished
-    else:
-        final_weights, newton_steps = np.asarray(state.weights[0]), 0
-        final_loss, final_norm = float(state.loss[0]), float(state.grad_norm[0])
+    final_weights, final_loss, final_norm, newton_steps, stop = settled
+    reason = np.array([stop], np.int8)
     loss, grad_norm = np.concatenate(losses), np.concatenate(norms)
-    history = pd.DataFrame({"step": np.arange(len(loss)), "loss": loss, "grad_norm": grad_norm})
-    found = classify(
-        final_weights[None], reason, np.array([final_loss]), cell.k, config.classify, surface
-    )
+    step = np.arange(len(loss)) * train.steps_per_update(spec, teacher)
+    history = pd.DataFrame({"step": step, "loss": loss, "grad_norm": grad_norm})
+    if config.problem.kind == "gaussian_relu":
+        found = classify(
+            final_weights[None], reason, np.array([final_loss]), cell.k, config.classify, surface
+        )
+    else:
+        found = empirical.classify(
+            config, cell, data, [run], final_weights[None], reason, np.array([final_loss])
+        )
     final = {
         "weights": final_weights,
         "steps": int(state.steps[0]),

@@ -49,7 +49,16 @@ SCHEMA = pa.schema(
         ("min_eig", pa.float64()),  # null where the run did not converge
         ("decided_by", pa.string()),  # "hessian", "escape_neuron", or "" if not converged
         ("symmetry", pa.string()),  # block pattern such as "1+5", or "none"
-        ("weights", pa.list_(pa.float64())),  # final W, row-major (n, d)
+        ("weights", pa.list_(pa.float64())),  # final W, row-major (n, d); a network's theta
+        # Population loss (closed form), or loss on fresh test points (empirical problems).
+        ("test_loss", pa.float64()),
+        ("depth", pa.int64()),  # weight layers of the student
+        ("minibatch", pa.int64()),  # SGD minibatch size (0: full batch)
+        # 1-D students with biases (else null): piecewise linear regression error of the
+        # data, whether the run is essentially linear, max |b_i(end) - b_i(start)|.
+        ("linear_loss", pa.float64()),
+        ("essentially_linear", pa.bool_()),
+        ("bias_movement", pa.float64()),
     ]
 )
 
@@ -209,9 +218,22 @@ class ResultStore:
         _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
 
 
-def rows(config, shard, runs, weights, steps, newton_steps, stop_reason, loss, grad_norm, found):
+def rows(
+    config,
+    shard,
+    runs,
+    weights,
+    steps,
+    newton_steps,
+    stop_reason,
+    loss,
+    grad_norm,
+    found,
+    step_size=None,
+):
     """The columns of one shard's table, in SCHEMA order (runs sorted by index).
 
+    `step_size` holds each run's step size (the cell's where not given).
     `found` holds the columns from `analysis.classify`."""
     order = np.argsort(runs)
     count = len(runs)
@@ -231,7 +253,9 @@ def rows(config, shard, runs, weights, steps, newton_steps, stop_reason, loss, g
         "init": repeat(config.init.kind),
         "init_scale": repeat(cell.init_scale),
         "optimizer": repeat(config.optimizer.kind),
-        "step_size": repeat(cell.step_size),
+        "step_size": repeat(cell.step_size)
+        if step_size is None
+        else np.asarray(step_size, float)[order],
         "steps": np.asarray(steps)[order],
         "newton_steps": np.asarray(newton_steps)[order],
         "stop_reason": [stop_reason[i] for i in order],
@@ -242,7 +266,21 @@ def rows(config, shard, runs, weights, steps, newton_steps, stop_reason, loss, g
         "decided_by": [found["decided_by"][i] for i in order],
         "symmetry": [found["symmetry"][i] for i in order],
         "weights": [np.asarray(weights[i]).ravel() for i in order],
+        "test_loss": [_optional(found.get("test_loss", loss)[i]) for i in order],
+        "depth": repeat(config.problem.depth),
+        "minibatch": repeat(config.optimizer.batch_size),
+        **{
+            key: [_optional(found[key][i]) if key in found else None for i in order]
+            for key in ("linear_loss", "essentially_linear", "bias_movement")
+        },
     }
+
+
+def _optional(value):
+    """A column entry: None for missing or NaN, a plain Python value otherwise."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def write_minima(root, frame):

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from . import landscape, plan, status, train
-from .analysis import classify
+from . import datasets, landscape, plan, status, train
+from .analysis import classify, empirical
 from .analysis.catalogue import catalogue
 from .engine import Engine
 from .results import MINIMA, ResultStore, load, rows, write_minima
@@ -138,14 +138,26 @@ def _write_minima_when_complete(store, shards):
 
 def _write_shard(config, store, buffer):
     found = buffer.columns()
-    classified = classify(
-        found["weights"],
-        found["reason"],
-        found["loss"],
-        buffer.shard.cell.k,
-        config.classify,
-        landscape.for_problem(config.problem),
-    )
+    cell = buffer.shard.cell
+    if config.problem.kind == "gaussian_relu":
+        classified = classify(
+            found["weights"],
+            found["reason"],
+            found["loss"],
+            cell.k,
+            config.classify,
+            landscape.for_problem(config.problem, cell),
+        )
+    else:
+        classified = empirical.classify(
+            config,
+            cell,
+            datasets.make(config.problem, cell, config.seed),
+            found["runs"],
+            found["weights"],
+            found["reason"],
+            found["loss"],
+        )
     store.write(
         buffer.shard,
         rows(
@@ -155,6 +167,7 @@ def _write_shard(config, store, buffer):
             weights=found["weights"],
             steps=found["steps"],
             newton_steps=found["newton_steps"],
+            step_size=found["step_size"],
             stop_reason=[train.REASON_NAMES[r] for r in found["reason"]],
             loss=found["loss"],
             grad_norm=found["grad_norm"],

@@ -20,12 +20,14 @@ from .landscape import Landscape
 # reached grad_tol through the Newton polish (`polish.py`). PAUSED holds a run at exactly
 # its `pause_at` step for the host to polish: the polish then starts from the same point
 # whatever the batch or segment length, and a run that is not finished there resumes.
-RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON, PAUSED = range(8)
+# PLATEAU: the loss stopped falling between two pauses (`engine.settle`).
+RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON, PAUSED, PLATEAU = range(9)
 REASON_NAMES = (
-    "running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton", "paused"
+    "running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton", "paused",
+    "plateau",
 )  # fmt: skip
 NEVER = jnp.iinfo(jnp.int32).max
-CONVERGED = (GRAD, LOSS, NEWTON)
+CONVERGED = (GRAD, LOSS, NEWTON, PLATEAU)
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,13 @@ class TrainSpec:
     loss_tol: float
     max_steps: int
     polish_after: int = 0  # first pause for the Newton polish (0: never)
-    # What is minimized: its loss_and_grad(weights (n, d), teacher (k, d)) is the step's
-    # objective. A value (not a bound method), so equal specs share compiled code.
-    landscape: Landscape = Landscape()
+    # What is minimized: its loss_and_grad(params, data) is the step's objective. A value
+    # (not a bound method), so equal specs share compiled code.
+    landscape: Any = Landscape()
 
 
 class RunState(NamedTuple):
-    weights: jax.Array  # (B, n, d) current point of each run
+    weights: jax.Array  # (B, *param_shape) current point of each run
     opt_state: Any  # optimizer state, every leaf with leading axis B
     steps: jax.Array  # (B,) int32: updates applied so far
     loss: jax.Array  # (B,) loss at the last evaluated point
@@ -51,6 +53,7 @@ class RunState(NamedTuple):
     reason: jax.Array  # (B,) int8: RUNNING, or why the run stopped
     pause_at: jax.Array  # (B,) int32: step at which the run pauses for a polish
     step_size: jax.Array  # (B,) learning rate of each run
+    key: jax.Array  # (B, 2) uint32: key data of each run's minibatch order
 
 
 def make_optimizer(spec, step_size):
@@ -64,14 +67,24 @@ def make_optimizer(spec, step_size):
     raise ValueError(f"unknown optimizer {spec.kind!r}")
 
 
+def schedule(spec, steps):
+    """Step-size factor after `steps` updates (a traced int)."""
+    t = steps.astype(jnp.float64)
+    if spec.optimizer.schedule == "cosine":  # from 1 down to 0 at max_steps
+        return 0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(t / spec.max_steps, 1.0)))
+    if spec.optimizer.schedule == "inverse_time":
+        return 1.0 / (1.0 + t / spec.optimizer.decay_steps)
+    return jnp.ones_like(t)
+
+
 def init_opt_state(spec, weights):
-    """Optimizer state for a batch of weights (B, n, d)."""
+    """Optimizer state for a batch of params (B, ...)."""
     return jax.vmap(make_optimizer(spec.optimizer, 1.0).init)(weights)
 
 
-def empty_state(spec, batch, n, d, dtype=jnp.float64):
-    """A batch of EMPTY slots (frozen until refilled)."""
-    weights = jnp.zeros((batch, n, d), dtype)
+def empty_state(spec, batch, shape, dtype=jnp.float64):
+    """A batch of EMPTY slots (frozen until refilled) for params of the given shape."""
+    weights = jnp.zeros((batch, *shape), dtype)
     return RunState(
         weights=weights,
         opt_state=init_opt_state(spec, weights),
@@ -81,6 +94,7 @@ def empty_state(spec, batch, n, d, dtype=jnp.float64):
         reason=jnp.full(batch, EMPTY, jnp.int8),
         pause_at=jnp.full(batch, NEVER, jnp.int32),
         step_size=jnp.zeros(batch, dtype),
+        key=jnp.zeros((batch, 2), jnp.uint32),
     )
 
 
@@ -105,32 +119,74 @@ def stop_reason(loss, grad_norm, steps, pause_at, spec):
     return jnp.where(finite, reason, NONFINITE).astype(jnp.int8)
 
 
-def train_step(state, teacher, spec):
-    """One optimizer step for every running run; stopped runs are left untouched."""
-    loss, grad = jax.vmap(spec.landscape.loss_and_grad, (0, None))(state.weights, teacher)
-    grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=(1, 2)))
+def _gradient_step(weights, opt_state, grad, step_size, steps, spec):
+    """One full-batch update of one run with the gradient already at hand."""
+    rate = step_size * schedule(spec, steps)
+    updates, opt_state = make_optimizer(spec.optimizer, rate).update(grad, opt_state)
+    return optax.apply_updates(weights, updates), opt_state
+
+
+def _minibatch_epoch(weights, opt_state, key, step_size, steps, data, spec):
+    """One epoch of minibatch updates of one run: a fresh order of the N points from the
+    run's own key and its epoch, then N // batch_size steps (the remainder is skipped)."""
+    inputs, targets = data
+    size = spec.optimizer.batch_size
+    per_epoch = inputs.shape[0] // size
+    key = jax.random.fold_in(jax.random.wrap_key_data(key), steps // per_epoch)
+    order = jax.random.permutation(key, inputs.shape[0])
+
+    def body(j, carry):
+        weights, opt_state = carry
+        index = jax.lax.dynamic_slice(order, (j * size,), (size,))
+        _, grad = spec.landscape.loss_and_grad(weights, (inputs[index], targets[index]))
+        return _gradient_step(weights, opt_state, grad, step_size, steps + j, spec)
+
+    return jax.lax.fori_loop(0, per_epoch, body, (weights, opt_state))
+
+
+def steps_per_update(spec, data):
+    """Optimizer steps in one update of `train_step`: 1, or an epoch of minibatches."""
+    if not spec.optimizer.batch_size:
+        return 1
+    return data[0].shape[0] // spec.optimizer.batch_size
+
+
+def train_step(state, data, spec):
+    """One update for every running run; stopped runs are left untouched.
+
+    The stop test looks at the full-batch loss and gradient. With minibatches
+    (optimizer.batch_size > 0) an update is a whole epoch, so the test runs once per epoch
+    and costs about as much as the epoch itself.
+    """
+    loss, grad = jax.vmap(spec.landscape.loss_and_grad, (0, None))(state.weights, data)
+    grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=tuple(range(1, grad.ndim))))
     running = state.reason == RUNNING
     reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec)
     active = running & (reason == RUNNING)
 
-    def update(g, opt_state, step_size):
-        return make_optimizer(spec.optimizer, step_size).update(g, opt_state)
-
-    updates, opt_state = jax.vmap(update)(grad, state.opt_state, state.step_size)
-    moved = optax.apply_updates(state.weights, updates)
+    if spec.optimizer.batch_size:
+        moved, opt_state = jax.vmap(_minibatch_epoch, (0, 0, 0, 0, 0, None, None))(
+            state.weights, state.opt_state, state.key, state.step_size, state.steps, data, spec
+        )
+    else:
+        moved, opt_state = jax.vmap(_gradient_step, (0, 0, 0, 0, 0, None))(
+            state.weights, state.opt_state, grad, state.step_size, state.steps, spec
+        )
+    taken = steps_per_update(spec, data)
     return RunState(
         weights=select_runs(active, moved, state.weights),
         opt_state=select_runs(active, opt_state, state.opt_state),
-        steps=state.steps + active.astype(state.steps.dtype),
+        steps=state.steps + taken * active.astype(state.steps.dtype),
         loss=jnp.where(running, loss, state.loss),
         grad_norm=jnp.where(running, grad_norm, state.grad_norm),
         reason=jnp.where(running, reason, state.reason),
         pause_at=state.pause_at,
         step_size=state.step_size,
+        key=state.key,
     )
 
 
-def _segment(state, teacher, spec, steps):
+def _segment(state, data, spec, steps):
     """The segment on one device's slice of the batch; `done` has shape (1,)."""
 
     def cond(carry):
@@ -139,10 +195,10 @@ def _segment(state, teacher, spec, steps):
 
     def body(carry):
         done, state = carry
-        return done + 1, train_step(state, teacher, spec)
+        return done + 1, train_step(state, data, spec)
 
     done, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
-    return state, done[None]
+    return state, (done * steps_per_update(spec, data))[None]
 
 
 @functools.partial(jax.jit, donate_argnames=("state",))
@@ -156,21 +212,21 @@ def resume_runs(state, mask):
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))
-def train_segment(state, teacher, spec, steps, mesh=None):
-    """Up to `steps` optimizer steps for a batch of runs (B, n, d).
+def train_segment(state, data, spec, steps, mesh=None):
+    """Up to `steps` updates (`train_step`) for a batch of runs.
 
-    Returns the new RunState and the steps taken on each device, shape (devices,).
+    Returns the new RunState and the optimizer steps taken on each device, shape (devices,).
     `steps` is traced, so segments of any length share one compiled program. With a
     `mesh` (1-D, axis "runs"), every device loops over its own slice of the batch: the
     loop's stop test then needs no communication between devices, and a device whose
     runs have all stopped ends its segment early.
     """
     if mesh is None:
-        return _segment(state, teacher, spec, steps)
+        return _segment(state, data, spec, steps)
     per_device = jax.shard_map(
-        lambda state, teacher, steps: _segment(state, teacher, spec, steps),
+        lambda state, data, steps: _segment(state, data, spec, steps),
         mesh=mesh,
         in_specs=(P("runs"), P(), P()),
         out_specs=(P("runs"), P("runs")),
     )
-    return per_device(state, teacher, steps)
+    return per_device(state, data, steps)

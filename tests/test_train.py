@@ -24,6 +24,7 @@ def start(spec, weights, step_size):
         reason=jnp.zeros(batch, jnp.int8),
         pause_at=jnp.full(batch, train.NEVER, jnp.int32),
         step_size=jnp.full(batch, step_size),
+        key=jnp.zeros((batch, 2), jnp.uint32),
     )
 
 

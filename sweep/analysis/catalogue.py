@@ -20,7 +20,10 @@ def catalogue(runs, statuses=("spurious",), tol=1e-6):
       symmetry, loss, min_eig, multiplicity, example_run and the canonical weights.
     """
     rows = []
+    # The closed form only: an empirical loss lacks the coordinate permutations.
     selected = runs[runs["status"].isin(statuses)]
+    if "problem" in selected.columns:
+        selected = selected[selected["problem"] == "gaussian_relu"]
     for (k, n, d), cell in selected.groupby(["k", "n", "d"], sort=True):
         found = []  # [canonical weights, first row, multiplicity]
         for row in cell.sort_values("run").itertuples(index=False):

@@ -25,21 +25,26 @@ _hessians = jax.jit(
 )
 
 
-# Points per batched Hessian call: a fixed size, so there is one compile per cell shape.
+# Points per batched Hessian call: a fixed size per cell shape, so one compile per shape;
+# fewer for large parameter counts, so a chunk's Hessians stay within ~128 MB.
 CHUNK = 32
+_CHUNK_ENTRIES = 2**24
 
 
 def min_eigenvalues(weights, teacher, landscape=RELU):
-    """Smallest Hessian eigenvalue of each point (m, n, d), in batched calls.
+    """Smallest Hessian eigenvalue of each point (m, ...), in batched calls.
 
-    The Hessians come from JAX; LAPACK's eigvalsh through NumPy is about twice as fast as
-    jnp.linalg.eigvalsh on a CPU for these sizes.
+    `teacher` is the landscape's data argument. The Hessians come from JAX; LAPACK's
+    eigvalsh through NumPy is about twice as fast as jnp.linalg.eigvalsh on a CPU for
+    these sizes.
     """
     weights = np.asarray(weights)
+    size = int(np.prod(weights.shape[1:]))
+    chunk_size = max(1, min(CHUNK, _CHUNK_ENTRIES // max(size * size, 1)))
     found = []
-    for start in range(0, len(weights), CHUNK):
-        chunk = weights[start : start + CHUNK]
-        padded = np.concatenate([chunk, np.repeat(chunk[:1], CHUNK - len(chunk), axis=0)])
+    for start in range(0, len(weights), chunk_size):
+        chunk = weights[start : start + chunk_size]
+        padded = np.concatenate([chunk, np.repeat(chunk[:1], chunk_size - len(chunk), axis=0)])
         hessians = np.asarray(_hessians(padded, teacher, landscape))[: len(chunk)]
         found.append(np.linalg.eigvalsh(hessians)[:, 0])
     return np.concatenate(found) if found else np.zeros(0)

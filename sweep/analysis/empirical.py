@@ -1,0 +1,149 @@
+"""Where a run on a finite data set landed, and what it learned.
+
+"global" means the smallest empirical loss the architecture allows, taken to be zero: a
+realizable teacher, or a student wide enough to interpolate the points. A converged run
+above `global_loss_tol` is a saddle if its Hessian has an eigenvalue below -eig_tol, else
+a spurious local minimum (dead neurons give zero eigenvalues: such minima are not strict).
+A run that stopped on a loss plateau (`train.PLATEAU`, decided_by "plateau") sits where
+the loss stopped falling, typically on a kink where a data point switches a neuron: the
+Hessian there is that of one side, so its sign is evidence, not proof.
+
+For 1-D students with biases (Holzmüller & Steinwart, JMLR 2022) a run is "essentially
+linear" when no kink -b_i/w_i of a neuron that matters lies inside the range of the data
+on the positive or on the negative half-line, and its loss equals the error of the best
+affine fit on each half-line (the piecewise linear regression error): the net is then
+just linear regression on each side of 0, however wide it is.
+"""
+
+import jax
+import numpy as np
+
+from .. import train
+from ..init import run_key
+from ..landscape import for_problem, gaussian, leaky
+from .classify import min_eigenvalues
+from .symmetry import NONE
+
+_losses = jax.jit(
+    jax.vmap(lambda theta, data, net: net.loss(theta, data), (0, None, None)),
+    static_argnames=("net",),
+)
+
+
+def linear_regression_error(inputs, targets):
+    """1/(2N) times the squared error of the best affine fit on x < 0 and on x > 0 (and the
+    best constant at x = 0), each side fitted on its own."""
+    x, y = np.asarray(inputs, float).ravel(), np.asarray(targets, float)
+    error = 0.0
+    for side in (x < 0, x > 0, x == 0):
+        if side.sum() < 2:
+            continue
+        design = np.stack([x[side], np.ones(side.sum())], axis=1)
+        fit, *_ = np.linalg.lstsq(design, y[side], rcond=None)
+        error += float(np.sum((design @ fit - y[side]) ** 2))
+    return 0.5 * error / len(x)
+
+
+def kinks_inside(theta, net, inputs, zero_tol):
+    """How many kinks of neurons that matter lie strictly inside the data's range on the
+    negative or the positive half-line (a 1-D, depth-2 net with biases)."""
+    p = net.unflatten(np.asarray(theta))
+    w, b = p["W1"][:, 0], p["b1"]
+    if net.ntk:
+        w = w / np.sqrt(net.d)
+    mattering = np.abs(w) > zero_tol
+    if net.train_output:
+        mattering &= np.abs(p["a"]) > zero_tol
+    kink = -b[mattering] / w[mattering]
+    x = np.asarray(inputs).ravel()
+    count = 0
+    for side in (x[x < 0], x[x > 0]):
+        if side.size >= 2:
+            count += int(np.sum((kink > side.min()) & (kink < side.max())))
+    return count
+
+
+def test_losses(weights, net, data, problem):
+    """Loss of each point on fresh data: the closed-form population loss where it exists
+    (Gaussian inputs, a teacher, depth 2, no biases, unit output weights), else the mean
+    loss on the test set."""
+    closed_form = (
+        problem.data == "gaussian"
+        and data.teacher is not None
+        and net.depth == 2
+        and not net.biases
+        and not net.train_output
+    )
+    if closed_form:
+        scale = 1 / np.sqrt(net.d) if net.ntk else 1.0
+        population = jax.jit(jax.vmap(lambda w: leaky.loss(w, data.teacher, net.alpha)))
+        if not net.alpha:
+            population = jax.jit(jax.vmap(lambda w: gaussian.loss(w, data.teacher)))
+        return np.asarray(population(scale * np.asarray(weights).reshape(-1, net.n, net.d)))
+    return np.asarray(_losses(np.asarray(weights), data.test, net))
+
+
+def classify(config, cell, data, runs, weights, reason, loss):
+    """Statuses and diagnostics for finished runs of one cell of an empirical problem.
+
+    Args:
+      config, cell: the sweep's `Config` and the runs' `Cell`.
+      data: the cell's `datasets.Data`.
+      runs: (m,) run indices; weights: (m, P) final parameters; reason: (m,) stop
+        reasons; loss: (m,) final losses.
+
+    Returns:
+      dict of m-long columns: status, min_eig, decided_by, symmetry ("none"), test_loss,
+      and, for 1-D students with biases, linear_loss, essentially_linear and
+      bias_movement (else None).
+    """
+    tolerances = config.classify
+    net = for_problem(config.problem, cell, config.init)
+    weights, loss = np.asarray(weights), np.asarray(loss)
+    m = len(weights)
+    converged = np.isin(reason, train.CONVERGED)
+    min_eig = np.full(m, np.nan)
+    needs_hessian = converged & (loss > tolerances.global_loss_tol)
+    if needs_hessian.any():
+        min_eig[needs_hessian] = min_eigenvalues(weights[needs_hessian], data.train, net)
+    status = np.where(reason == train.NONFINITE, "diverged", "not_converged").astype(object)
+    status[converged] = "spurious"
+    status[needs_hessian & (min_eig < -tolerances.eig_tol)] = "saddle"
+    status[converged & ~needs_hessian] = "global"
+    columns = {
+        "status": list(status),
+        "min_eig": min_eig,
+        "decided_by": [
+            "plateau" if why == train.PLATEAU else "hessian" if c else ""
+            for why, c in zip(reason, converged, strict=True)
+        ],
+        "symmetry": [NONE] * m,
+        "test_loss": test_losses(weights, net, data, config.problem),
+        "linear_loss": [None] * m,
+        "essentially_linear": [None] * m,
+        "bias_movement": [None] * m,
+    }
+    if net.d == 1 and net.depth == 2 and net.biases:
+        inputs, targets = data.train
+        linear = linear_regression_error(inputs, targets)
+        inside = np.array([kinks_inside(t, net, inputs, tolerances.zero_tol) for t in weights])
+        fits = loss <= linear * (1 + tolerances.linear_tol) + tolerances.global_loss_tol
+        columns["linear_loss"] = [linear] * m
+        columns["essentially_linear"] = list((inside == 0) & fits)
+    if net.biases:
+        columns["bias_movement"] = list(bias_movement(weights, net, cell, config.seed, runs))
+    return columns
+
+
+def bias_movement(weights, net, cell, seed, runs):
+    """max_i |b_i(end) - b_i(start)| over the first layer's biases of each run."""
+
+    def initial(run):
+        return net.init(run_key(seed, cell.k, cell.n, cell.d, run), cell.init_scale)
+
+    start = np.asarray(jax.vmap(initial)(np.asarray(runs)))
+    moved = [
+        np.max(np.abs(net.unflatten(end)["b1"] - net.unflatten(begin)["b1"]))
+        for end, begin in zip(np.asarray(weights), start, strict=True)
+    ]
+    return np.asarray(moved, float)

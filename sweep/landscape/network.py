@@ -1,0 +1,136 @@
+"""Empirical squared loss of a fully connected network on a finite data set.
+
+The student is x -> a . act(W_{L-1} ... act(W_1 x + b_1) ... + b_{L-1}) + c with depth L
+(weight layers; 2 = one hidden layer of width n), act = ReLU or Leaky ReLU(alpha),
+optional biases b_l (and c), and an output layer a that is trained or fixed to ones (the
+teacher-student setting of Safran & Shamir). The loss is
+
+    L(theta) = 1/(2N) sum_i (f(x_i) - y_i)^2,
+
+the empirical counterpart of the population loss F of `gaussian.py` (same 1/2), so the
+two can be compared directly. Holzmüller & Steinwart (JMLR 2022) train such nets on 1-D
+data; Liu (2021) deeper ones on data no linear model fits.
+
+Parameters of one run are a flat vector theta (layout in `Network.layers`), so training,
+the Newton polish and the Hessian check treat every landscape alike. Gradients and
+Hessians come from autodiff: the network is piecewise polynomial in theta, and away from
+the measure-zero set where a pre-activation is exactly 0 these are exact.
+
+Parameterization: "standard" uses W_l as written; "ntk" (Jacot et al. 2018) multiplies each
+weight layer by 1/sqrt(fan_in) in the forward pass, so its parameters start at order 1.
+"""
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclass(frozen=True)
+class Network:
+    """A student architecture (hashable: a static argument of jitted code)."""
+
+    n: int  # hidden width
+    d: int  # input dimension
+    depth: int = 2  # weight layers
+    biases: bool = False
+    train_output: bool = False  # else the output weights are fixed to ones
+    alpha: float = 0.0  # Leaky ReLU slope for z < 0; 0 is ReLU
+    ntk: bool = False  # NTK parameterization
+    bias_scale: float = 0.0  # standard deviation of the initial biases
+
+    def layers(self):
+        """(name, shape, fan_in) of each parameter block, in the order of theta."""
+        blocks, fan_in = [], self.d
+        for layer in range(1, self.depth):
+            blocks.append((f"W{layer}", (self.n, fan_in), fan_in))
+            if self.biases:
+                blocks.append((f"b{layer}", (self.n,), None))
+            fan_in = self.n
+        if self.train_output:
+            blocks.append(("a", (self.n,), self.n))
+            if self.biases:
+                blocks.append(("c", (), None))
+        return blocks
+
+    @property
+    def size(self):
+        return sum(math.prod(shape) for _, shape, _ in self.layers())
+
+    def param_shape(self):
+        return (self.size,)
+
+    def unflatten(self, theta):
+        """The parameter blocks of theta, by name."""
+        blocks, offset = {}, 0
+        for name, shape, _ in self.layers():
+            count = math.prod(shape)
+            blocks[name] = theta[offset : offset + count].reshape(shape)
+            offset += count
+        return blocks
+
+    def init(self, key, scale, dtype=jnp.float64):
+        """Initial theta: each weight layer N(0, scale^2 d / fan_in), biases N(0, bias_scale^2).
+
+        `scale` is the first layer's standard deviation (1/sqrt(d) for Xavier, sqrt(2/d) for
+        He), so every layer keeps the same fan-in rule. Under the NTK parameterization the
+        forward pass divides by sqrt(fan_in), so the parameters start at scale sqrt(d).
+        """
+        parts = []
+        for index, (_, shape, fan_in) in enumerate(self.layers()):
+            draw = jax.random.normal(jax.random.fold_in(key, index), shape, dtype)
+            if fan_in is None:
+                std = self.bias_scale
+            elif self.ntk:
+                std = scale * math.sqrt(self.d)
+            else:
+                std = scale * math.sqrt(self.d / fan_in)
+            parts.append((std * draw).reshape(-1))
+        return jnp.concatenate(parts) if parts else jnp.zeros(0, dtype)
+
+    def activation(self, z):
+        return jnp.where(z > 0, z, self.alpha * z) if self.alpha else jax.nn.relu(z)
+
+    def apply(self, theta, inputs):
+        """Outputs for inputs (N, d), shape (N,)."""
+        p = self.unflatten(theta)
+        h = inputs
+        for layer in range(1, self.depth):
+            weight = p[f"W{layer}"]
+            if self.ntk:
+                weight = weight / math.sqrt(weight.shape[1])
+            z = h @ weight.T
+            if self.biases:
+                z = z + p[f"b{layer}"]
+            h = self.activation(z)
+        if not self.train_output:
+            return jnp.sum(h, axis=-1)
+        out = h @ (p["a"] / math.sqrt(self.n) if self.ntk else p["a"])
+        return out + p["c"] if self.biases else out
+
+    def loss(self, theta, data):
+        inputs, targets = data
+        residual = self.apply(theta, inputs) - targets
+        return 0.5 * jnp.mean(residual * residual)
+
+    def loss_and_grad(self, theta, data):
+        return jax.value_and_grad(self.loss)(theta, data)
+
+    def hessian(self, theta, data):
+        return jax.hessian(self.loss)(theta, data)
+
+    def ntk_max_eigenvalue(self, theta, data):
+        """Largest eigenvalue of the NTK Gram matrix J J^T / N at theta (J = df(x_i)/dtheta).
+
+        It is also the largest eigenvalue of the Gauss-Newton part of the loss's Hessian,
+        so a step of 1/lambda is half the step at which gradient descent turns unstable.
+        """
+        inputs, _ = data
+        jacobian = jax.jacrev(self.apply)(theta, inputs)  # (N, P)
+        gram = (
+            jacobian @ jacobian.T
+            if jacobian.shape[0] <= jacobian.shape[1]
+            else jacobian.T @ jacobian
+        )
+        return jnp.linalg.eigvalsh(gram / inputs.shape[0])[-1]
