@@ -40,7 +40,7 @@ import sweep  # noqa: F401  (configures JAX: devices, float64)
 from sweep import config as config_module
 from sweep import results, train
 from sweep.analysis.classify import classify
-from sweep.engine import Engine, start_runs
+from sweep.engine import Engine, start_runs, train_spec
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 
@@ -116,13 +116,21 @@ def throughput(k, batch, steps=200):
     config = config_module.load(str(CONFIG), {"sweep.k": str(k)})
     engine = Engine(config)
     cell = config_module.cells(config)[0]
-    spec = dataclasses.replace(engine.spec, grad_tol=0.0)  # every run keeps stepping
-    state = train.empty_state(spec, batch, k, k)
+    spec = dataclasses.replace(train_spec(config, cell), grad_tol=0.0)  # all keep stepping
+    teacher = gaussian.orthonormal_teacher(k)
+    state = train.empty_state(spec, batch, (k, k))
     state = start_runs(
-        state, np.ones(batch, bool), np.arange(batch), 0, k, cell.init_scale, cell.step_size, spec
+        state,
+        np.ones(batch, bool),
+        np.arange(batch),
+        0,
+        k,
+        cell.init_scale,
+        cell.step_size,
+        teacher,
+        spec,
     )
     state = jax.device_put(state, engine.sharding)
-    teacher = gaussian.orthonormal_teacher(k)
     state, _ = train.train_segment(state, teacher, spec, 5, engine.mesh)  # compile
     state.reason.block_until_ready()
     start = time.perf_counter()

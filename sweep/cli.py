@@ -113,7 +113,8 @@ def _report(args):
         reference = DEFAULT_REFERENCE if Path(DEFAULT_REFERENCE).is_file() else None
     elif not Path(reference).is_file():
         raise ConfigError("--reference", "a CSV file of published values", reference)
-    text, pngs = report.write_report(folder, reference)
+    compare = [_sweep_folder(other) for other in args.compare]
+    text, pngs = report.write_report(folder, reference, compare)
     print(text)
     for png in pngs:
         print(f"wrote {png}")
@@ -230,6 +231,13 @@ def build_parser():
     summary.add_argument("sweep", help="a results folder, e.g. results/default")
     summary.add_argument(
         "--reference", help=f"CSV of published values (default: {DEFAULT_REFERENCE})"
+    )
+    summary.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="other sweeps of 1-D students to set beside this one (essentially linear runs)",
     )
     summary.set_defaults(handler=_report)
 

@@ -95,3 +95,23 @@ def trajectory(history, path, title):
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)
+
+
+def linear_vs_width(table, path):
+    """% of runs ending essentially linear against the width (log scale), one line per
+    sweep (init or optimizer), with 95% Wilson bands."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, group in table.groupby("sweep", sort=True):
+        line = axes.plot(group["n"], group["linear_%"], marker="o", label=name)[0]
+        axes.fill_between(
+            group["n"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
+        )
+    axes.set_xscale("log", base=2)
+    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.set_xlabel("student width n")
+    axes.set_ylabel("runs ending essentially linear (%)")
+    axes.set_ylim(-2, 102)
+    axes.set_title("1-D ReLU nets that end as linear regression on each half-line")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)

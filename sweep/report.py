@@ -54,6 +54,48 @@ def summary(frame, minima=None):
     return pd.DataFrame(table)
 
 
+def linear_summary(frame):
+    """For 1-D students: one row per (sweep, n) with the % of runs that end essentially
+    linear (95% Wilson interval), the median and 90th percentile of the largest bias
+    movement, and the median final loss next to the piecewise linear regression error."""
+    frame = frame[frame["essentially_linear"].notna()]
+    table = []
+    for (name, n), group in frame.groupby(["sweep", "n"], sort=True):
+        linear = int(group["essentially_linear"].astype(bool).sum())
+        low, high = wilson_interval(linear, len(group))
+        table.append(
+            {
+                "sweep": name,
+                "n": int(n),
+                "runs": len(group),
+                "linear_%": 100 * linear / len(group),
+                "ci95_low_%": 100 * low,
+                "ci95_high_%": 100 * high,
+                "bias_movement_median": float(group["bias_movement"].median()),
+                "bias_movement_p90": float(group["bias_movement"].quantile(0.9)),
+                "loss_median": float(group["loss"].median()),
+                "linear_loss": float(group["linear_loss"].iloc[0]),
+            }
+        )
+    return pd.DataFrame(table)
+
+
+def format_linear_summary(table):
+    lines = [
+        "| sweep | n | runs | % essentially linear [95% CI] | bias movement median / p90 "
+        "| median loss | linear fit loss |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in table.to_dict("records"):
+        lines.append(
+            f"| {row['sweep']} | {row['n']} | {row['runs']} "
+            f"| {row['linear_%']:.1f} [{row['ci95_low_%']:.1f}, {row['ci95_high_%']:.1f}] "
+            f"| {row['bias_movement_median']:.3g} / {row['bias_movement_p90']:.3g} "
+            f"| {row['loss_median']:.4g} | {row['linear_loss']:.4g} |"
+        )
+    return "\n".join(lines)
+
+
 def format_summary(table):
     """The summary as an aligned text table for the terminal (and Markdown readers)."""
     header = (
@@ -75,12 +117,14 @@ def format_summary(table):
     return "\n".join(lines)
 
 
-def write_report(path, reference=None):
+def write_report(path, reference=None, compare=()):
     """Summarize a sweep folder: returns the Markdown table and writes PNGs to _report/.
 
     Args:
       path: the sweep's results folder.
       reference: optional CSV of published values (columns k, n, spurious_pct, ...).
+      compare: other sweep folders to set beside it in the tables and plots of 1-D
+        students (the same data trained with another init or optimizer).
 
     Returns:
       (text, list of PNG paths).
@@ -93,15 +137,21 @@ def write_report(path, reference=None):
     folder = path / "_report"
     folder.mkdir(exist_ok=True)
     pngs = [
-        plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published),
         plots.spurious_objectives(frame, folder / "spurious_objectives.png"),
         plots.steps_to_converge(frame, folder / "steps_to_converge.png"),
     ]
+    if (table["k"] > 0).any():  # a teacher width to plot against
+        pngs.insert(0, plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published))
     text = format_summary(table)
-    if published is not None:
+    if published is not None and (frame["problem"] == "gaussian_relu").all():
         merged = table.merge(published, on=["k", "n"], how="inner")
         if len(merged):
             text += "\n\nAgainst the published values:\n" + format_comparison(merged)
+    if "essentially_linear" in frame and frame["essentially_linear"].notna().any():
+        both = pd.concat([frame, *(load(other) for other in compare)], ignore_index=True)
+        linear = linear_summary(both)
+        text += "\n\nEssentially linear runs (1-D students):\n" + format_linear_summary(linear)
+        pngs.append(plots.linear_vs_width(linear, folder / "essentially_linear_vs_width.png"))
     (folder / "summary.md").write_text(text + "\n")
     return text, pngs
 

@@ -36,6 +36,19 @@ def test_cells_use_the_protocol():
     assert grid[0].init_scale == pytest.approx(6**-0.5)
 
 
+POINTS = {
+    "problem": {
+        "kind": "empirical",
+        "data": "points",
+        "teacher": "targets",
+        "d": 1,
+        "points": [-1.0, 1.0],
+        "targets": [0.0, 1.0],
+    },
+    "optimizer": {"step_size": 0.1},
+}
+
+
 @pytest.mark.parametrize(
     "raw,field",
     [
@@ -55,6 +68,26 @@ def test_cells_use_the_protocol():
         ({"stop": {"loss_tol": 1e-3}}, "stop.loss_tol"),
         ({"engine": {"batch_size": -1}}, "engine.batch_size"),
         ({"extra": {}}, "extra"),
+        ({"problem": {"depth": 3}}, "problem.depth"),
+        ({"problem": {"kind": "empirical", "depth": 1}}, "problem.depth"),
+        ({"problem": {"kind": "empirical", "biases": "yes"}}, "problem.biases"),
+        ({"problem": {"kind": "empirical", "data": "mnist"}}, "problem.data"),
+        ({"problem": {"kind": "empirical", "data": "points"}}, "problem.teacher"),
+        ({"problem": {"kind": "empirical", "d": "k-1"}}, "problem.d"),
+        (
+            {"problem": {"kind": "empirical", "samples": 10}, "optimizer": {"batch_size": 11}},
+            "optimizer.batch_size",
+        ),
+        ({"optimizer": {"batch_size": 8}}, "optimizer.batch_size"),
+        ({"optimizer": {"schedule": "step"}}, "optimizer.schedule"),
+        ({"init": {"parameterization": "ntk"}}, "init.parameterization"),
+        ({"stop": {"plateau_tol": 1e-6, "polish_after": 0}}, "stop.polish_after"),
+        (
+            {"sweep": {"k": 0}, **POINTS, "problem": {**POINTS["problem"], "targets": [1.0]}},
+            "problem.targets",
+        ),
+        ({**POINTS, "sweep": {"k": 3}}, "sweep.k"),
+        ({"problem": {"kind": "empirical", "points": ["a"]}}, "problem.points"),
     ],
 )
 def test_bad_values_name_their_field(raw, field):
@@ -77,4 +110,11 @@ def test_shipped_configs_are_valid(path):
 
 def test_round_trip():
     cfg = from_dict({"sweep": {"k": "6..7", "n": "k+1"}, "optimizer": {"kind": "adam"}})
+    assert from_dict(cfg.to_raw()) == cfg
+
+
+def test_a_points_problem_has_no_teacher_width():
+    cfg = from_dict({**POINTS, "sweep": {"k": 0, "n": "4,8"}})
+    assert [(c.k, c.n, c.d) for c in config_module.cells(cfg)] == [(0, 4, 1), (0, 8, 1)]
+    assert cfg.problem.points == (-1.0, 1.0)
     assert from_dict(cfg.to_raw()) == cfg

@@ -1,0 +1,222 @@
+"""Empirical problems end to end: classification, minibatches, steps, reproducibility."""
+
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep import config as config_module
+from sweep import datasets, train
+from sweep.analysis import empirical
+from sweep.engine import Engine, Finished, settle, train_spec
+from sweep.init import run_key
+from sweep.landscape import Network, gaussian
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+def holzmuller(**overrides):
+    return config_module.load(CONFIGS / "holzmuller_1d.toml", overrides)
+
+
+def sampled(**overrides):
+    """A small realizable problem: k = 3 teacher, 64 Gaussian points."""
+    raw = {
+        "sweep": {"k": 3, "n": "k", "seeds": 8, "shard_size": 4},
+        "problem": {"kind": "empirical", "samples": 64, "test_samples": 256},
+        "optimizer": {"step_size": "2/k"},
+        "stop": {"max_steps": 3000, "polish_after": 0},
+        "engine": {"segment_steps": 64},
+    }
+    config = config_module.from_dict(raw)
+    return config_module.from_dict(config.to_raw(), overrides)
+
+
+def test_linear_regression_error_of_the_holzmuller_points():
+    # Each side is (-1, 2, -1) or (1, -2, 1): the best line is flat at 0, error 6 per side.
+    inputs = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+    targets = np.array([-1.0, 2.0, -1.0, 1.0, -2.0, 1.0])
+    assert empirical.linear_regression_error(inputs, targets) == pytest.approx(12 / 12)
+    assert empirical.linear_regression_error(inputs, 2 * inputs + np.sign(inputs)) < 1e-28
+
+
+def _flat_net(first_bias):
+    """Kinks at +-0.5 (between the half-lines): the net is 0 on every point of the data."""
+    net = Network(n=4, d=1, biases=True, train_output=True)
+    theta = np.concatenate(
+        [[1, 1, -1, -1], [first_bias, 0.5, -0.5, 0.5], [1, -1, 1, -1], [1.0]]
+    ).astype(float)
+    return net, theta
+
+
+def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
+    config = holzmuller(**{"sweep.n": "4"})
+    cell = config_module.cells(config)[0]
+    data = datasets.make(config.problem, cell, config.seed)
+    net, linear = _flat_net(-0.5)
+    _, kinked = _flat_net(-1.5)  # neuron 1's kink moves to x = 1.5, inside [1, 3]
+    assert empirical.kinks_inside(linear, net, data.train[0], 1e-8) == 0
+    assert empirical.kinks_inside(kinked, net, data.train[0], 1e-8) == 1
+    points = np.stack([linear, kinked])
+    loss = np.array([float(net.loss(jnp.asarray(t), data.train)) for t in points])
+    assert loss[0] == pytest.approx(1.0)  # the piecewise linear regression error
+    found = empirical.classify(
+        config, cell, data, [0, 1], points, np.array([train.GRAD, train.GRAD]), loss
+    )
+    assert found["essentially_linear"] == [True, False]
+    assert found["linear_loss"] == [pytest.approx(1.0)] * 2
+    # He init starts with zero biases, so the movement is the largest final bias.
+    assert found["bias_movement"][1] == pytest.approx(1.5)
+
+
+def test_trained_holzmuller_runs_are_classified(tmp_path):
+    from sweep.runner import run_sweep
+
+    config = holzmuller(**{"sweep.n": "16", "sweep.seeds": 8, "stop.max_steps": 20000})
+    run_sweep(config, tmp_path / "h", progress=False, log=lambda *_: None)
+    rows = pd.read_parquet(tmp_path / "h")
+    assert len(rows) == 8 and rows["essentially_linear"].notna().all()
+    linear = rows[rows["essentially_linear"]]
+    assert len(linear) > 0
+    np.testing.assert_allclose(linear["loss"], linear["linear_loss"], rtol=1e-3)
+    assert (rows["bias_movement"] >= 0).all() and (rows["step_size"] != 1.0).all()
+    # Step size = 1 / lambda_max of the NTK Gram matrix at each run's own initial point.
+    cell = config_module.cells(config)[0]
+    spec = train_spec(config, cell)
+    data = datasets.make(config.problem, cell, config.seed).train
+    for run, step in zip(rows["run"][:3], rows["step_size"][:3], strict=True):
+        theta = spec.landscape.init(run_key(config.seed, 0, 16, 1, run), cell.init_scale)
+        assert step == pytest.approx(1 / float(spec.landscape.ntk_max_eigenvalue(theta, data)))
+
+
+def trained(config, runs, batch_size):
+    config = config_module.from_dict(config.to_raw(), {"engine.batch_size": batch_size})
+    cell = config_module.cells(config)[0]
+    parts = list(Engine(config).train(cell, runs, config.seed))
+    order = np.argsort(np.concatenate([p.runs for p in parts]))
+    return {
+        key: np.concatenate([getattr(p, key) for p in parts])[order]
+        for key in ("runs", "weights", "steps", "loss", "reason")
+    }
+
+
+def test_sampled_sgd_runs_are_reproducible_run_by_run():
+    config = sampled(**{"optimizer.batch_size": 16})
+    batched = trained(config, range(6), batch_size=8)
+    assert set(batched["reason"]) <= {train.LOSS, train.GRAD, train.MAX_STEPS}
+    assert (batched["steps"] % 4 == 0).all()  # whole epochs of 64 / 16 steps
+    for run in (0, 5):
+        single = trained(config, [run], batch_size=1)
+        assert single["steps"][0] == batched["steps"][run]
+        np.testing.assert_allclose(single["weights"][0], batched["weights"][run], atol=1e-12)
+    again = trained(config, reversed(range(6)), batch_size=4)
+    np.testing.assert_array_equal(again["weights"], batched["weights"])
+
+
+def test_one_minibatch_of_all_points_is_gradient_descent():
+    full = trained(sampled(**{"stop.max_steps": 200}), range(4), batch_size=4)
+    one_batch = trained(
+        sampled(**{"stop.max_steps": 200, "optimizer.batch_size": 64}), range(4), batch_size=4
+    )
+    np.testing.assert_array_equal(full["steps"], one_batch["steps"])
+    np.testing.assert_allclose(full["weights"], one_batch["weights"], atol=1e-10)
+
+
+def test_minibatches_move_differently_from_the_full_batch():
+    full = trained(sampled(**{"stop.max_steps": 40}), range(2), batch_size=2)
+    sgd = trained(
+        sampled(**{"stop.max_steps": 40, "optimizer.batch_size": 8}), range(2), batch_size=2
+    )
+    assert np.abs(full["weights"] - sgd["weights"]).max() > 1e-3
+
+
+def test_test_loss_is_the_closed_form_for_the_plain_network(tmp_path):
+    from sweep.runner import run_sweep
+
+    config = sampled()
+    run_sweep(config, tmp_path / "s", progress=False, log=lambda *_: None)
+    rows = pd.read_parquet(tmp_path / "s")
+    teacher = gaussian.orthonormal_teacher(3)
+    for row in rows.itertuples():
+        assert row.test_loss == pytest.approx(
+            float(gaussian.loss(np.reshape(row.weights, (3, 3)), teacher)), rel=1e-12
+        )
+    assert set(rows["status"]) <= {"global", "spurious", "saddle", "not_converged"}
+    assert (rows[rows["status"] == "global"]["loss"] <= 1e-8).all()
+    assert rows["essentially_linear"].isna().all() and rows["minibatch"].eq(0).all()
+
+
+def test_deep_students_use_the_test_set():
+    config = sampled(**{"problem.depth": 3, "problem.biases": True, "problem.output": "trained"})
+    cell = config_module.cells(config)[0]
+    data = datasets.make(config.problem, cell, config.seed)
+    net = train_spec(config, cell).landscape
+    theta = np.asarray(net.init(run_key(0, 3, 3, 3, 0), cell.init_scale))[None]
+    expected = float(net.loss(theta[0], data.test))
+    assert empirical.test_losses(theta, net, data, config.problem)[0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "losses,expected",
+    [
+        ((0.5, 0.5 * (1 - 1e-8)), train.PLATEAU),  # fell by less than plateau_tol
+        ((0.5, 0.4), train.PAUSED),  # still falling: go on
+    ],
+)
+def test_a_loss_plateau_stops_a_run(losses, expected):
+    config = sampled(**{"stop.polish_after": 10, "stop.plateau_tol": 1e-6})
+    spec = train_spec(config, config_module.cells(config)[0])
+    spec = type(spec)(**{**vars(spec), "polish_after": 0})  # the plateau test alone
+    previous = {}
+    for loss in losses:
+        out = Finished(
+            runs=np.array([7]),
+            weights=np.zeros((1, 9)),
+            steps=np.array([10]),
+            newton_steps=np.zeros(1, int),
+            step_size=np.ones(1),
+            loss=np.array([loss]),
+            grad_norm=np.array([1e-3]),
+            reason=np.array([train.PAUSED], np.int8),
+        )
+        settle(out, None, spec, 1e-6, previous)
+    assert out.reason[0] == expected and previous[7] == losses[-1]
+
+
+@pytest.mark.parametrize(
+    "schedule,step,expected",
+    [
+        ("constant", 500, 1.0),
+        ("cosine", 0, 1.0),
+        ("cosine", 500, 0.5),
+        ("cosine", 1000, 0.0),
+        ("inverse_time", 100, 0.5),
+    ],
+)
+def test_schedules(schedule, step, expected):
+    config = sampled(
+        **{"optimizer.schedule": schedule, "optimizer.decay_steps": 100, "stop.max_steps": 1000}
+    )
+    spec = train_spec(config, config_module.cells(config)[0])
+    assert float(train.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
+
+
+def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
+    """Regression: LAPACK eigensolvers batched on several CPU devices at once deadlocked
+    XLA's shared thread pool at the start of NTK-relative runs; the sweep hung for good."""
+    import os
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable, "-m", "sweep", "run", str(CONFIGS / "deep_students.toml"),
+        "--k", "3", "--n", "k", "--seeds", "16", "--batch-size", "8", "--no-progress",
+        "--set", "stop.max_steps=200", "--out", str(tmp_path / "deep"),
+    ]  # fmt: skip
+    # 2 devices with 4 runs each hung every time (4 devices with 2 each did not).
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_parquet(tmp_path / "deep")) == 16
