@@ -124,3 +124,12 @@ def test_ntk_eigenvalue_is_that_of_the_jacobian_gram_matrix(rng):
     jacobian = central_difference(lambda t: net.apply(t, inputs), theta)  # (N, P)
     expected = np.linalg.eigvalsh(jacobian @ jacobian.T / 6)[-1]
     assert float(net.ntk_max_eigenvalue(theta, data)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_plain_network_starts_where_the_closed_form_run_does():
+    """Same key, same first layer: sampled-data and population sweeps are paired by run."""
+    from sweep.init import initial_weights
+
+    key = jax.random.key(3)
+    theta = Network(n=4, d=3, biases=True, train_output=True).init(key, 0.5)
+    np.testing.assert_array_equal(theta[:12].reshape(4, 3), initial_weights(key, 4, 3, 0.5))

@@ -79,7 +79,10 @@ class Network:
         """
         parts = []
         for index, (_, shape, fan_in) in enumerate(self.layers()):
-            draw = jax.random.normal(jax.random.fold_in(key, index), shape, dtype)
+            # The first layer draws from the run's key itself, as the closed-form landscape
+            # does: a plain network starts where the population-loss run of that key does.
+            block_key = key if index == 0 else jax.random.fold_in(key, index)
+            draw = jax.random.normal(block_key, shape, dtype)
             if fan_in is None:
                 std = self.bias_scale
             elif self.ntk:
