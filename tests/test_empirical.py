@@ -220,3 +220,21 @@ def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert len(pd.read_parquet(tmp_path / "deep")) == 16
+
+
+def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
+    from sweep.cli import main
+    from sweep.runner import run_sweep
+
+    config = sampled(
+        **{"optimizer.batch_size": 16, "stop.polish_after": 200, "stop.plateau_tol": 1e-6}
+    )
+    run_sweep(config, tmp_path / "sgd", progress=False, log=lambda *_: None)
+    rows = pd.read_parquet(tmp_path / "sgd")
+    for run in rows.sort_values("steps")["run"].iloc[[0, -1]]:  # the shortest, the longest
+        assert (
+            main(["replay", str(tmp_path / "sgd"), "--k", "3", "--n", "3", "--run", str(run)]) == 0
+        )
+        assert "matches the stored row" in capsys.readouterr().out
+        history = pd.read_parquet(tmp_path / "sgd" / "_replay" / f"k03-n03-r{run:07d}.parquet")
+        assert history["step"].iloc[-1] == rows.set_index("run").loc[run, "steps"]
