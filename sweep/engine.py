@@ -45,6 +45,7 @@ class Finished:
     loss: np.ndarray  # (m,) loss at the final point
     grad_norm: np.ndarray  # (m,) gradient norm there
     reason: np.ndarray  # (m,) train.GRAD / LOSS / NEWTON / MAX_STEPS / NONFINITE
+    watched: np.ndarray  # (m,) the landscape's `watch` held at some point of the run
 
     def select(self, mask):
         return Finished(**{key: value[mask] for key, value in vars(self).items()})
@@ -91,6 +92,7 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, data, spec):
         key=jax.vmap(lambda key: jax.random.key_data(jax.random.fold_in(key, _MINIBATCH_ORDER)))(
             keys
         ),
+        watched=jnp.zeros_like(state.watched),
     )
     return train.select_runs(mask, fresh, state)
 
@@ -210,9 +212,18 @@ class Engine:
             if not slots.size:
                 continue
             host = jax.device_get(
-                (state.weights, state.steps, state.loss, state.grad_norm, state.step_size)
+                (
+                    state.weights,
+                    state.steps,
+                    state.loss,
+                    state.grad_norm,
+                    state.step_size,
+                    state.watched,
+                )
             )
-            weights, steps, loss, grad_norm, step_size = (np.asarray(x)[slots] for x in host)
+            weights, steps, loss, grad_norm, step_size, watched = (
+                np.asarray(x)[slots] for x in host
+            )
             out = Finished(
                 runs=slot_run[slots].copy(),
                 weights=weights,
@@ -222,6 +233,7 @@ class Engine:
                 loss=loss,
                 grad_norm=grad_norm,
                 reason=reason[slots].copy(),
+                watched=watched,
             )
             settle(out, data, spec, self.config.stop.plateau_tol, previous_loss, self.counters)
             done = out.reason != train.PAUSED

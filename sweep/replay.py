@@ -23,7 +23,7 @@ def _traced_segment(state, teacher, spec, steps):
 
 
 def _settle(state, run, teacher, spec, plateau_tol, previous_loss):
-    """`engine.settle` for the run in slot 0: (weights, loss, grad_norm, newton steps, reason)."""
+    """`engine.settle` for the run in slot 0; returns its one-run `Finished`."""
     out = Finished(
         runs=np.array([run]),
         weights=np.asarray(state.weights)[:1].copy(),
@@ -33,15 +33,10 @@ def _settle(state, run, teacher, spec, plateau_tol, previous_loss):
         loss=np.asarray(state.loss)[:1].copy(),
         grad_norm=np.asarray(state.grad_norm)[:1].copy(),
         reason=np.asarray(state.reason)[:1].copy(),
+        watched=np.asarray(state.watched)[:1].copy(),
     )
     settle(out, teacher, spec, plateau_tol, previous_loss)
-    return (
-        out.weights[0],
-        float(out.loss[0]),
-        float(out.grad_norm[0]),
-        int(out.newton_steps[0]),
-        int(out.reason[0]),
-    )
+    return out
 
 
 def replay(config, cell, run, chunk=1000):
@@ -74,7 +69,7 @@ def replay(config, cell, run, chunk=1000):
         reason = int(state.reason[0])
         if reason == train.PAUSED:  # as the engine does: polish or plateau, else go on
             settled = _settle(state, run, teacher, spec, plateau_tol, previous_loss)
-            if settled[-1] != train.PAUSED:
+            if settled.reason[0] != train.PAUSED:
                 break
             state = train.resume_runs(state, np.ones(1, bool))
         elif reason != train.RUNNING:
@@ -84,8 +79,9 @@ def replay(config, cell, run, chunk=1000):
         evaluated = np.flatnonzero(np.asarray(reasons) == train.RUNNING).size + 1
         losses.append(np.asarray(loss)[:evaluated])
         norms.append(np.asarray(grad_norm)[:evaluated])
-    final_weights, final_loss, final_norm, newton_steps, stop = settled
-    reason = np.array([stop], np.int8)
+    final_weights, final_loss = settled.weights[0], float(settled.loss[0])
+    final_norm, newton_steps = float(settled.grad_norm[0]), int(settled.newton_steps[0])
+    reason = settled.reason
     loss, grad_norm = np.concatenate(losses), np.concatenate(norms)
     step = np.arange(len(loss)) * train.steps_per_update(spec, teacher)
     history = pd.DataFrame({"step": step, "loss": loss, "grad_norm": grad_norm})
@@ -95,7 +91,14 @@ def replay(config, cell, run, chunk=1000):
         )
     else:
         found = empirical.classify(
-            config, cell, data, [run], final_weights[None], reason, np.array([final_loss])
+            config,
+            cell,
+            data,
+            [run],
+            final_weights[None],
+            reason,
+            np.array([final_loss]),
+            settled.watched,
         )
     final = {
         "weights": final_weights,

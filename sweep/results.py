@@ -55,8 +55,10 @@ SCHEMA = pa.schema(
         ("depth", pa.int64()),  # weight layers of the student
         ("minibatch", pa.int64()),  # SGD minibatch size (0: full batch)
         # 1-D students with biases (else null): piecewise linear regression error of the
-        # data, whether the run is essentially linear, max |b_i(end) - b_i(start)|.
+        # data, whether a kink ever entered the data, whether the run is essentially
+        # linear, max |b_i(end) - b_i(start)|.
         ("linear_loss", pa.float64()),
+        ("kink_entered", pa.bool_()),  # a kink was inside the data at some point
         ("essentially_linear", pa.bool_()),
         ("bias_movement", pa.float64()),
     ]
@@ -271,7 +273,7 @@ def rows(
         "minibatch": repeat(config.optimizer.batch_size),
         **{
             key: [_optional(found[key][i]) if key in found else None for i in order]
-            for key in ("linear_loss", "essentially_linear", "bias_movement")
+            for key in ("linear_loss", "kink_entered", "essentially_linear", "bias_movement")
         },
     }
 

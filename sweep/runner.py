@@ -157,6 +157,7 @@ def _write_shard(config, store, buffer):
             found["weights"],
             found["reason"],
             found["loss"],
+            found["watched"],
         )
     store.write(
         buffer.shard,

@@ -54,6 +54,7 @@ class RunState(NamedTuple):
     pause_at: jax.Array  # (B,) int32: step at which the run pauses for a polish
     step_size: jax.Array  # (B,) learning rate of each run
     key: jax.Array  # (B, 2) uint32: key data of each run's minibatch order
+    watched: jax.Array  # (B,) bool: the landscape's `watch` held at some evaluated point
 
 
 def make_optimizer(spec, step_size):
@@ -95,6 +96,7 @@ def empty_state(spec, batch, shape, dtype=jnp.float64):
         pause_at=jnp.full(batch, NEVER, jnp.int32),
         step_size=jnp.zeros(batch, dtype),
         key=jnp.zeros((batch, 2), jnp.uint32),
+        watched=jnp.zeros(batch, bool),
     )
 
 
@@ -163,6 +165,9 @@ def train_step(state, data, spec):
     running = state.reason == RUNNING
     reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec)
     active = running & (reason == RUNNING)
+    watched = state.watched | (
+        running & jax.vmap(spec.landscape.watch, (0, None))(state.weights, data)
+    )
 
     if spec.optimizer.batch_size:
         moved, opt_state = jax.vmap(_minibatch_epoch, (0, 0, 0, 0, 0, None, None))(
@@ -183,6 +188,7 @@ def train_step(state, data, spec):
         pause_at=state.pause_at,
         step_size=state.step_size,
         key=state.key,
+        watched=watched,
     )
 
 

@@ -66,6 +66,13 @@ def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
         config, cell, data, [0, 1], points, np.array([train.GRAD, train.GRAD]), loss
     )
     assert found["essentially_linear"] == [True, False]
+    assert found["kink_entered"] == [False, True]
+    assert [bool(net.watch(jnp.asarray(t), data.train)) for t in points] == [False, True]
+    # A kink that was inside the data earlier in training rules the run out as well.
+    again = empirical.classify(
+        config, cell, data, [0, 1], points, np.array([train.GRAD] * 2), loss, [True, False]
+    )
+    assert again["essentially_linear"] == [False, False]
     assert found["linear_loss"] == [pytest.approx(1.0)] * 2
     # He init starts with zero biases, so the movement is the largest final bias.
     assert found["bias_movement"][1] == pytest.approx(1.5)
@@ -180,6 +187,7 @@ def test_a_loss_plateau_stops_a_run(losses, expected):
             loss=np.array([loss]),
             grad_norm=np.array([1e-3]),
             reason=np.array([train.PAUSED], np.int8),
+            watched=np.zeros(1, bool),
         )
         settle(out, None, spec, 1e-6, previous)
     assert out.reason[0] == expected and previous[7] == losses[-1]
@@ -238,3 +246,27 @@ def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
         assert "matches the stored row" in capsys.readouterr().out
         history = pd.read_parquet(tmp_path / "sgd" / "_replay" / f"k03-n03-r{run:07d}.parquet")
         assert history["step"].iloc[-1] == rows.set_index("run").loc[run, "steps"]
+
+
+def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
+    from sweep.runner import run_sweep
+
+    config = holzmuller(
+        **{"sweep.n": "16", "sweep.seeds": 12, "stop.max_steps": 500, "init.bias_scale": 1.0}
+    )
+    run_sweep(config, tmp_path / "b", progress=False, log=lambda *_: None)
+    rows = pd.read_parquet(tmp_path / "b").sort_values("run")
+    cell = config_module.cells(config)[0]
+    spec = train_spec(config, cell)
+    data = datasets.make(config.problem, cell, config.seed).train
+    at_start = [
+        bool(
+            spec.landscape.watch(
+                spec.landscape.init(run_key(0, 0, 16, 1, r), cell.init_scale), data
+            )
+        )
+        for r in rows["run"]
+    ]
+    assert any(at_start)  # random biases put kinks in the data from the start
+    assert (rows["kink_entered"] | ~np.array(at_start)).all()
+    assert not (rows["essentially_linear"] & rows["kink_entered"]).any()

@@ -25,6 +25,7 @@ def start(spec, weights, step_size):
         pause_at=jnp.full(batch, train.NEVER, jnp.int32),
         step_size=jnp.full(batch, step_size),
         key=jnp.zeros((batch, 2), jnp.uint32),
+        watched=jnp.zeros(batch, bool),
     )
 
 

@@ -9,10 +9,11 @@ the loss stopped falling, typically on a kink where a data point switches a neur
 Hessian there is that of one side, so its sign is evidence, not proof.
 
 For 1-D students with biases (Holzmüller & Steinwart, JMLR 2022) a run is "essentially
-linear" when no kink -b_i/w_i of a neuron that matters lies inside the range of the data
-on the positive or on the negative half-line, and its loss equals the error of the best
-affine fit on each half-line (the piecewise linear regression error): the net is then
-just linear regression on each side of 0, however wide it is.
+linear" when no kink -b_i/w_i of a neuron that matters lay inside the range of the data
+on the positive or on the negative half-line at any point training evaluated (every step
+of GD, every epoch of SGD; `Network.watch`) nor at its end, and its loss equals the error
+of the best affine fit on each half-line (the piecewise linear regression error): the net
+is then just linear regression on each side of 0, however wide it is.
 """
 
 import jax
@@ -83,7 +84,7 @@ def test_losses(weights, net, data, problem):
     return np.asarray(_losses(np.asarray(weights), data.test, net))
 
 
-def classify(config, cell, data, runs, weights, reason, loss):
+def classify(config, cell, data, runs, weights, reason, loss, watched=None):
     """Statuses and diagnostics for finished runs of one cell of an empirical problem.
 
     Args:
@@ -91,11 +92,13 @@ def classify(config, cell, data, runs, weights, reason, loss):
       data: the cell's `datasets.Data`.
       runs: (m,) run indices; weights: (m, P) final parameters; reason: (m,) stop
         reasons; loss: (m,) final losses.
+      watched: (m,) whether a kink entered the data at some evaluated point of the run
+        (`Network.watch`); None when the trajectory is unknown (the end point alone).
 
     Returns:
       dict of m-long columns: status, min_eig, decided_by, symmetry ("none"), test_loss,
-      and, for 1-D students with biases, linear_loss, essentially_linear and
-      bias_movement (else None).
+      and, for 1-D students with biases, linear_loss, kink_entered, essentially_linear
+      and bias_movement (else None).
     """
     tolerances = config.classify
     net = for_problem(config.problem, cell, config.init)
@@ -120,6 +123,7 @@ def classify(config, cell, data, runs, weights, reason, loss):
         "symmetry": [NONE] * m,
         "test_loss": test_losses(weights, net, data, config.problem),
         "linear_loss": [None] * m,
+        "kink_entered": [None] * m,
         "essentially_linear": [None] * m,
         "bias_movement": [None] * m,
     }
@@ -127,9 +131,11 @@ def classify(config, cell, data, runs, weights, reason, loss):
         inputs, targets = data.train
         linear = linear_regression_error(inputs, targets)
         inside = np.array([kinks_inside(t, net, inputs, tolerances.zero_tol) for t in weights])
+        entered = (inside > 0) if watched is None else (np.asarray(watched, bool) | (inside > 0))
         fits = loss <= linear * (1 + tolerances.linear_tol) + tolerances.global_loss_tol
         columns["linear_loss"] = [linear] * m
-        columns["essentially_linear"] = list((inside == 0) & fits)
+        columns["kink_entered"] = list(entered)
+        columns["essentially_linear"] = list(~entered & fits)
     if net.biases:
         columns["bias_movement"] = list(bias_movement(weights, net, cell, config.seed, runs))
     return columns

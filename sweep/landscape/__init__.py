@@ -2,8 +2,9 @@
 
 Every landscape offers the same methods: `param_shape()`, `init(key, scale, dtype)`,
 `loss`, `loss_and_grad` and `hessian` of (params, data), the Hessian with respect to the
-flattened params. `data` is what `datasets.make` gives as `train`: the teacher for the
-closed form, (inputs, targets) for a finite data set.
+flattened params, and `watch(params, data)`: a condition training records if it ever
+holds (a kink entering 1-D data). `data` is what `datasets.make` gives as `train`: the
+teacher for the closed form, (inputs, targets) for a finite data set.
 """
 
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class Landscape:
         if self.alpha:
             return leaky.loss(weights, teacher, self.alpha)
         return gaussian.loss(weights, teacher)
+
+    def watch(self, weights, teacher):
+        """Nothing to track along the way here (see `Network.watch`)."""
+        return jnp.zeros((), bool)
 
     def hessian(self, weights, teacher):
         if self.alpha:

@@ -123,6 +123,27 @@ class Network:
     def hessian(self, theta, data):
         return jax.hessian(self.loss)(theta, data)
 
+    def watch(self, theta, data):
+        """For a 1-D student with biases (depth 2): is a kink -b_i/w_i of a neuron that
+        matters strictly inside the range of the data on the negative or the positive
+        half-line? Training records whether this ever held (Holzmüller & Steinwart's
+        "essentially linear" runs never let a kink in). False for other students."""
+        if not (self.d == 1 and self.depth == 2 and self.biases):
+            return jnp.zeros((), bool)
+        p = self.unflatten(theta)
+        w, b = p["W1"][:, 0], p["b1"]
+        matters = w != 0
+        if self.train_output:
+            matters = matters & (p["a"] != 0)
+        kink = -b / jnp.where(matters, w, 1.0)
+        x = data[0][:, 0]
+        inside = jnp.zeros(w.shape, bool)
+        for side in (x < 0, x > 0):
+            low = jnp.min(jnp.where(side, x, jnp.inf))
+            high = jnp.max(jnp.where(side, x, -jnp.inf))
+            inside = inside | ((kink > low) & (kink < high))
+        return jnp.any(matters & inside)
+
     def ntk_max_eigenvalue(self, theta, data, iterations=300):
         """Largest eigenvalue of the NTK Gram matrix J J^T / N at theta (J = df(x_i)/dtheta).
 
