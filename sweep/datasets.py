@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .landscape import gaussian
+from .landscape import Network, gaussian
 
 # Fold-in tags that separate the streams drawn from the root seed (and from the run keys).
 _TRAIN, _TEST, _NOISE, _TEACHER = 1, 2, 3, 4
@@ -44,12 +44,10 @@ def _inputs(problem, key, count, d):
 
 
 def _teach(problem, teacher, inputs):
-    z = inputs @ teacher.T
-    if problem.activation == "leaky_relu":
-        z = jnp.where(z > 0, z, problem.alpha * z)
-    else:
-        z = jnp.maximum(z, 0.0)
-    return jnp.sum(z, axis=1)
+    """The teacher's outputs: a plain network (unit output weights) with rows `teacher`."""
+    k, d = teacher.shape
+    alpha = problem.alpha if problem.activation == "leaky_relu" else 0.0
+    return Network(n=k, d=d, alpha=alpha).apply(teacher.reshape(-1), inputs)
 
 
 def make(problem, cell, seed):

@@ -16,19 +16,31 @@ of the best affine fit on each half-line (the piecewise linear regression error)
 is then just linear regression on each side of 0, however wide it is.
 """
 
+import functools
+
 import jax
 import numpy as np
 
 from .. import train
 from ..init import run_key
-from ..landscape import for_problem, gaussian, leaky
+from ..landscape import for_problem, leaky
 from .classify import min_eigenvalues
 from .symmetry import NONE
 
-_losses = jax.jit(
-    jax.vmap(lambda theta, data, net: net.loss(theta, data), (0, None, None)),
-    static_argnames=("net",),
-)
+
+@functools.partial(jax.jit, static_argnames=("net",))
+def _losses(thetas, data, net):
+    return jax.vmap(net.loss, (0, None))(thetas, data)
+
+
+@functools.partial(jax.jit, static_argnames=("net",))
+def _kinks_inside(thetas, data, net):
+    return jax.vmap(net.watch, (0, None))(thetas, data)
+
+
+@functools.partial(jax.jit, static_argnames=("alpha",))
+def _population_losses(weights, teacher, alpha):
+    return jax.vmap(leaky.loss, (0, None, None))(weights, teacher, alpha)  # alpha 0: ReLU
 
 
 def linear_regression_error(inputs, targets):
@@ -45,25 +57,6 @@ def linear_regression_error(inputs, targets):
     return 0.5 * error / len(x)
 
 
-def kinks_inside(theta, net, inputs, zero_tol):
-    """How many kinks of neurons that matter lie strictly inside the data's range on the
-    negative or the positive half-line (a 1-D, depth-2 net with biases)."""
-    p = net.unflatten(np.asarray(theta))
-    w, b = p["W1"][:, 0], p["b1"]
-    if net.ntk:
-        w = w / np.sqrt(net.d)
-    mattering = np.abs(w) > zero_tol
-    if net.train_output:
-        mattering &= np.abs(p["a"]) > zero_tol
-    kink = -b[mattering] / w[mattering]
-    x = np.asarray(inputs).ravel()
-    count = 0
-    for side in (x[x < 0], x[x > 0]):
-        if side.size >= 2:
-            count += int(np.sum((kink > side.min()) & (kink < side.max())))
-    return count
-
-
 def test_losses(weights, net, data, problem):
     """Loss of each point on fresh data: the closed-form population loss where it exists
     (Gaussian inputs, a teacher, depth 2, no biases, unit output weights), else the mean
@@ -77,10 +70,8 @@ def test_losses(weights, net, data, problem):
     )
     if closed_form:
         scale = 1 / np.sqrt(net.d) if net.ntk else 1.0
-        population = jax.jit(jax.vmap(lambda w: leaky.loss(w, data.teacher, net.alpha)))
-        if not net.alpha:
-            population = jax.jit(jax.vmap(lambda w: gaussian.loss(w, data.teacher)))
-        return np.asarray(population(scale * np.asarray(weights).reshape(-1, net.n, net.d)))
+        points = scale * np.asarray(weights).reshape(-1, net.n, net.d)
+        return np.asarray(_population_losses(points, data.teacher, net.alpha))
     return np.asarray(_losses(np.asarray(weights), data.test, net))
 
 
@@ -128,10 +119,11 @@ def classify(config, cell, data, runs, weights, reason, loss, watched=None):
         "bias_movement": [None] * m,
     }
     if net.d == 1 and net.depth == 2 and net.biases:
-        inputs, targets = data.train
-        linear = linear_regression_error(inputs, targets)
-        inside = np.array([kinks_inside(t, net, inputs, tolerances.zero_tol) for t in weights])
-        entered = (inside > 0) if watched is None else (np.asarray(watched, bool) | (inside > 0))
+        linear = linear_regression_error(*data.train)
+        # The end point too: the Newton polish may have moved it after training's last look.
+        entered = np.asarray(_kinks_inside(weights, data.train, net))
+        if watched is not None:
+            entered = entered | np.asarray(watched, bool)
         fits = loss <= linear * (1 + tolerances.linear_tol) + tolerances.global_loss_tol
         columns["linear_loss"] = [linear] * m
         columns["kink_entered"] = list(entered)
