@@ -286,4 +286,5 @@ class _SegmentLength:
         if self.fixed:
             return
         self.seen.extend(int(s) for s in steps)
-        self.length = int(np.clip(np.median(self.seen) // 32, 16, 2048))
+        if self.seen:  # empty while only paused runs have come back
+            self.length = int(np.clip(np.median(self.seen) // 32, 16, 2048))

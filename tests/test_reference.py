@@ -1,0 +1,34 @@
+"""Rows of small sweeps against the stored reference (`tests/reference/`): a refactor or a
+speed-up must not change any status, stop reason, step count, loss or end point."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from reference.cases import CASES, HERE, run_case
+
+ROOT = Path(__file__).resolve().parents[1]
+EXACT = [
+    "problem", "k", "n", "d", "run", "seed", "init", "optimizer", "steps", "newton_steps",
+    "stop_reason", "status", "decided_by", "symmetry", "depth", "minibatch", "kink_entered",
+    "essentially_linear",
+]  # fmt: skip
+CLOSE = ["init_scale", "step_size", "loss", "grad_norm", "min_eig", "test_loss", "linear_loss",
+         "bias_movement"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rows_equal_the_stored_reference(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the cases name configs/ by relative paths
+    got = run_case(name, tmp_path / name)
+    want = pd.read_parquet(HERE / f"{name}.parquet")
+    assert len(got) == len(want)
+    pd.testing.assert_frame_equal(got[EXACT], want[EXACT], check_dtype=False)
+    for column in CLOSE:
+        np.testing.assert_allclose(
+            got[column].astype(float), want[column].astype(float), rtol=0, atol=1e-12,
+            err_msg=column,
+        )  # fmt: skip
+    for mine, stored in zip(got["weights"], want["weights"], strict=True):
+        np.testing.assert_allclose(mine, stored, rtol=0, atol=1e-12)
