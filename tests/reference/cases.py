@@ -19,7 +19,9 @@ CASES = {
         "configs/safran_shamir_2018.toml", "--k", "7..8", "--n", "k..k+1", "--seeds", "16",
         "--set", "stop.polish_after=3000",
     ],
-    "closed_form_loss_stop": ["--k", "6", "--n", "k+1", "--seeds", "8", "--set", "stop.polish_after=0"],
+    "closed_form_loss_stop": [
+        "--k", "6", "--n", "k+1", "--seeds", "8", "--set", "stop.polish_after=0",
+    ],
     "leaky_relu": ["configs/leaky_relu.toml", "--k", "4", "--seeds", "8"],
     # Networks on data: 1-D points with biases (NTK step), SGD, and a deeper student whose
     # runs stop on plateaus.
