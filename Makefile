@@ -21,7 +21,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test bench lint format clean report
+.PHONY: install sweep test bench lint format clean report defaults
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -56,3 +56,7 @@ clean:
 # make report [OUT=results/default]
 report: $(VENV)/.installed
 	$(PY) -m sweep report $(or $(OUT),results/default)
+
+# configs/default.toml is generated from the schema (sweep/config/schema.py).
+defaults: $(VENV)/.installed
+	$(PY) -c "from sweep.config import default_toml; print(default_toml(), end='')" > configs/default.toml

@@ -98,9 +98,21 @@ def test_bad_values_name_their_field(raw, field):
     assert "\n" not in message
 
 
-def test_embedded_default_matches_configs_default():
+def test_configs_default_is_generated_from_the_schema():
     shipped = Path(__file__).parent.parent / "configs" / "default.toml"
+    assert shipped.read_text() == config_module.default_toml(), "run `make defaults`"
     assert config_module.load(None) == config_module.load(shipped)
+
+
+def test_every_schema_field_has_a_meaning():
+    import dataclasses
+
+    from sweep.config import schema
+
+    for cls in (schema.Config, *schema.SECTIONS.values()):
+        for f in dataclasses.fields(cls):
+            if f.name not in schema.SECTIONS:
+                assert f.metadata.get("doc"), f"{cls.__name__}.{f.name}"
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")))

@@ -1,0 +1,196 @@
+"""From TOML tables to a checked `Config`: every malformed value raises `ConfigError`
+naming the field and what was expected (the CLI prints that one line, exit status 2).
+
+Single fields are checked against the bounds and choices in their schema metadata; the
+rules that tie fields together are spelled out below.
+"""
+
+import dataclasses
+import json
+import math
+
+from .errors import ConfigError
+from .expressions import parse_k
+from .grid import cells
+from .schema import SECTIONS, SWEEP_KEYS, Config
+
+
+def _check_keys(table: dict, allowed: tuple, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}.{key}" if where else key,
+                f"a known key ({', '.join(allowed)})",
+                "unknown key",
+            )
+
+
+def number(value, field_name: str, kind=float, low=None, high=None, low_open=False):
+    """`value` as an int or float within the bounds, else a ConfigError."""
+    expected = {int: "an integer", float: "a number"}[kind]
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"<= {high}")
+    if bounds:
+        expected += " " + " and ".join(bounds)
+    ok_type = (isinstance(value, int) if kind is int else isinstance(value, (int, float))) and not (
+        isinstance(value, bool)
+    )
+    if not ok_type or (kind is float and not math.isfinite(value)):
+        raise ConfigError(field_name, expected, value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ConfigError(field_name, expected, value)
+    if high is not None and value > high:
+        raise ConfigError(field_name, expected, value)
+    return kind(value)
+
+
+def _numbers(value, field_name: str) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    ):
+        raise ConfigError(field_name, "a list of numbers", value)
+    return tuple(float(v) for v in value)
+
+
+def _check_field(section: str, f: dataclasses.Field, value) -> None:
+    """One field against its schema metadata (choices, or a number's bounds)."""
+    name = f"{section}.{f.name}"
+    meta = f.metadata
+    if meta.get("choices"):
+        if value not in meta["choices"]:
+            raise ConfigError(name, f"one of {', '.join(meta['choices'])}", value)
+    elif isinstance(f.default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(name, "true or false", value)
+    elif isinstance(f.default, (int, float)) and any(
+        meta.get(key) is not None for key in ("low", "high")
+    ):
+        kind = int if isinstance(f.default, int) else float
+        number(value, name, kind, meta["low"], meta["high"], meta["low_open"])
+
+
+def _section(raw: dict, name: str, cls):
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(name, "a table", table)
+    _check_keys(table, tuple(f.name for f in dataclasses.fields(cls)), name)
+    section = cls(**table)
+    for f in dataclasses.fields(cls):
+        _check_field(name, f, getattr(section, f.name))
+    return section
+
+
+def _sweep_fields(sweep: dict) -> dict:
+    name = sweep.get("name", Config.name)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith((".", "_")):
+        raise ConfigError("sweep.name", "a non-empty name without '/' or a leading . or _", name)
+    found = {"name": name, "k": parse_k(sweep.get("k", Config.k))}
+    n = sweep.get("n", Config.n)
+    found["n"] = str(n) if isinstance(n, int) and not isinstance(n, bool) else n
+    for f in dataclasses.fields(Config):
+        if f.name in ("seed", "seeds", "shard_size"):
+            value = sweep.get(f.name, f.default)
+            meta = f.metadata
+            found[f.name] = number(value, f"sweep.{f.name}", int, meta["low"], meta["high"])
+    return found
+
+
+def validate(raw: dict) -> Config:
+    """Build a Config from a dict of TOML tables, checking every field."""
+    _check_keys(raw, ("sweep", *SECTIONS), "")
+    sweep = raw.get("sweep", {})
+    _check_keys(sweep, SWEEP_KEYS, "sweep")
+    sections = {name: _section(raw, name, cls) for name, cls in SECTIONS.items()}
+    config = Config(**_sweep_fields(sweep), **sections)
+    config = dataclasses.replace(config, problem=_problem_rules(config))
+    _optimizer_rules(config)
+    _stop_rules(config)
+    cells(config)  # expands every expression, so a bad one fails here, before any work
+    return config
+
+
+def _problem_rules(config: Config):
+    """Rules across [problem] fields and sweep.k; returns the table with lists as tuples."""
+    problem = dataclasses.replace(
+        config.problem,
+        points=_numbers(config.problem.points, "problem.points"),
+        targets=_numbers(config.problem.targets, "problem.targets"),
+    )
+    if problem.activation == "leaky_relu":
+        number(problem.alpha, "problem.alpha", float, 0.0, 1.0, low_open=True)
+    elif problem.alpha != 0:
+        raise ConfigError("problem.alpha", "0 for activation relu", problem.alpha)
+    if (problem.teacher == "targets") != (problem.data == "points"):
+        raise ConfigError(
+            "problem.teacher", "targets exactly when problem.data = points", problem.teacher
+        )
+    if problem.data == "points":
+        if not problem.points:
+            raise ConfigError("problem.points", "a non-empty list of inputs", [])
+        if len(problem.targets) != len(problem.points):
+            raise ConfigError(
+                "problem.targets",
+                f"one target per point ({len(problem.points)})",
+                list(problem.targets),
+            )
+        if config.k != (0,):
+            raise ConfigError("sweep.k", "0 (no teacher) for problem.teacher = targets", config.k)
+    elif 0 in config.k:
+        raise ConfigError("sweep.k", "teacher widths >= 1", config.k)
+    if problem.kind == "gaussian_relu":
+        _closed_form_only(dataclasses.replace(config, problem=problem))
+    return problem
+
+
+def _training_points(problem) -> int:
+    return len(problem.points) if problem.data == "points" else problem.samples
+
+
+def _optimizer_rules(config: Config) -> None:
+    points = _training_points(config.problem)
+    if config.problem.kind == "empirical" and config.optimizer.batch_size > points:
+        raise ConfigError(
+            "optimizer.batch_size", f"at most the {points} training points",
+            config.optimizer.batch_size,
+        )  # fmt: skip
+
+
+def _stop_rules(config: Config) -> None:
+    if config.stop.plateau_tol and not config.stop.polish_after:
+        raise ConfigError(
+            "stop.polish_after",
+            "checkpoints (> 0) for stop.plateau_tol to compare losses at",
+            config.stop.polish_after,
+        )
+    if config.stop.loss_tol > config.classify.global_loss_tol:
+        raise ConfigError(
+            "stop.loss_tol",
+            f"a value <= classify.global_loss_tol ({config.classify.global_loss_tol})",
+            config.stop.loss_tol,
+        )
+
+
+def _closed_form_only(config: Config) -> None:
+    """The closed form is the population loss of the plain two-layer net, nothing else."""
+    fixed = {
+        "problem.data": (config.problem.data, "gaussian"),
+        "problem.teacher": (config.problem.teacher, "orthonormal"),
+        "problem.depth": (config.problem.depth, 2),
+        "problem.biases": (config.problem.biases, False),
+        "problem.output": (config.problem.output, "fixed"),
+        "init.parameterization": (config.init.parameterization, "standard"),
+        "init.bias_scale": (config.init.bias_scale, 0.0),
+        "optimizer.batch_size": (config.optimizer.batch_size, 0),
+        "optimizer.step_unit": (config.optimizer.step_unit, "absolute"),
+    }
+    for name, (value, only) in fixed.items():
+        if value != only:
+            raise ConfigError(
+                name,
+                f"{json.dumps(only)} for problem.kind = gaussian_relu (the closed form); "
+                "use problem.kind = empirical",
+                value,
+            )

@@ -1,0 +1,130 @@
+"""How runs end: stop reasons and statuses with their meaning, and the records that carry
+them from the engine to classification and to the results table.
+
+Stop reasons are small integers on the device (a per-run `int8` in the training state)
+and their names in the results; statuses are strings in the results. Each member carries
+its meaning, as optimistix's `RESULTS` does.
+"""
+
+import enum
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+class StopReason(enum.IntEnum):
+    """Why a run stopped (or that it has not), stored per run as an int8."""
+
+    def __new__(cls, value: int, meaning: str):
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    RUNNING = 0, "still training"
+    GRAD = 1, "the gradient norm reached stop.grad_tol"
+    LOSS = 2, "the loss reached stop.loss_tol (a global minimum)"
+    MAX_STEPS = 3, "stop.max_steps steps without meeting a stopping rule"
+    NONFINITE = 4, "the loss or the gradient became inf or NaN"
+    EMPTY = 5, "a slot of the batch that holds no run"
+    NEWTON = 6, "the Newton polish reached stop.grad_tol from a checkpoint"
+    # Held at exactly its checkpoint step so that the polish starts from the same point
+    # whatever the batch or segment length; a run that is not finished there resumes.
+    PAUSED = 7, "held at a polish checkpoint for the host to decide"
+    PLATEAU = 8, "the loss fell by at most stop.plateau_tol between two checkpoints"
+
+    @property
+    def label(self) -> str:
+        """The name stored in the results' stop_reason column."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    StopReason.RUNNING: "running",
+    StopReason.GRAD: "grad_tol",
+    StopReason.LOSS: "loss_tol",
+    StopReason.MAX_STEPS: "max_steps",
+    StopReason.NONFINITE: "nonfinite",
+    StopReason.EMPTY: "empty",
+    StopReason.NEWTON: "newton",
+    StopReason.PAUSED: "paused",
+    StopReason.PLATEAU: "plateau",
+}
+
+# Stop reasons at a point classification treats as stationary.
+CONVERGED = (StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU)
+
+
+class Status(enum.StrEnum):
+    """Where a run landed (the results' status column)."""
+
+    def __new__(cls, value: str, meaning: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    GLOBAL = "global", "a global minimum: the teacher up to symmetry, or the least loss"
+    SPURIOUS = "spurious", "a local minimum above the global one"
+    SADDLE = "saddle", "a stationary point with a descent direction"
+    NOT_CONVERGED = "not_converged", "stopped at stop.max_steps without converging"
+    DIVERGED = "diverged", "the loss became inf or NaN"
+
+
+class DecidedBy(enum.StrEnum):
+    """What decided a converged run's status (the results' decided_by column)."""
+
+    def __new__(cls, value: str, meaning: str):
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    NOTHING = "", "not converged: no test was run"
+    HESSIAN = "hessian", "the sign of the smallest Hessian eigenvalue"
+    ESCAPE_NEURON = "escape_neuron", "a zero neuron's one-sided slope (Wu, Simsek & Ged)"
+    PLATEAU = "plateau", "a one-sided Hessian at a loss plateau: evidence, not proof"
+
+
+STATUSES = tuple(status.value for status in Status)
+
+
+@dataclass
+class Finished:
+    """Runs that stopped, as host arrays with leading axis m."""
+
+    runs: np.ndarray  # (m,) run indices within the cell
+    weights: np.ndarray  # (m, *param_shape) final points
+    steps: np.ndarray  # (m,) updates applied
+    newton_steps: np.ndarray  # (m,) Newton polish iterations (0: not polished)
+    step_size: np.ndarray  # (m,) each run's step size
+    loss: np.ndarray  # (m,) loss at the final point
+    grad_norm: np.ndarray  # (m,) gradient norm there
+    reason: np.ndarray  # (m,) StopReason values
+    watched: np.ndarray  # (m,) the objective's `watch` held at some point of the run
+
+    def select(self, mask: np.ndarray) -> "Finished":
+        return Finished(**{key: value[mask] for key, value in vars(self).items()})
+
+    @staticmethod
+    def concatenate(parts: "list[Finished]") -> "Finished":
+        names = [f.name for f in fields(Finished)]
+        return Finished(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
+        )
+
+
+@dataclass
+class Classified:
+    """The outcome columns of m runs: the same columns for every problem kind, None (or
+    NaN) where a column does not apply."""
+
+    status: list  # (m,) Status values
+    min_eig: np.ndarray  # (m,) smallest Hessian eigenvalue; NaN where not computed
+    decided_by: list  # (m,) DecidedBy values
+    symmetry: list  # (m,) block pattern such as "1+5", or "none"
+    test_loss: list  # (m,) population loss, or loss on fresh points
+    linear_loss: list  # (m,) 1-D students with biases: piecewise linear fit error
+    kink_entered: list  # (m,) ... a kink entered the data at some point
+    essentially_linear: list  # (m,) ... no kink ever entered and the loss is the linear fit's
+    bias_movement: list  # (m,) students with biases: max |b_i(end) - b_i(start)|
