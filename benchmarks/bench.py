@@ -36,13 +36,14 @@ import numpy as np
 import peers
 import torch
 
-import sweep  # noqa: F401  (configures JAX: devices, float64)
 from sweep import config as config_module
-from sweep import results, train
-from sweep.analysis.classify import classify
-from sweep.engine import Engine, start_runs, train_spec
+from sweep import problems, results, runtime, train
+from sweep.engine import CellArgs, Engine, start_runs, train_spec
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
+from sweep.outcomes import Finished, StopReason
+
+runtime.prepare_process()  # as the CLI does: every core, float64, the compilation cache
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "safran_shamir_2018.toml"
@@ -100,9 +101,9 @@ def spurious_count(config, cell, weights, steps):
     """Classify peer final points exactly as sweep classifies its own."""
     teacher = gaussian.orthonormal_teacher(cell.k, cell.d)
     loss = np.array([float(gaussian.loss(w, teacher)) for w in weights])
-    reason = np.where(steps < config.stop.max_steps, train.GRAD, train.MAX_STEPS)
-    found = classify(weights, reason, loss, cell.k, config.classify)
-    return int(np.sum(np.asarray(found["status"]) == "spurious"))
+    reason = np.where(steps < config.stop.max_steps, StopReason.GRAD, StopReason.MAX_STEPS)
+    found = problems.for_cell(config, cell).classify(Finished.at(weights, loss, reason))
+    return int(np.sum(np.asarray(found.status) == "spurious"))
 
 
 def timed(function, *args):
@@ -116,20 +117,12 @@ def throughput(k, batch, steps=200):
     config = config_module.load(str(CONFIG), {"sweep.k": str(k)})
     engine = Engine(config)
     cell = config_module.cells(config)[0]
-    spec = dataclasses.replace(train_spec(config, cell), grad_tol=0.0)  # all keep stepping
+    problem = problems.for_cell(config, cell)
+    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0)  # all keep stepping
     teacher = gaussian.orthonormal_teacher(k)
     state = train.empty_state(spec, batch, (k, k))
-    state = start_runs(
-        state,
-        np.ones(batch, bool),
-        np.arange(batch),
-        0,
-        k,
-        cell.init_scale,
-        cell.step_size,
-        teacher,
-        spec,
-    )
+    runs = np.arange(batch)
+    state = start_runs(state, np.ones(batch, bool), runs, CellArgs.of(problem), teacher, spec)
     state = jax.device_put(state, engine.sharding)
     state, _ = train.train_segment(state, teacher, spec, 5, engine.mesh)  # compile
     state.reason.block_until_ready()

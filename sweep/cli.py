@@ -13,11 +13,11 @@ import sys
 import tomllib
 from pathlib import Path
 
-from . import cluster, plots, report, results, status
+from . import cluster, plots, report, results, runtime, status
 from . import config as config_module
 from .config import ConfigError
 from .replay import replay
-from .runner import run_sweep
+from .runner import RunOptions, run_sweep
 
 DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
 
@@ -27,18 +27,6 @@ EXIT_BAD_INPUT = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise ConfigError("arguments", f"valid arguments (see {self.prog} --help)", message)
-
-
-def _default_out(config, args):
-    """results/<name>, with the overrides in the name so different sweeps never collide."""
-    parts = [config.name]
-    if args.k is not None:
-        parts.append("k" + args.k.replace("..", "-").replace(",", "_"))
-    if args.n is not None:
-        parts.append("n" + args.n.replace("..", "-").replace(",", "_").replace("*", "x"))
-    if args.seeds is not None:
-        parts.append(f"s{args.seeds}")
-    return Path("results") / "_".join(parts)
 
 
 def _run(args):
@@ -59,12 +47,13 @@ def _run(args):
         key, value = _setting(item)
         overrides[key] = value
     config = config_module.load(args.config, overrides)
-    out = Path(args.out) if args.out else _default_out(config, args)
+    out = (
+        Path(args.out)
+        if args.out
+        else results.default_folder(config.name, args.k, args.n, args.seeds)
+    )
     if args.launcher == "slurm":
-        job = cluster.submit(
-            config,
-            out,
-            fresh=args.fresh,
+        options = cluster.SlurmOptions(
             tasks=_int_argument(args.tasks, "--tasks"),
             partition=args.partition,
             gpus_per_task=args.gpus_per_task
@@ -72,9 +61,11 @@ def _run(args):
             cpus_per_task=args.cpus_per_task
             and _int_argument(args.cpus_per_task, "--cpus-per-task"),
             time_limit=args.time,
-            slurm_args=args.slurm_arg,
+            slurm_args=tuple(args.slurm_arg),
             wait=args.wait,
+            fresh=args.fresh,
         )
+        job = cluster.submit(config, out, options)
         if args.wait and job is not None:
             states = status.shard_states(out)
             return 1 if (states.state != "done").any() else 0
@@ -85,7 +76,9 @@ def _run(args):
         f"{config.seeds} runs per cell -> {out}",
         flush=True,
     )
-    outcome = run_sweep(config, out, fresh=args.fresh, progress=None if args.progress else False)
+    runtime.prepare_process()
+    options = RunOptions(fresh=args.fresh, progress=None if args.progress else False)
+    outcome = run_sweep(config, out, options)
     if outcome.engine is not None:
         counters = outcome.engine.counters
         print(
@@ -138,6 +131,7 @@ def _replay(args):
         raise ConfigError("--run", f"a run stored in {folder} (0..{config.seeds - 1})", run)
     stored = stored.iloc[0]
 
+    runtime.prepare_process()
     history, final = replay(config, matching[0], run)
     target = folder / "_replay"
     target.mkdir(exist_ok=True)

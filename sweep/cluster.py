@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,7 +26,7 @@ os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
 import submitit  # noqa: E402
 
 from . import plan, status
-from .config import ConfigError
+from .config import Config, ConfigError
 from .config import from_dict as config_from_dict
 from .results import ResultStore
 
@@ -43,10 +44,13 @@ class Task:
         self.out = str(out)
 
     def __call__(self, names):
-        from .runner import run_sweep  # the worker imports JAX only on its node
+        from . import runtime
+        from .runner import RunOptions, run_sweep  # the worker imports JAX only on its node
 
+        runtime.prepare_process()
         config = config_from_dict(self.raw_config)
-        outcome = run_sweep(config, self.out, only=set(names), keep_going=True, progress=False)
+        options = RunOptions(only=frozenset(names), keep_going=True, progress=False)
+        outcome = run_sweep(config, self.out, options)
         return f"{outcome.runs_trained} runs trained, {outcome.shards_skipped} shards were done"
 
     def checkpoint(self, names):
@@ -127,27 +131,33 @@ def deal(names, tasks):
     return [names[i::tasks] for i in range(tasks)]
 
 
+@dataclass(frozen=True)
+class SlurmOptions:
+    """How a sweep is submitted (the CLI's cluster options)."""
+
+    tasks: int = 4  # array tasks
+    partition: str | None = None  # None: the cluster's default
+    gpus_per_task: int | None = None
+    cpus_per_task: int | None = None
+    time_limit: str = "02:00:00"  # per task, SLURM's format
+    slurm_args: tuple[str, ...] = ()  # other sbatch options as KEY=VALUE
+    wait: bool = False  # block until the array has finished
+    fresh: bool = False  # replace what the results folder holds
+
+
 def submit(
-    config,
-    out,
-    fresh=False,
-    tasks=4,
-    partition=None,
-    gpus_per_task=None,
-    cpus_per_task=None,
-    time_limit="02:00:00",
-    slurm_args=(),
-    wait=False,
-    log=print,
-):
+    config: Config, out: str | Path, options: SlurmOptions = SlurmOptions(), log=print
+) -> str | None:
     """Submit the missing shards of a sweep as one job array; returns the job id (or None)."""
+    tasks, partition = options.tasks, options.partition
     if tasks < 1:
         raise ConfigError("--tasks", "an integer >= 1", tasks)
     nodes = check_scheduler(partition)
     check_shared(out, nodes)
-    minutes = parse_time(time_limit)
-    extra = parse_slurm_args(slurm_args)
+    minutes = parse_time(options.time_limit)
+    extra = parse_slurm_args(options.slurm_args)
     shards = plan.shards(config)
+    fresh = options.fresh
     store = ResultStore(out, config, shards, fresh=fresh)
     if fresh:
         status.clear(out)
@@ -167,10 +177,10 @@ def submit(
     )
     if partition:
         parameters["slurm_partition"] = partition
-    if gpus_per_task:
-        parameters["slurm_gpus_per_task"] = gpus_per_task
-    if cpus_per_task:
-        parameters["cpus_per_task"] = cpus_per_task
+    if options.gpus_per_task:
+        parameters["slurm_gpus_per_task"] = options.gpus_per_task
+    if options.cpus_per_task:
+        parameters["cpus_per_task"] = options.cpus_per_task
     executor.update_parameters(**parameters)
     try:
         task = Task(config.to_raw(), Path(out).resolve())  # tasks may start elsewhere
@@ -185,7 +195,7 @@ def submit(
         f"  watch: squeue -j {job_id}   |   {sys.executable} -m sweep status {out}\n"
         f"  logs:  {Path(out) / '_slurm' / job_id}_*"
     )
-    if wait:
+    if options.wait:
         wait_for(job_id, out, log=log)
     return job_id
 

@@ -1,4 +1,4 @@
-"""The data a cell trains on: a teacher for the closed-form landscape, or a finite data set.
+"""The data a cell trains on: a finite data set, sampled or given, and its teacher.
 
 Everything is drawn from the sweep seed, the teacher width k and the input dimension d,
 never from the student width n or a run index: every run of a cell, and the cells of
@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .config import Cell, Problem
 from .landscape import Network, gaussian
 
 # Fold-in tags that separate the streams drawn from the root seed (and from the run keys).
@@ -19,7 +20,7 @@ _TRAIN, _TEST, _NOISE, _TEACHER = 1, 2, 3, 4
 
 
 class Data(NamedTuple):
-    train: Any  # the landscape's second argument: the teacher (k, d), or (inputs, targets)
+    train: Any  # the objective's data argument: the teacher (k, d), or (inputs, targets)
     test: Any  # (inputs, targets) of fresh points; None where the loss is a population loss
     teacher: Any  # (k, d) teacher neurons with unit output weights; None for given targets
 
@@ -29,7 +30,7 @@ def _key(seed, tag, k, d):
     return jax.random.fold_in(jax.random.fold_in(key, k), d)
 
 
-def teacher_neurons(problem, k, d, seed):
+def teacher_neurons(problem: Problem, k: int, d: int, seed: int) -> jax.Array:
     """The teacher's neurons (k, d): V = [I_k 0], or k random unit vectors."""
     if problem.teacher == "orthonormal":
         return gaussian.orthonormal_teacher(k, d)
@@ -50,11 +51,9 @@ def _teach(problem, teacher, inputs):
     return Network(n=k, d=d, alpha=alpha).apply(teacher.reshape(-1), inputs)
 
 
-def make(problem, cell, seed):
-    """The Data of one cell of a sweep whose `config.Problem` is `problem`."""
+def make(problem: Problem, cell: Cell, seed: int) -> Data:
+    """The data set of one cell of a sweep of networks on data (`config.Problem` problem)."""
     k, d = cell.k, cell.d
-    if problem.kind == "gaussian_relu":
-        return Data(gaussian.orthonormal_teacher(k, d), None, gaussian.orthonormal_teacher(k, d))
     if problem.data == "points":
         inputs = jnp.asarray(np.asarray(problem.points, float).reshape(-1, 1))
         clean = jnp.asarray(np.asarray(problem.targets, float))

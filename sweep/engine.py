@@ -8,8 +8,9 @@ the host, finished runs are retired and their slots refilled with pending runs. 
 queue is empty and at most half the slots are busy, the survivors are compacted into the
 next smaller batch on a ladder of sizes (devices x 2^j, each compiled once per cell
 shape), so the tail of a cell does not pay for empty slots. A run that pauses at a polish
-checkpoint (`train.PAUSED`) is Newton-polished on the host (`polish.py`): it retires if
-that finishes it, and otherwise resumes where it paused.
+checkpoint (`StopReason.PAUSED`) gets its problem's finish on the host (the Newton polish,
+`polish.py`): it retires if that finishes it, and otherwise resumes where it paused.
+Replays run through the same loop with a `Recorder` that sees every step.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
 independent and starts from its own key (see `init.py`), so results do not depend on
@@ -18,37 +19,32 @@ which slot, batch or device a run trained in.
 
 import collections
 import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import datasets, landscape, polish, train
+from . import train
+from .config import Config
 from .init import run_key
+from .outcomes import Finished, StopReason
+from .problems import Problem
+from .train import RunState
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
 # enough to fill the vector units of a CPU core, or the SMs of a GPU.
 DEFAULT_BATCH_PER_DEVICE = {"cpu": 256, "gpu": 8192, "tpu": 8192}
 
+# Steps per segment when every step is recorded (`Recorder`): one compiled length.
+TRACE_SEGMENT = 1000
 
-@dataclass
-class Finished:
-    """Runs that stopped during one segment, as host arrays with leading axis m."""
-
-    runs: np.ndarray  # (m,) run indices within the cell
-    weights: np.ndarray  # (m, *param_shape) final points
-    steps: np.ndarray  # (m,) updates applied
-    newton_steps: np.ndarray  # (m,) Newton polish iterations (0: not polished)
-    step_size: np.ndarray  # (m,) each run's step size
-    loss: np.ndarray  # (m,) loss at the final point
-    grad_norm: np.ndarray  # (m,) gradient norm there
-    reason: np.ndarray  # (m,) train.GRAD / LOSS / NEWTON / MAX_STEPS / NONFINITE
-    watched: np.ndarray  # (m,) the landscape's `watch` held at some point of the run
-
-    def select(self, mask):
-        return Finished(**{key: value[mask] for key, value in vars(self).items()})
+# Called after every segment with the run in each slot (-1: none) and what happened at
+# every step (`train.History`, host arrays (S, B)); see `replay.py`.
+Recorder = Callable[[np.ndarray, train.History], None]
 
 
 @dataclass
@@ -63,8 +59,25 @@ class Counters:
     batch_sizes: set = field(default_factory=set)
 
     @property
-    def useful_fraction(self):
+    def useful_fraction(self) -> float:
         return self.steps_useful / max(self.steps_computed, 1)
+
+
+class CellArgs(NamedTuple):
+    """What a run's start needs of its cell (traced: one compile serves every cell)."""
+
+    seed: int
+    k: int
+    n: int
+    d: int
+    init_scale: float
+    step_size: float
+
+    @staticmethod
+    def of(problem: Problem) -> "CellArgs":
+        cell = problem.cell
+        return CellArgs(problem.config.seed, cell.k, cell.n, cell.d, cell.init_scale,
+                        cell.step_size)  # fmt: skip
 
 
 # Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
@@ -72,14 +85,21 @@ _MINIBATCH_ORDER = 1
 
 
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def start_runs(state, mask, runs, seed, k, scale, step_size, data, spec):
+def start_runs(
+    state: train.RunState,
+    mask: jax.Array,
+    runs: jax.Array,
+    cell: CellArgs,
+    data,
+    spec: train.TrainSpec,
+) -> train.RunState:
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
-    n, d = spec.landscape.n, spec.landscape.d
-    keys = jax.vmap(lambda r: run_key(seed, k, n, d, r))(runs)
-    weights = jax.vmap(lambda key: spec.landscape.init(key, scale, state.weights.dtype))(keys)
-    rates = jnp.full_like(state.step_size, step_size)
+    keys = jax.vmap(lambda r: run_key(cell.seed, cell.k, cell.n, cell.d, r))(runs)
+    objective = spec.objective
+    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, state.weights.dtype))(keys)
+    rates = jnp.full_like(state.step_size, cell.step_size)
     if spec.optimizer.step_unit == "ntk":
-        rates = rates / jax.vmap(spec.landscape.ntk_max_eigenvalue, (0, None))(weights, data)
+        rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
     fresh = train.RunState(
         weights=weights,
         opt_state=train.init_opt_state(spec, weights),
@@ -97,10 +117,10 @@ def start_runs(state, mask, runs, seed, k, scale, step_size, data, spec):
     return train.select_runs(mask, fresh, state)
 
 
-def train_spec(config, cell):
-    """The TrainSpec of a cell (its landscape knows the cell's shapes)."""
+def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
+    """The TrainSpec of a problem's cell (its objective knows the cell's shapes)."""
     return train.TrainSpec(
-        landscape=landscape.for_problem(config.problem, cell, config.init),
+        objective=problem.objective,
         optimizer=config.optimizer,
         grad_tol=config.stop.grad_tol,
         loss_tol=config.stop.loss_tol,
@@ -109,42 +129,66 @@ def train_spec(config, cell):
     )
 
 
-def settle(out, data, spec, plateau_tol, previous_loss, counters=None):
+def settle(
+    out: Finished, problem: Problem, previous_loss: dict, counters: Counters | None = None
+) -> None:
     """Decide the runs of `out` that reached a checkpoint (PAUSED, or MAX_STEPS), in place.
 
-    A float64 Newton polish (if `spec.polish_after`) that reaches grad_tol finishes a run
-    (NEWTON). Failing that, a run whose loss fell by at most `plateau_tol` (relative) since
-    its previous checkpoint stops on a plateau (PLATEAU): the minima of an empirical ReLU
-    loss often sit on a kink, where no point has a small gradient. `previous_loss` maps
-    run -> loss at its last checkpoint and is updated here. Others are left as they are.
+    The problem's finish (the float64 Newton polish, if stop.polish_after) that reaches
+    grad_tol ends a run (NEWTON). Failing that, a run whose loss fell by at most
+    stop.plateau_tol (relative) since its previous checkpoint stops on a plateau
+    (PLATEAU): the minima of an empirical ReLU loss often sit on a kink, where no point
+    has a small gradient. `previous_loss` maps run -> loss at its last checkpoint and is
+    updated here. Others are left as they are.
     """
-    for i in np.flatnonzero(np.isin(out.reason, (train.PAUSED, train.MAX_STEPS))):
-        if spec.polish_after:
-            weights, loss, grad_norm, iterations, converged = polish.newton_polish(
-                out.weights[i], data, spec.grad_tol, spec.landscape
-            )
+    stop = problem.config.stop
+    checkpoints = (StopReason.PAUSED, StopReason.MAX_STEPS)
+    for i in np.flatnonzero(np.isin(out.reason, checkpoints)):
+        if stop.polish_after:
+            finish = problem.finish(out.weights[i])
             if counters is not None:
                 counters.polish_attempts += 1
-            if bool(converged):
-                out.weights[i] = np.asarray(weights)
-                out.loss[i], out.grad_norm[i] = float(loss), float(grad_norm)
-                out.newton_steps[i] = int(iterations)
-                out.reason[i] = train.NEWTON
+            if finish.converged:
+                out.weights[i] = finish.weights
+                out.loss[i], out.grad_norm[i] = finish.loss, finish.grad_norm
+                out.newton_steps[i] = finish.iterations
+                out.reason[i] = StopReason.NEWTON
                 if counters is not None:
                     counters.polished += 1
                 continue
-        if plateau_tol:
+        if stop.plateau_tol:
             run, loss = int(out.runs[i]), float(out.loss[i])
             before = previous_loss.get(run)
-            if before is not None and before - loss <= plateau_tol * abs(before):
-                out.reason[i] = train.PLATEAU
+            if before is not None and before - loss <= stop.plateau_tol * abs(before):
+                out.reason[i] = StopReason.PLATEAU
             previous_loss[run] = loss
+
+
+class _Slots:
+    """Which run each slot of the batch holds (-1: none), and the queue of pending runs."""
+
+    def __init__(self, runs: Iterable[int], batch: int):
+        self.queue = collections.deque(int(r) for r in runs)
+        self.run = np.full(batch, -1)
+
+    def refill(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pending runs into free slots: (mask of refilled slots, run per slot), or None."""
+        free = np.flatnonzero(self.run < 0)
+        if not (self.queue and free.size):
+            return None
+        take = free[: len(self.queue)]
+        runs = np.zeros(len(self.run), np.int64)
+        runs[take] = [self.queue.popleft() for _ in take]
+        mask = np.zeros(len(self.run), bool)
+        mask[take] = True
+        self.run[take] = runs[take]
+        return mask, runs
 
 
 class Engine:
     """Trains the runs of a cell with continuous batching on all local devices."""
 
-    def __init__(self, config, devices=None):
+    def __init__(self, config: Config, devices: list | None = None):
         self.config = config
         self.devices = list(devices or jax.local_devices())
         self.mesh = Mesh(np.array(self.devices), ("runs",))
@@ -156,116 +200,121 @@ class Engine:
         self.min_batch = len(self.devices)
         self.counters = Counters()
 
-    def _round(self, size):
+    def _round(self, size: int) -> int:
         """Round a batch size up to a multiple of the device count."""
         count = len(self.devices)
         return max(count, -(-size // count) * count)
 
-    def _shard(self, state):
+    def _shard(self, state: RunState) -> RunState:
         return jax.device_put(state, self.sharding)
 
-    def train(self, cell, runs, seed):
-        """Train runs (indices) of `cell`; yields `Finished` batches as runs stop."""
-        queue = collections.deque(int(r) for r in runs)
-        if not queue:
-            return
-        spec = train_spec(self.config, cell)
-        data = jax.device_put(datasets.make(self.config.problem, cell, seed).train)
-        per_update = train.steps_per_update(spec, data)
-        batch = min(self.batch_size, self._ladder(len(queue)))
+    def _first_batch(self, count: int) -> int:
+        batch = min(self.batch_size, self._ladder(count))
         if not self.config.engine.batch_size:
             # Slots are refilled only while runs are queued: with at most a quarter of
             # the cell in flight, the tail (queue empty, slots emptying) stays short.
-            batch = min(batch, self._ladder(-(-len(queue) // 4)))
-        state = self._shard(train.empty_state(spec, batch, spec.landscape.param_shape()))
-        slot_run = np.full(batch, -1)
-        segment = _SegmentLength(self.config.engine.segment_steps)
+            batch = min(batch, self._ladder(-(-count // 4)))
+        return batch
+
+    def train(
+        self, problem: Problem, runs: Iterable[int], recorder: Recorder | None = None
+    ) -> Iterator[Finished]:
+        """Train runs (indices) of a problem's cell; yields `Finished` batches as runs stop.
+
+        With a `recorder`, every step of every run is recorded (segments of a fixed
+        length, `TRACE_SEGMENT`); the runs and their results are the same.
+        """
+        runs = list(runs)
+        if not runs:
+            return
+        spec = train_spec(self.config, problem)
+        data = jax.device_put(problem.data.train)
+        cell_args = CellArgs.of(problem)
+        per_update = train.steps_per_update(spec, data)
+        slots = _Slots(runs, self._first_batch(len(runs)))
+        state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
+        segment = _SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         while True:
-            free = np.flatnonzero(slot_run < 0)
-            if queue and free.size:
-                take = free[: len(queue)]
-                new_runs = np.zeros(batch, np.int64)
-                new_runs[take] = [queue.popleft() for _ in take]
-                mask = np.zeros(batch, bool)
-                mask[take] = True
-                slot_run[take] = new_runs[take]
-                state = start_runs(
-                    state, mask, new_runs, seed, cell.k, cell.init_scale, cell.step_size, data, spec
-                )
-            active = np.flatnonzero(slot_run >= 0)
+            refill = slots.refill()
+            if refill is not None:
+                state = start_runs(state, *refill, cell_args, data, spec)
+            active = np.flatnonzero(slots.run >= 0)
             if not active.size:
                 return
-            if not queue and active.size <= batch // 2 and batch > self.min_batch:
-                state, index, batch = self._compact(state, slot_run, active)
-                slot_run = slot_run[index]
-                slot_run[active.size :] = -1
-
-            updates = max(1, segment.length // per_update)
-            state, taken = train.train_segment(state, data, spec, updates, self.mesh)
-            reason = np.asarray(state.reason)
-            self.counters.segments += 1
-            self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
-            self.counters.batch_sizes.add((cell.shape, batch))
-
-            slots = np.flatnonzero((reason != train.RUNNING) & (slot_run >= 0))
-            if not slots.size:
+            batch = len(slots.run)
+            if not slots.queue and active.size <= batch // 2 and batch > self.min_batch:
+                state = self._compact(state, slots, active)
+            state, stopped = self._segment(state, data, spec, segment, per_update, recorder, slots)
+            self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
+            stopped = stopped[slots.run[stopped] >= 0]
+            if not stopped.size:
                 continue
-            host = jax.device_get(
-                (
-                    state.weights,
-                    state.steps,
-                    state.loss,
-                    state.grad_norm,
-                    state.step_size,
-                    state.watched,
-                )
-            )
-            weights, steps, loss, grad_norm, step_size, watched = (
-                np.asarray(x)[slots] for x in host
-            )
-            out = Finished(
-                runs=slot_run[slots].copy(),
-                weights=weights,
-                steps=steps.astype(np.int64),
-                newton_steps=np.zeros(slots.size, np.int64),
-                step_size=step_size,
-                loss=loss,
-                grad_norm=grad_norm,
-                reason=reason[slots].copy(),
-                watched=watched,
-            )
-            settle(out, data, spec, self.config.stop.plateau_tol, previous_loss, self.counters)
-            done = out.reason != train.PAUSED
-            if not done.all():  # the polish did not finish them: back to gradient descent
-                state = train.resume_runs(state, np.isin(np.arange(batch), slots[~done]))
-            slot_run[slots[done]] = -1
-            out = out.select(done)
+            state, out = self._retire(state, stopped, slots, problem, previous_loss)
             self.counters.steps_useful += int(out.steps.sum())
             segment.observe(out.steps)
             if out.runs.size:
                 yield out
 
-    def _ladder(self, count):
+    def _segment(self, state, data, spec, segment, per_update, recorder, slots):
+        """One segment; returns the new state and the slots whose run has stopped."""
+        batch = len(slots.run)
+        updates = max(1, segment.length // per_update)
+        if recorder is None:
+            state, taken = train.train_segment(state, data, spec, updates, self.mesh)
+        else:
+            state, taken, history = train.trace_segment(state, data, spec, updates, self.mesh)
+            recorder(slots.run.copy(), jax.tree.map(np.asarray, history))
+        reason = np.asarray(state.reason)
+        self.counters.segments += 1
+        self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
+        return state, np.flatnonzero(reason != train.RUNNING)
+
+    def _retire(self, state, stopped, slots, problem, previous_loss):
+        """Settle the stopped slots' runs: finished ones leave their slots, paused ones that
+        the finish did not end resume. Returns the new state and the finished runs."""
+        fields = (state.weights, state.steps, state.loss, state.grad_norm, state.step_size,
+                  state.watched, state.reason)  # fmt: skip
+        weights, steps, loss, grad_norm, step_size, watched, reason = (
+            np.asarray(x)[stopped] for x in jax.device_get(fields)
+        )
+        out = Finished(
+            runs=slots.run[stopped].copy(),
+            weights=weights,
+            steps=steps.astype(np.int64),
+            newton_steps=np.zeros(stopped.size, np.int64),
+            step_size=step_size,
+            loss=loss,
+            grad_norm=grad_norm,
+            reason=reason.copy(),
+            watched=watched,
+        )
+        settle(out, problem, previous_loss, self.counters)
+        done = out.reason != StopReason.PAUSED
+        if not done.all():  # the finish did not end them: back to gradient descent
+            state = train.resume_runs(state, np.isin(np.arange(len(slots.run)), stopped[~done]))
+        slots.run[stopped[done]] = -1
+        return state, out.select(done)
+
+    def _ladder(self, count: int) -> int:
         """The batch size for `count` runs: devices x a power of two, at least `count`."""
         size = self.min_batch
         while size < count:
             size *= 2
         return size
 
-    def _compact(self, state, slot_run, active):
-        """Move the active runs into the smallest batch on the ladder that holds them.
-
-        Returns the new state, the old slot of each new slot, and the new size; the new
-        slots past the active runs hold copies of an idle (frozen) slot.
-        """
+    def _compact(self, state: RunState, slots: _Slots, active: np.ndarray) -> RunState:
+        """Move the active runs into the smallest batch on the ladder that holds them; the
+        new slots past the active runs hold copies of an idle (frozen) slot."""
         size = self._ladder(active.size)
-        index = np.full(size, np.flatnonzero(slot_run < 0)[0])
+        index = np.full(size, np.flatnonzero(slots.run < 0)[0])
         index[: active.size] = active
+        slots.run = slots.run[index]
+        slots.run[active.size :] = -1
         # Through the host: the state is small, and a gather on the devices would cost a
         # compile per pair of sizes.
         host = jax.device_get(state)
-        return self._shard(jax.tree.map(lambda x: np.asarray(x)[index], host)), index, size
+        return self._shard(jax.tree.map(lambda x: np.asarray(x)[index], host))
 
 
 class _SegmentLength:
@@ -282,7 +331,7 @@ class _SegmentLength:
         self.length = fixed or 32
         self.seen = []
 
-    def observe(self, steps):
+    def observe(self, steps: np.ndarray) -> None:
         if self.fixed:
             return
         self.seen.extend(int(s) for s in steps)

@@ -103,6 +103,29 @@ class Finished:
     reason: np.ndarray  # (m,) StopReason values
     watched: np.ndarray  # (m,) the objective's `watch` held at some point of the run
 
+    @staticmethod
+    def at(
+        weights: np.ndarray,
+        loss: np.ndarray,
+        reason: np.ndarray | None = None,
+        runs: np.ndarray | None = None,
+        watched: np.ndarray | None = None,
+    ) -> "Finished":
+        """Points to classify (m, *param_shape) with their losses; by default stopped on
+        the gradient test (GRAD), runs 0..m-1, no kink seen along the way."""
+        m = len(weights)
+        return Finished(
+            runs=np.arange(m) if runs is None else np.asarray(runs),
+            weights=np.asarray(weights, float),
+            steps=np.zeros(m, np.int64),
+            newton_steps=np.zeros(m, np.int64),
+            step_size=np.zeros(m),
+            loss=np.asarray(loss, float),
+            grad_norm=np.zeros(m),
+            reason=np.full(m, StopReason.GRAD, np.int8) if reason is None else np.asarray(reason),
+            watched=np.zeros(m, bool) if watched is None else np.asarray(watched, bool),
+        )
+
     def select(self, mask: np.ndarray) -> "Finished":
         return Finished(**{key: value[mask] for key, value in vars(self).items()})
 

@@ -1,25 +1,29 @@
-"""PNG figures of a sweep: rates against k, spurious objective values, steps to converge."""
+"""PNG figures of a sweep: rates against k, spurious objective values, steps to converge.
 
-import matplotlib
+Figures are drawn on `matplotlib.figure.Figure` objects, never through pyplot: they need
+no display and leave the caller's matplotlib backend and open figures alone.
+"""
+
 import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only, no display needed
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+def _figure():
+    figure = Figure(figsize=(7, 4.5))
+    return figure, figure.subplots()
 
 
 def _save(figure, path):
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
 
 
 def rate_vs_k(table, path, reference=None):
     """% spurious against k with 95% Wilson bands, one line per n - k; published points
     (a DataFrame with k, n, spurious_pct) overlaid when given."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _figure()
     for excess, group in table.assign(excess=table["n"] - table["k"]).groupby("excess"):
         label = "n = k" if excess == 0 else f"n = k{excess:+d}"
         line = axes.plot(group["k"], group["spurious_%"], marker="o", label=label)[0]
@@ -42,7 +46,7 @@ def rate_vs_k(table, path, reference=None):
 def spurious_objectives(frame, path):
     """Histogram of the objective at the spurious minima, one panel row per k."""
     spurious = frame[frame["status"] == "spurious"]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _figure()
     if len(spurious):
         bins = np.linspace(spurious["loss"].min(), spurious["loss"].max() + 1e-12, 40)
         for (k, n), group in spurious.groupby(["k", "n"]):
@@ -66,7 +70,7 @@ def spurious_objectives(frame, path):
 
 def steps_to_converge(frame, path):
     """Distribution (empirical CDF) of the steps each run took, one line per (k, n)."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _figure()
     for (k, n), group in frame.groupby(["k", "n"]):
         steps = np.sort(group["steps"].to_numpy())
         axes.step(
@@ -86,7 +90,7 @@ def steps_to_converge(frame, path):
 
 def trajectory(history, path, title):
     """Loss and gradient norm along one run (log scale)."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _figure()
     axes.semilogy(history["step"], np.maximum(history["loss"], 1e-300), label="loss F")
     axes.semilogy(history["step"], history["grad_norm"], label="|grad F|")
     axes.set_xlabel("step")
@@ -100,7 +104,7 @@ def trajectory(history, path, title):
 def linear_vs_width(table, path):
     """% of runs ending essentially linear against the width (log scale), one line per
     sweep (init or optimizer), with 95% Wilson bands."""
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = _figure()
     for name, group in table.groupby("sweep", sort=True):
         line = axes.plot(group["n"], group["linear_%"], marker="o", label=name)[0]
         axes.fill_between(

@@ -16,19 +16,20 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .landscape import RELU
-
 ITERATIONS = 30
 
 
-@functools.partial(jax.jit, static_argnames=("landscape", "iterations"))
-def newton_polish(weights, teacher, grad_tol, landscape=RELU, iterations=ITERATIONS):
-    """Polish one run (n, d). Returns (weights, loss, grad_norm, iterations, converged).
+@functools.partial(jax.jit, static_argnames=("objective", "iterations"))
+def newton_polish(
+    weights: jax.Array, data, grad_tol: float, objective, iterations: int = ITERATIONS
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Polish one run's params of `objective` (a hashable objective, see `landscape/`) on
+    its `data`. Returns (weights, loss, grad_norm, iterations, converged).
 
     On failure the returned weights are the input weights, untouched.
     """
     shape = weights.shape
-    loss, grad = landscape.loss_and_grad(weights, teacher)
+    loss, grad = objective.loss_and_grad(weights, data)
 
     def norm(g):
         return jnp.sqrt(jnp.sum(g * g))
@@ -39,10 +40,10 @@ def newton_polish(weights, teacher, grad_tol, landscape=RELU, iterations=ITERATI
 
     def body(carry):
         w, f, g, mu, it = carry
-        eigenvalues, vectors = jnp.linalg.eigh(landscape.hessian(w, teacher))
+        eigenvalues, vectors = jnp.linalg.eigh(objective.hessian(w, data))
         along = vectors.T @ g.reshape(-1)
         step = -(vectors @ (along / (jnp.abs(eigenvalues) + mu))).reshape(shape)
-        f_new, g_new = landscape.loss_and_grad(w + step, teacher)
+        f_new, g_new = objective.loss_and_grad(w + step, data)
         # Rounding makes the loss jitter by ~1e-16 near a minimum; that is not a rise.
         accept = (norm(g_new) < norm(g)) & (f_new <= f + 1e-14 * jnp.maximum(1.0, jnp.abs(f)))
         accept = accept & jnp.isfinite(f_new)

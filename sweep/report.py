@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots
-from .analysis import STATUSES
+from . import plots, problems
+from .outcomes import STATUSES
 from .results import MINIMA, load
 
 
@@ -143,7 +143,8 @@ def write_report(path, reference=None, compare=()):
     if (table["k"] > 0).any():  # a teacher width to plot against
         pngs.insert(0, plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published))
     text = format_summary(table)
-    if published is not None and (frame["problem"] == "gaussian_relu").all():
+    closed_form = all(problems.KINDS[kind].closed_form for kind in frame["problem"].unique())
+    if published is not None and closed_form:
         merged = table.merge(published, on=["k", "n"], how="inner")
         if len(merged):
             text += "\n\nAgainst the published values:\n" + format_comparison(merged)

@@ -22,7 +22,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .config import ConfigError
+from .config import Config, ConfigError
+from .outcomes import Classified, Finished, StopReason
+from .plan import Shard
 
 MANIFEST = "_manifest.json"
 MINIMA = "_minima.parquet"  # the catalogue of distinct minima (analysis.catalogue)
@@ -220,29 +222,18 @@ class ResultStore:
         _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
 
 
-def rows(
-    config,
-    shard,
-    runs,
-    weights,
-    steps,
-    newton_steps,
-    stop_reason,
-    loss,
-    grad_norm,
-    found,
-    step_size=None,
-):
-    """The columns of one shard's table, in SCHEMA order (runs sorted by index).
-
-    `step_size` holds each run's step size (the cell's where not given).
-    `found` holds the columns from `analysis.classify`."""
-    order = np.argsort(runs)
-    count = len(runs)
+def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dict[str, list]:
+    """The columns of one shard's table, in SCHEMA order (runs sorted by index): the
+    finished runs `ends` and their classification `found`."""
+    order = np.argsort(ends.runs)
+    count = len(order)
     cell = shard.cell
 
     def repeat(value):
         return [value] * count
+
+    def column(values):
+        return [_optional(values[i]) for i in order]
 
     return {
         "sweep": repeat(config.name),
@@ -250,35 +241,33 @@ def rows(
         "k": repeat(cell.k),
         "n": repeat(cell.n),
         "d": repeat(cell.d),
-        "run": np.asarray(runs)[order],
+        "run": np.asarray(ends.runs)[order],
         "seed": repeat(config.seed),
         "init": repeat(config.init.kind),
         "init_scale": repeat(cell.init_scale),
         "optimizer": repeat(config.optimizer.kind),
-        "step_size": repeat(cell.step_size)
-        if step_size is None
-        else np.asarray(step_size, float)[order],
-        "steps": np.asarray(steps)[order],
-        "newton_steps": np.asarray(newton_steps)[order],
-        "stop_reason": [stop_reason[i] for i in order],
-        "status": [found["status"][i] for i in order],
-        "loss": np.asarray(loss)[order],
-        "grad_norm": np.asarray(grad_norm)[order],
-        "min_eig": [None if np.isnan(found["min_eig"][i]) else found["min_eig"][i] for i in order],
-        "decided_by": [found["decided_by"][i] for i in order],
-        "symmetry": [found["symmetry"][i] for i in order],
-        "weights": [np.asarray(weights[i]).ravel() for i in order],
-        "test_loss": [_optional(found.get("test_loss", loss)[i]) for i in order],
+        "step_size": np.asarray(ends.step_size, float)[order],
+        "steps": np.asarray(ends.steps)[order],
+        "newton_steps": np.asarray(ends.newton_steps)[order],
+        "stop_reason": [StopReason(int(ends.reason[i])).label for i in order],
+        "status": [str(found.status[i]) for i in order],
+        "loss": np.asarray(ends.loss)[order],
+        "grad_norm": np.asarray(ends.grad_norm)[order],
+        "min_eig": column(found.min_eig),
+        "decided_by": [str(found.decided_by[i]) for i in order],
+        "symmetry": [found.symmetry[i] for i in order],
+        "weights": [np.asarray(ends.weights[i]).ravel() for i in order],
+        "test_loss": column(found.test_loss),
         "depth": repeat(config.problem.depth),
         "minibatch": repeat(config.optimizer.batch_size),
-        **{
-            key: [_optional(found[key][i]) if key in found else None for i in order]
-            for key in ("linear_loss", "kink_entered", "essentially_linear", "bias_movement")
-        },
+        "linear_loss": column(found.linear_loss),
+        "kink_entered": column(found.kink_entered),
+        "essentially_linear": column(found.essentially_linear),
+        "bias_movement": column(found.bias_movement),
     }
 
 
-def _optional(value):
+def _optional(value: object) -> object:
     """A column entry: None for missing or NaN, a plain Python value otherwise."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -289,6 +278,19 @@ def write_minima(root, frame):
     """Write the catalogue of distinct minima beside the runs (atomically)."""
     path = Path(root) / MINIMA
     _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def default_folder(name: str, k=None, n=None, seeds=None) -> Path:
+    """results/<name>, with the k, n and seeds overrides in the name, so that different
+    sweeps never collide."""
+    parts = [name]
+    if k is not None:
+        parts.append("k" + str(k).replace("..", "-").replace(",", "_"))
+    if n is not None:
+        parts.append("n" + str(n).replace("..", "-").replace(",", "_").replace("*", "x"))
+    if seeds is not None:
+        parts.append(f"s{seeds}")
+    return Path("results") / "_".join(parts)
 
 
 def load(path, table="runs", **filters):

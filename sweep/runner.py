@@ -2,15 +2,18 @@
 
 import itertools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
-from . import datasets, landscape, plan, status, train
-from .analysis import classify, empirical
+from . import plan, problems, status
 from .analysis.catalogue import catalogue
+from .config import Config
 from .engine import Engine
+from .outcomes import CONVERGED, Finished
 from .results import MINIMA, ResultStore, load, rows, write_minima
 
 
@@ -22,6 +25,17 @@ class Outcome:
     engine: Engine | None
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How `run_sweep` goes about a sweep (not what it computes)."""
+
+    fresh: bool = False  # replace what the folder holds
+    progress: bool | None = None  # a bar: None = only on a terminal
+    only: frozenset | None = None  # shard names to train (a cluster task's share); None: all
+    keep_going: bool = False  # a failing cell marks its shards failed; the others go on
+    log: Callable[[str], None] = print
+
+
 class _ShardBuffer:
     """Finished runs of one shard, until all of them are in."""
 
@@ -30,29 +44,30 @@ class _ShardBuffer:
         self.parts = []
         self.count = 0
 
-    def add(self, finished, select):
-        self.parts.append({key: value[select] for key, value in vars(finished).items()})
+    def add(self, finished: Finished, select: np.ndarray) -> None:
+        self.parts.append(finished.select(select))
         self.count += int(select.sum())
 
     @property
-    def complete(self):
+    def complete(self) -> bool:
         return self.count == len(self.shard.runs)
 
-    def columns(self):
-        return {key: np.concatenate([p[key] for p in self.parts]) for key in self.parts[0]}
+    def finished(self) -> Finished:
+        return Finished.concatenate(self.parts)
 
 
 def run_sweep(
-    config, out, fresh=False, log=print, progress=None, engine=None, only=None, keep_going=False
-):
+    config: Config, out: str | Path, options: RunOptions = RunOptions(), engine: Engine = None
+) -> Outcome:
     """Train and classify every shard of `config` not yet in `out`; returns an Outcome.
 
     Finished shards are written as soon as their last run stops, so an interruption loses
-    at most the shards in flight; calling this again resumes from there. `only` limits the
-    work to the shards of those names (a cluster task's share). With `keep_going`, a cell
-    whose training raises has its unfinished shards marked failed and the next cell goes
-    on; the first error is raised at the end.
+    at most the shards in flight; calling this again resumes from there. `options.only`
+    limits the work to the shards of those names (a cluster task's share). With
+    `options.keep_going`, a cell whose training raises has its unfinished shards marked
+    failed and the next cell goes on; the first error is raised at the end.
     """
+    fresh, log, progress, only = options.fresh, options.log, options.progress, options.only
     shards = plan.shards(config)
     store = ResultStore(out, config, shards, fresh=fresh)
     if fresh:
@@ -86,7 +101,7 @@ def run_sweep(
             except Exception as error:
                 unfinished = [b.shard.name for b in buffers if not store.done(b.shard)]
                 status.mark_failed(out, unfinished, error)
-                if not keep_going:
+                if not options.keep_going:
                     raise
                 log(f"error: {cell.label}: {len(unfinished)} shards failed: {error}")
                 failure = failure or error
@@ -104,23 +119,24 @@ def run_sweep(
 def _train_cell(config, store, engine, cell, buffers, bar):
     starts = np.array([b.shard.start for b in buffers])
     runs = itertools.chain.from_iterable(b.shard.runs for b in buffers)
+    problem = problems.for_cell(config, cell)
     stopped = high_loss = 0
     failure = None
-    for finished in engine.train(cell, runs, config.seed):
+    for finished in engine.train(problem, runs):
         owner = np.searchsorted(starts, finished.runs, side="right") - 1
         for index in np.unique(owner):
             buffer = buffers[index]
             buffer.add(finished, owner == index)
             if buffer.complete:
                 try:
-                    _write_shard(config, store, buffer)
+                    _write_shard(config, store, buffer, problem)
                     status.unmark(store.root, buffer.shard.name)
                 except Exception as error:  # this shard is lost; the others still count
                     status.mark_failed(store.root, [buffer.shard.name], error)
                     failure = failure or error
                 buffer.parts = []  # keep memory flat over a long sweep
         stopped += len(finished.runs)
-        converged = np.isin(finished.reason, train.CONVERGED)
+        converged = np.isin(finished.reason, CONVERGED)
         high_loss += int((converged & (finished.loss > config.classify.global_loss_tol)).sum())
         bar.update(len(finished.runs))
         bar.set_postfix_str(
@@ -131,47 +147,14 @@ def _train_cell(config, store, engine, cell, buffers, bar):
 
 
 def _write_minima_when_complete(store, shards):
-    """The catalogue of minima, once every shard is in (the last cluster task writes it)."""
+    """The catalogue of minima, once every shard is in (the last cluster task writes it).
+    Only kinds whose loss has the permutation symmetries are catalogued."""
     if all(store.done(s) for s in shards):
-        write_minima(store.root, catalogue(load(store.root)))
+        runs = load(store.root)
+        catalogued = [kind for kind, cls in problems.KINDS.items() if cls.closed_form]
+        write_minima(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
 
 
-def _write_shard(config, store, buffer):
-    found = buffer.columns()
-    cell = buffer.shard.cell
-    if config.problem.kind == "gaussian_relu":
-        classified = classify(
-            found["weights"],
-            found["reason"],
-            found["loss"],
-            cell.k,
-            config.classify,
-            landscape.for_problem(config.problem, cell),
-        )
-    else:
-        classified = empirical.classify(
-            config,
-            cell,
-            datasets.make(config.problem, cell, config.seed),
-            found["runs"],
-            found["weights"],
-            found["reason"],
-            found["loss"],
-            found["watched"],
-        )
-    store.write(
-        buffer.shard,
-        rows(
-            config,
-            buffer.shard,
-            runs=found["runs"],
-            weights=found["weights"],
-            steps=found["steps"],
-            newton_steps=found["newton_steps"],
-            step_size=found["step_size"],
-            stop_reason=[train.REASON_NAMES[r] for r in found["reason"]],
-            loss=found["loss"],
-            grad_norm=found["grad_norm"],
-            found=classified,
-        ),
-    )
+def _write_shard(config, store, buffer, problem):
+    ends = buffer.finished()
+    store.write(buffer.shard, rows(config, buffer.shard, ends, problem.classify(ends)))

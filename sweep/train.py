@@ -1,7 +1,8 @@
-"""One jitted training segment: `lax.scan` over S optimizer steps for a batch of runs.
+"""One jitted training segment: up to S optimizer steps for a batch of runs.
 
-Each run carries its own stop reason; once set, the run is frozen (no update, its step
-count stays), so the recorded steps, loss and gradient norm are exact for its final point.
+Each run carries its own stop reason (`outcomes.StopReason`); once set, the run is frozen
+(no update, its step count stays), so the recorded steps, loss and gradient norm are exact
+for its final point.
 """
 
 import functools
@@ -11,23 +12,17 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from .config import Optimizer
-from .landscape import Landscape
+from .outcomes import StopReason
 
-# Stop reasons, stored per run. EMPTY marks a slot that holds no run; NEWTON a run that
-# reached grad_tol through the Newton polish (`polish.py`). PAUSED holds a run at exactly
-# its `pause_at` step for the host to polish: the polish then starts from the same point
-# whatever the batch or segment length, and a run that is not finished there resumes.
-# PLATEAU: the loss stopped falling between two pauses (`engine.settle`).
-RUNNING, GRAD, LOSS, MAX_STEPS, NONFINITE, EMPTY, NEWTON, PAUSED, PLATEAU = range(9)
-REASON_NAMES = (
-    "running", "grad_tol", "loss_tol", "max_steps", "nonfinite", "empty", "newton", "paused",
-    "plateau",
-)  # fmt: skip
-NEVER = jnp.iinfo(jnp.int32).max
-CONVERGED = (GRAD, LOSS, NEWTON, PLATEAU)
+# Plain ints for traced code (JAX takes no enum members as scalars).
+RUNNING, GRAD, LOSS = int(StopReason.RUNNING), int(StopReason.GRAD), int(StopReason.LOSS)
+MAX_STEPS, NONFINITE = int(StopReason.MAX_STEPS), int(StopReason.NONFINITE)
+EMPTY, PAUSED = int(StopReason.EMPTY), int(StopReason.PAUSED)
+NEVER = jnp.iinfo(jnp.int32).max  # pause_at of a run that never pauses
 
 
 @dataclass(frozen=True)
@@ -38,10 +33,10 @@ class TrainSpec:
     grad_tol: float
     loss_tol: float
     max_steps: int
+    # What is minimized (`problems.Objective`): its loss_and_grad(params, data) drives the
+    # step. A value (not a bound method), so equal specs share compiled code.
+    objective: Any
     polish_after: int = 0  # first pause for the Newton polish (0: never)
-    # What is minimized: its loss_and_grad(params, data) is the step's objective. A value
-    # (not a bound method), so equal specs share compiled code.
-    landscape: Any = Landscape()
 
 
 class RunState(NamedTuple):
@@ -54,21 +49,22 @@ class RunState(NamedTuple):
     pause_at: jax.Array  # (B,) int32: step at which the run pauses for a polish
     step_size: jax.Array  # (B,) learning rate of each run
     key: jax.Array  # (B, 2) uint32: key data of each run's minibatch order
-    watched: jax.Array  # (B,) bool: the landscape's `watch` held at some evaluated point
+    watched: jax.Array  # (B,) bool: the objective's `watch` held at some evaluated point
 
 
-def make_optimizer(spec, step_size):
+_OPTIMIZERS = {
+    "gd": lambda spec, rate: optax.sgd(rate),
+    "momentum": lambda spec, rate: optax.sgd(rate, momentum=spec.momentum),
+    "adam": lambda spec, rate: optax.adam(rate, b1=spec.b1, b2=spec.b2),
+}
+
+
+def make_optimizer(spec: Optimizer, step_size: float | jax.Array) -> optax.GradientTransformation:
     """The optax transformation for an Optimizer config and a (possibly traced) step size."""
-    if spec.kind == "gd":
-        return optax.sgd(step_size)
-    if spec.kind == "momentum":
-        return optax.sgd(step_size, momentum=spec.momentum)
-    if spec.kind == "adam":
-        return optax.adam(step_size, b1=spec.b1, b2=spec.b2)
-    raise ValueError(f"unknown optimizer {spec.kind!r}")
+    return _OPTIMIZERS[spec.kind](spec, step_size)
 
 
-def schedule(spec, steps):
+def schedule(spec: TrainSpec, steps: jax.Array) -> jax.Array:
     """Step-size factor after `steps` updates (a traced int)."""
     t = steps.astype(jnp.float64)
     if spec.optimizer.schedule == "cosine":  # from 1 down to 0 at max_steps
@@ -78,12 +74,12 @@ def schedule(spec, steps):
     return jnp.ones_like(t)
 
 
-def init_opt_state(spec, weights):
+def init_opt_state(spec: TrainSpec, weights: jax.Array) -> Any:
     """Optimizer state for a batch of params (B, ...)."""
     return jax.vmap(make_optimizer(spec.optimizer, 1.0).init)(weights)
 
 
-def empty_state(spec, batch, shape, dtype=jnp.float64):
+def empty_state(spec: TrainSpec, batch: int, shape: tuple[int, ...], dtype=jnp.float64) -> RunState:
     """A batch of EMPTY slots (frozen until refilled) for params of the given shape."""
     weights = jnp.zeros((batch, *shape), dtype)
     return RunState(
@@ -100,7 +96,7 @@ def empty_state(spec, batch, shape, dtype=jnp.float64):
     )
 
 
-def select_runs(mask, new, old):
+def select_runs(mask: jax.Array, new: Any, old: Any) -> Any:
     """Per-run choice between two pytrees whose leaves have leading axis B."""
 
     def pick(a, b):
@@ -109,7 +105,9 @@ def select_runs(mask, new, old):
     return jax.tree.map(pick, new, old)
 
 
-def stop_reason(loss, grad_norm, steps, pause_at, spec):
+def stop_reason(
+    loss: jax.Array, grad_norm: jax.Array, steps: jax.Array, pause_at: jax.Array, spec: TrainSpec
+) -> jax.Array:
     """Why each run stops at its current point (RUNNING if it does not)."""
     reason = jnp.full(loss.shape, RUNNING, jnp.int8)
     reason = jnp.where(steps >= pause_at, PAUSED, reason)
@@ -140,33 +138,33 @@ def _minibatch_epoch(weights, opt_state, key, step_size, steps, data, spec):
     def body(j, carry):
         weights, opt_state = carry
         index = jax.lax.dynamic_slice(order, (j * size,), (size,))
-        _, grad = spec.landscape.loss_and_grad(weights, (inputs[index], targets[index]))
+        _, grad = spec.objective.loss_and_grad(weights, (inputs[index], targets[index]))
         return _gradient_step(weights, opt_state, grad, step_size, steps + j, spec)
 
     return jax.lax.fori_loop(0, per_epoch, body, (weights, opt_state))
 
 
-def steps_per_update(spec, data):
+def steps_per_update(spec: TrainSpec, data) -> int:
     """Optimizer steps in one update of `train_step`: 1, or an epoch of minibatches."""
     if not spec.optimizer.batch_size:
         return 1
     return data[0].shape[0] // spec.optimizer.batch_size
 
 
-def train_step(state, data, spec):
+def train_step(state: RunState, data, spec: TrainSpec) -> RunState:
     """One update for every running run; stopped runs are left untouched.
 
     The stop test looks at the full-batch loss and gradient. With minibatches
     (optimizer.batch_size > 0) an update is a whole epoch, so the test runs once per epoch
     and costs about as much as the epoch itself.
     """
-    loss, grad = jax.vmap(spec.landscape.loss_and_grad, (0, None))(state.weights, data)
+    loss, grad = jax.vmap(spec.objective.loss_and_grad, (0, None))(state.weights, data)
     grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=tuple(range(1, grad.ndim))))
     running = state.reason == RUNNING
     reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec)
     active = running & (reason == RUNNING)
     watched = state.watched | (
-        running & jax.vmap(spec.landscape.watch, (0, None))(state.weights, data)
+        running & jax.vmap(spec.objective.watch, (0, None))(state.weights, data)
     )
 
     if spec.optimizer.batch_size:
@@ -208,7 +206,7 @@ def _segment(state, data, spec, steps):
 
 
 @functools.partial(jax.jit, donate_argnames=("state",))
-def resume_runs(state, mask):
+def resume_runs(state: RunState, mask: jax.Array) -> RunState:
     """Paused runs in `mask` go on training, to pause again at twice the steps."""
     pause_at = jnp.minimum(state.pause_at.astype(jnp.int64) * 2, NEVER).astype(jnp.int32)
     return state._replace(
@@ -218,7 +216,9 @@ def resume_runs(state, mask):
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))
-def train_segment(state, data, spec, steps, mesh=None):
+def train_segment(
+    state: RunState, data, spec: TrainSpec, steps: int, mesh: Mesh | None = None
+) -> tuple[RunState, jax.Array]:
     """Up to `steps` updates (`train_step`) for a batch of runs.
 
     Returns the new RunState and the optimizer steps taken on each device, shape (devices,).
@@ -236,3 +236,42 @@ def train_segment(state, data, spec, steps, mesh=None):
         out_specs=(P("runs"), P("runs")),
     )
     return per_device(state, data, steps)
+
+
+class History(NamedTuple):
+    """What `trace_segment` records at every step, each (S, B)."""
+
+    steps: jax.Array  # updates applied before the step: the point the loss is taken at
+    loss: jax.Array  # loss there
+    grad_norm: jax.Array  # gradient norm there
+    evaluated: jax.Array  # bool: the run was training, so the entries are its own
+
+
+def _traced_segment(state, data, spec, steps):
+    def body(state, _):
+        new = train_step(state, data, spec)
+        running = state.reason == RUNNING
+        return new, History(state.steps, new.loss, new.grad_norm, running)
+
+    state, history = jax.lax.scan(body, state, None, length=steps)
+    return state, (steps * steps_per_update(spec, data) * jnp.ones(1, jnp.int32)), history
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "steps", "mesh"), donate_argnames=("state",))
+def trace_segment(
+    state: RunState, data, spec: TrainSpec, steps: int, mesh: Mesh | None = None
+) -> tuple[RunState, jax.Array, History]:
+    """`train_segment` that also records every step (`History`), for replays.
+
+    The same `train_step`, so a run's trajectory is the one the engine trains; `steps`
+    is static (a fixed scan), so replays use one segment length.
+    """
+    if mesh is None:
+        return _traced_segment(state, data, spec, steps)
+    per_device = jax.shard_map(
+        lambda state, data: _traced_segment(state, data, spec, steps),
+        mesh=mesh,
+        in_specs=(P("runs"), P()),
+        out_specs=(P("runs"), P("runs"), P(None, "runs")),
+    )
+    return per_device(state, data)

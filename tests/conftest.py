@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-import sweep  # noqa: F401  (turns on float64)
 from sweep import config as config_module
+from sweep import runtime
+
+# What the CLI does for its process: float64, one CPU device per core (the multi-device
+# path is then what every test exercises), the compilation cache. The library itself sets
+# none of this on import (tests/test_imports.py).
+runtime.prepare_process()
 
 
 @pytest.fixture

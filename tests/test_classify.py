@@ -4,13 +4,18 @@ import pytest
 from test_gaussian import polish, spurious_point_k6
 
 from sweep import config as config_module
-from sweep import train
-from sweep.analysis import classify
-from sweep.analysis.classify import teacher_distance
+from sweep import problems
 from sweep.analysis.escape import min_escape_slope
 from sweep.landscape import gaussian
+from sweep.outcomes import Finished, StopReason
+from sweep.problems.population import teacher_distance
 
-TOLERANCES = config_module.Classify()
+
+def classify(points, reasons, losses, k):
+    """Classify points (m, n, k) of the closed form with the default tolerances."""
+    config = config_module.from_dict({"sweep": {"k": k, "n": points.shape[1]}})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    return problem.classify(Finished.at(points, losses, reasons))
 
 
 def symmetric_saddle(k=4):
@@ -31,13 +36,15 @@ def test_statuses_of_known_points():
     spurious = np.asarray(polish(spurious_point_k6(), gaussian.orthonormal_teacher(6)))
     permuted_teacher = np.eye(6)[[1, 0, 2, 3, 5, 4]]
     points = np.stack([permuted_teacher, spurious, spurious, spurious])
-    reasons = np.array([train.GRAD, train.GRAD, train.MAX_STEPS, train.NONFINITE])
+    reasons = np.array(
+        [StopReason.GRAD, StopReason.GRAD, StopReason.MAX_STEPS, StopReason.NONFINITE]
+    )
     losses = np.array([loss(p, 6) for p in points])
-    found = classify(points, reasons, losses, 6, TOLERANCES)
-    status, min_eig = found["status"], found["min_eig"]
+    found = classify(points, reasons, losses, 6)
+    status, min_eig = found.status, found.min_eig
     assert status == ["global", "spurious", "not_converged", "diverged"]
-    assert found["symmetry"] == ["6", "1+5", "none", "none"]
-    assert found["decided_by"] == ["hessian", "hessian", "", ""]
+    assert found.symmetry == ["6", "1+5", "none", "none"]
+    assert found.decided_by == ["hessian", "hessian", "", ""]
     assert min_eig[0] == pytest.approx(0.25 - 1 / (2 * np.pi), abs=1e-12)
     assert min_eig[1] == pytest.approx(0.0047004, abs=1e-7)
     assert np.isnan(min_eig[2:]).all()
@@ -45,15 +52,15 @@ def test_statuses_of_known_points():
 
 def test_saddle():
     point = symmetric_saddle()
-    found = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
-    assert found["status"] == ["saddle"] and found["min_eig"][0] < -0.1
+    found = classify(point[None], np.array([StopReason.GRAD]), [loss(point, 4)], 4)
+    assert found.status == ["saddle"] and found.min_eig[0] < -0.1
 
 
 def test_wider_student_at_zero_loss_is_global():
     # w_1 + w_2 = v_1: a global minimum of a width-5 student, no permutation of the teacher.
     point = np.vstack([[0.3, 0, 0, 0], [0.7, 0, 0, 0], np.eye(4)[1:]])
-    found = classify(point[None], np.array([train.GRAD]), [loss(point, 4)], 4, TOLERANCES)
-    assert found["status"] == ["global"]
+    found = classify(point[None], np.array([StopReason.GRAD]), [loss(point, 4)], 4)
+    assert found.status == ["global"]
 
 
 def test_teacher_distance():
@@ -66,8 +73,8 @@ def test_teacher_distance():
 def test_escape_neuron_decides_at_a_dead_neuron():
     # Three neurons on their teacher neurons, the fourth dead: growing it along v_4 helps.
     dead = np.vstack([np.eye(4)[:3], np.zeros((1, 4))])
-    found = classify(dead[None], np.array([train.GRAD]), [loss(dead, 4)], 4, TOLERANCES)
-    assert found["status"] == ["saddle"] and found["decided_by"] == ["escape_neuron"]
+    found = classify(dead[None], np.array([StopReason.GRAD]), [loss(dead, 4)], 4)
+    assert found.status == ["saddle"] and found.decided_by == ["escape_neuron"]
     assert min_escape_slope(dead[:3], np.eye(4)) < -0.1
 
 

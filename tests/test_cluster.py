@@ -14,7 +14,7 @@ from sweep import cluster, plan, runner, status
 from sweep import config as config_module
 from sweep.cli import main
 from sweep.config import ConfigError
-from sweep.runner import run_sweep
+from sweep.runner import RunOptions, run_sweep
 
 SMALL = ["--k", "6..7", "--seeds", "64", "--set", "sweep.shard_size=8"]
 
@@ -47,7 +47,7 @@ def small_config():
 @pytest.fixture(scope="module")
 def local_rows(tmp_path_factory):
     out = tmp_path_factory.mktemp("local") / "sweep"
-    run_sweep(small_config(), out, progress=False, log=lambda *_: None)
+    run_sweep(small_config(), out, RunOptions(progress=False, log=lambda *_: None))
     return pd.read_parquet(out).sort_values(["k", "n", "run"]).reset_index(drop=True)
 
 
@@ -115,14 +115,14 @@ def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypat
     bad = plan.shards(cfg)[0].name
     write = runner._write_shard
 
-    def failing_write(config, store, buffer):
+    def failing_write(config, store, buffer, problem):
         if buffer.shard.name == bad:
             raise MemoryError("out of memory (simulated)")
-        return write(config, store, buffer)
+        return write(config, store, buffer, problem)
 
     monkeypatch.setattr(runner, "_write_shard", failing_write)
     with pytest.raises(MemoryError):
-        run_sweep(cfg, out, progress=False, keep_going=True, log=lambda *_: None)
+        run_sweep(cfg, out, RunOptions(progress=False, keep_going=True, log=lambda *_: None))
     states = status.shard_states(out).set_index("name")
     assert states.loc[bad, "state"] == "failed"
     assert states.loc[bad, "detail"] == "MemoryError: out of memory (simulated)"
@@ -131,7 +131,9 @@ def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypat
     printed = capsys.readouterr().out
     assert "1 failed" in printed and f"failed {bad}: MemoryError" in printed
     monkeypatch.undo()
-    run_sweep(cfg, out, progress=False, log=lambda *_: None)  # the resume runs just that one
+    run_sweep(
+        cfg, out, RunOptions(progress=False, log=lambda *_: None)
+    )  # the resume runs just that one
     assert (status.shard_states(out).state == "done").all()
 
 

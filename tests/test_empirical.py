@@ -1,5 +1,6 @@
 """Empirical problems end to end: classification, minibatches, steps, reproducibility."""
 
+import dataclasses
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -8,11 +9,12 @@ import pandas as pd
 import pytest
 
 from sweep import config as config_module
-from sweep import datasets, train
-from sweep.analysis import empirical
-from sweep.engine import Engine, Finished, settle, train_spec
+from sweep import datasets, problems, train
+from sweep.engine import Engine, settle, train_spec
 from sweep.init import run_key
 from sweep.landscape import Network, gaussian
+from sweep.outcomes import Finished, StopReason
+from sweep.problems import dataset
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -38,8 +40,8 @@ def test_linear_regression_error_of_the_holzmuller_points():
     # Each side is (-1, 2, -1) or (1, -2, 1): the best line is flat at 0, error 6 per side.
     inputs = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
     targets = np.array([-1.0, 2.0, -1.0, 1.0, -2.0, 1.0])
-    assert empirical.linear_regression_error(inputs, targets) == pytest.approx(12 / 12)
-    assert empirical.linear_regression_error(inputs, 2 * inputs + np.sign(inputs)) < 1e-28
+    assert dataset.linear_regression_error(inputs, targets) == pytest.approx(12 / 12)
+    assert dataset.linear_regression_error(inputs, 2 * inputs + np.sign(inputs)) < 1e-28
 
 
 def _flat_net(first_bias):
@@ -60,27 +62,24 @@ def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
     points = np.stack([linear, kinked])
     loss = np.array([float(net.loss(jnp.asarray(t), data.train)) for t in points])
     assert loss[0] == pytest.approx(1.0)  # the piecewise linear regression error
-    found = empirical.classify(
-        config, cell, data, [0, 1], points, np.array([train.GRAD, train.GRAD]), loss
-    )
-    assert found["essentially_linear"] == [True, False]
-    assert found["kink_entered"] == [False, True]
+    problem = problems.for_cell(config, cell)
+    found = problem.classify(Finished.at(points, loss))
+    assert found.essentially_linear == [True, False]
+    assert found.kink_entered == [False, True]
     assert [bool(net.watch(jnp.asarray(t), data.train)) for t in points] == [False, True]
     # A kink that was inside the data earlier in training rules the run out as well.
-    again = empirical.classify(
-        config, cell, data, [0, 1], points, np.array([train.GRAD] * 2), loss, [True, False]
-    )
-    assert again["essentially_linear"] == [False, False]
-    assert found["linear_loss"] == [pytest.approx(1.0)] * 2
+    again = problem.classify(Finished.at(points, loss, watched=[True, False]))
+    assert again.essentially_linear == [False, False]
+    assert found.linear_loss == [pytest.approx(1.0)] * 2
     # He init starts with zero biases, so the movement is the largest final bias.
-    assert found["bias_movement"][1] == pytest.approx(1.5)
+    assert found.bias_movement[1] == pytest.approx(1.5)
 
 
 def test_trained_holzmuller_runs_are_classified(tmp_path):
-    from sweep.runner import run_sweep
+    from sweep.runner import RunOptions, run_sweep
 
     config = holzmuller(**{"sweep.n": "16", "sweep.seeds": 8, "stop.max_steps": 20000})
-    run_sweep(config, tmp_path / "h", progress=False, log=lambda *_: None)
+    run_sweep(config, tmp_path / "h", RunOptions(progress=False, log=lambda *_: None))
     rows = pd.read_parquet(tmp_path / "h")
     assert len(rows) == 8 and rows["essentially_linear"].notna().all()
     linear = rows[rows["essentially_linear"]]
@@ -89,17 +88,17 @@ def test_trained_holzmuller_runs_are_classified(tmp_path):
     assert (rows["bias_movement"] >= 0).all() and (rows["step_size"] != 1.0).all()
     # Step size = 1 / lambda_max of the NTK Gram matrix at each run's own initial point.
     cell = config_module.cells(config)[0]
-    spec = train_spec(config, cell)
+    net = problems.for_cell(config, cell).objective
     data = datasets.make(config.problem, cell, config.seed).train
     for run, step in zip(rows["run"][:3], rows["step_size"][:3], strict=True):
-        theta = spec.landscape.init(run_key(config.seed, 0, 16, 1, run), cell.init_scale)
-        assert step == pytest.approx(1 / float(spec.landscape.ntk_max_eigenvalue(theta, data)))
+        theta = net.init(run_key(config.seed, 0, 16, 1, run), cell.init_scale)
+        assert step == pytest.approx(1 / float(net.ntk_max_eigenvalue(theta, data)))
 
 
 def trained(config, runs, batch_size):
     config = config_module.from_dict(config.to_raw(), {"engine.batch_size": batch_size})
     cell = config_module.cells(config)[0]
-    parts = list(Engine(config).train(cell, runs, config.seed))
+    parts = list(Engine(config).train(problems.for_cell(config, cell), runs))
     order = np.argsort(np.concatenate([p.runs for p in parts]))
     return {
         key: np.concatenate([getattr(p, key) for p in parts])[order]
@@ -110,7 +109,7 @@ def trained(config, runs, batch_size):
 def test_sampled_sgd_runs_are_reproducible_run_by_run():
     config = sampled(**{"optimizer.batch_size": 16})
     batched = trained(config, range(6), batch_size=8)
-    assert set(batched["reason"]) <= {train.LOSS, train.GRAD, train.MAX_STEPS}
+    assert set(batched["reason"]) <= {StopReason.LOSS, StopReason.GRAD, StopReason.MAX_STEPS}
     assert (batched["steps"] % 4 == 0).all()  # whole epochs of 64 / 16 steps
     for run in (0, 5):
         single = trained(config, [run], batch_size=1)
@@ -138,10 +137,10 @@ def test_minibatches_move_differently_from_the_full_batch():
 
 
 def test_test_loss_is_the_closed_form_for_the_plain_network(tmp_path):
-    from sweep.runner import run_sweep
+    from sweep.runner import RunOptions, run_sweep
 
     config = sampled()
-    run_sweep(config, tmp_path / "s", progress=False, log=lambda *_: None)
+    run_sweep(config, tmp_path / "s", RunOptions(progress=False, log=lambda *_: None))
     rows = pd.read_parquet(tmp_path / "s")
     teacher = gaussian.orthonormal_teacher(3)
     for row in rows.itertuples():
@@ -156,24 +155,25 @@ def test_test_loss_is_the_closed_form_for_the_plain_network(tmp_path):
 def test_deep_students_use_the_test_set():
     config = sampled(**{"problem.depth": 3, "problem.biases": True, "problem.output": "trained"})
     cell = config_module.cells(config)[0]
-    data = datasets.make(config.problem, cell, config.seed)
-    net = train_spec(config, cell).landscape
+    problem = problems.for_cell(config, cell)
+    net = problem.objective
     theta = np.asarray(net.init(run_key(0, 3, 3, 3, 0), cell.init_scale))[None]
-    expected = float(net.loss(theta[0], data.test))
-    assert empirical.test_losses(theta, net, data, config.problem)[0] == pytest.approx(expected)
+    expected = float(net.loss(theta[0], problem.data.test))
+    assert problem.test_losses(theta)[0] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
     "losses,expected",
     [
-        ((0.5, 0.5 * (1 - 1e-8)), train.PLATEAU),  # fell by less than plateau_tol
-        ((0.5, 0.4), train.PAUSED),  # still falling: go on
+        ((0.5, 0.5 * (1 - 1e-8)), StopReason.PLATEAU),  # fell by less than plateau_tol
+        ((0.5, 0.4), StopReason.PAUSED),  # still falling: go on
     ],
 )
 def test_a_loss_plateau_stops_a_run(losses, expected):
     config = sampled(**{"stop.polish_after": 10, "stop.plateau_tol": 1e-6})
-    spec = train_spec(config, config_module.cells(config)[0])
-    spec = type(spec)(**{**vars(spec), "polish_after": 0})  # the plateau test alone
+    # The plateau test alone (no polish).
+    config = dataclasses.replace(config, stop=dataclasses.replace(config.stop, polish_after=0))
+    problem = problems.for_cell(config, config_module.cells(config)[0])
     previous = {}
     for loss in losses:
         out = Finished(
@@ -184,10 +184,10 @@ def test_a_loss_plateau_stops_a_run(losses, expected):
             step_size=np.ones(1),
             loss=np.array([loss]),
             grad_norm=np.array([1e-3]),
-            reason=np.array([train.PAUSED], np.int8),
+            reason=np.array([StopReason.PAUSED], np.int8),
             watched=np.zeros(1, bool),
         )
-        settle(out, None, spec, 1e-6, previous)
+        settle(out, problem, previous)
     assert out.reason[0] == expected and previous[7] == losses[-1]
 
 
@@ -205,7 +205,7 @@ def test_schedules(schedule, step, expected):
     config = sampled(
         **{"optimizer.schedule": schedule, "optimizer.decay_steps": 100, "stop.max_steps": 1000}
     )
-    spec = train_spec(config, config_module.cells(config)[0])
+    spec = train_spec(config, problems.for_cell(config, config_module.cells(config)[0]))
     assert float(train.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
 
 
@@ -230,12 +230,12 @@ def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
 
 def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
     from sweep.cli import main
-    from sweep.runner import run_sweep
+    from sweep.runner import RunOptions, run_sweep
 
     config = sampled(
         **{"optimizer.batch_size": 16, "stop.polish_after": 200, "stop.plateau_tol": 1e-6}
     )
-    run_sweep(config, tmp_path / "sgd", progress=False, log=lambda *_: None)
+    run_sweep(config, tmp_path / "sgd", RunOptions(progress=False, log=lambda *_: None))
     rows = pd.read_parquet(tmp_path / "sgd")
     for run in rows.sort_values("steps")["run"].iloc[[0, -1]]:  # the shortest, the longest
         assert (
@@ -247,22 +247,18 @@ def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
 
 
 def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
-    from sweep.runner import run_sweep
+    from sweep.runner import RunOptions, run_sweep
 
     config = holzmuller(
         **{"sweep.n": "16", "sweep.seeds": 12, "stop.max_steps": 500, "init.bias_scale": 1.0}
     )
-    run_sweep(config, tmp_path / "b", progress=False, log=lambda *_: None)
+    run_sweep(config, tmp_path / "b", RunOptions(progress=False, log=lambda *_: None))
     rows = pd.read_parquet(tmp_path / "b").sort_values("run")
     cell = config_module.cells(config)[0]
-    spec = train_spec(config, cell)
+    net = problems.for_cell(config, cell).objective
     data = datasets.make(config.problem, cell, config.seed).train
     at_start = [
-        bool(
-            spec.landscape.watch(
-                spec.landscape.init(run_key(0, 0, 16, 1, r), cell.init_scale), data
-            )
-        )
+        bool(net.watch(net.init(run_key(0, 0, 16, 1, r), cell.init_scale), data))
         for r in rows["run"]
     ]
     assert any(at_start)  # random biases put kinks in the data from the start

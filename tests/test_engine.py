@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 
 from sweep import config as config_module
-from sweep import train
+from sweep import problems, train
 from sweep.engine import Engine
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
+from sweep.outcomes import StopReason
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -14,7 +15,7 @@ def trained(cfg, runs, batch_size, cell_index=0):
     )
     engine = Engine(cfg)
     cell = config_module.cells(cfg)[cell_index]
-    parts = list(engine.train(cell, runs, cfg.seed))
+    parts = list(engine.train(problems.for_cell(cfg, cell), runs))
     runs_out = np.concatenate([p.runs for p in parts])
     order = np.argsort(runs_out)
     columns = {
@@ -57,7 +58,7 @@ def test_runs_start_from_their_own_key(tiny_config):
             run_key(cfg.seed, cell.k, cell.n, cell.d, run), cell.n, cell.d, cell.init_scale
         )
         expected = w0 - cell.step_size * gaussian.grad(w0, teacher)
-        assert out["steps"][i] == 1 and out["reason"][i] == train.MAX_STEPS
+        assert out["steps"][i] == 1 and out["reason"][i] == StopReason.MAX_STEPS
         np.testing.assert_allclose(out["weights"][i], expected, rtol=0, atol=1e-15)
 
 
@@ -134,8 +135,8 @@ def test_newton_polish_finishes_slow_runs_on_the_same_minimum(tiny_config):
     polished, engine = trained(early, range(24), batch_size=8)
     slow = plain["steps"] > 200
     assert slow.any() and engine.counters.polished > 0
-    assert np.all(polished["reason"][~slow] == train.GRAD)
-    newton = polished["reason"] == train.NEWTON
+    assert np.all(polished["reason"][~slow] == StopReason.GRAD)
+    newton = polished["reason"] == StopReason.NEWTON
     assert newton.any() and np.all(polished["newton_steps"][newton] > 0)
     assert np.all(np.isin(polished["steps"][newton], [200, 400, 800, 1600, 3200]))
     assert np.all(polished["grad_norm"][newton] <= early.stop.grad_tol)
@@ -148,7 +149,7 @@ def test_polished_runs_do_not_depend_on_the_batch(tiny_config):
     cfg = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 150}})
     wide, _ = trained(cfg, range(12), batch_size=8)
     narrow, _ = trained(cfg, range(12), batch_size=2)
-    assert (wide["reason"] == train.NEWTON).any()
+    assert (wide["reason"] == StopReason.NEWTON).any()
     for key in ("steps", "newton_steps", "reason"):
         np.testing.assert_array_equal(wide[key], narrow[key])
     np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)

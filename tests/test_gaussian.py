@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from sweep.landscape import Landscape, gaussian, leaky
+from sweep.landscape import PopulationLoss, gaussian, leaky
 from sweep.landscape.arccos import arccos
 
 RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
@@ -194,7 +194,7 @@ def test_leaky_relu_closed_form_matches_monte_carlo(alpha, rng):
 def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
     k, n = 3, 4
     teacher = gaussian.orthonormal_teacher(k)
-    surface = Landscape(alpha=alpha)
+    surface = PopulationLoss(n=n, d=k, alpha=alpha)
     weights = rng.standard_normal((n, k)) / np.sqrt(k)
     value, g = surface.loss_and_grad(weights, teacher)
     np.testing.assert_allclose(value, surface.loss(weights, teacher), rtol=1e-12)

@@ -9,7 +9,7 @@ import sweep.runner
 from sweep import config as config_module
 from sweep import results
 from sweep.config import ConfigError
-from sweep.runner import run_sweep
+from sweep.runner import RunOptions, run_sweep
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def finished(tiny_config, tmp_path_factory):
     """A tiny sweep run once, uninterrupted (shared by the tests below)."""
     out = tmp_path_factory.mktemp("sweeps") / "tiny"
     cfg = tiny_config()
-    run_sweep(cfg, out, progress=False)
+    run_sweep(cfg, out, RunOptions(progress=False))
     return cfg, out, pd.read_parquet(out)
 
 
@@ -49,7 +49,7 @@ def test_metadata_and_manifest(finished):
 def test_rerun_skips_complete_shards(finished):
     cfg, out, frame = finished
     said = []
-    outcome = run_sweep(cfg, out, log=said.append, progress=False)
+    outcome = run_sweep(cfg, out, RunOptions(log=said.append, progress=False))
     assert outcome.runs_trained == 0 and "6 of 6 shards already complete" in said[0]
     pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
 
@@ -68,11 +68,11 @@ def test_interrupted_sweep_resumes_to_the_same_rows(finished, tmp_path, monkeypa
 
     monkeypatch.setattr(sweep.runner, "_write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cfg, out, progress=False)
+        run_sweep(cfg, out, RunOptions(progress=False))
     assert len(list(out.glob("*.parquet"))) == 3
     assert not list(out.glob(".*"))  # no temporary file left behind
     monkeypatch.setattr(sweep.runner, "_write_shard", real_write)
-    outcome = run_sweep(cfg, out, progress=False)
+    outcome = run_sweep(cfg, out, RunOptions(progress=False))
     assert outcome.shards_skipped == 3
     pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
 
@@ -82,11 +82,11 @@ def test_changed_config_is_refused_unless_fresh(finished, tiny_config, tmp_path)
     other = tiny_config(seeds=7)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match="sweep.seeds"):
-        run_sweep(other, out, progress=False)
+        run_sweep(other, out, RunOptions(progress=False))
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     fresh = tmp_path / "copy"
-    run_sweep(cfg, fresh, progress=False)
-    run_sweep(other, fresh, fresh=True, progress=False)
+    run_sweep(cfg, fresh, RunOptions(progress=False))
+    run_sweep(other, fresh, RunOptions(fresh=True, progress=False))
     assert len(pd.read_parquet(fresh)) == 2 * 7
 
 

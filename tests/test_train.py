@@ -5,12 +5,17 @@ import pytest
 
 from sweep import config as config_module
 from sweep import train
-from sweep.landscape import gaussian
+from sweep.landscape import PopulationLoss, gaussian
+from sweep.outcomes import StopReason
+
+RELU_3 = PopulationLoss(n=3, d=3)  # three ReLU neurons in three dimensions
 
 
 def spec_for(**stop):
     cfg = config_module.from_dict({"stop": stop, "classify": {"global_loss_tol": 1e-3}})
-    return train.TrainSpec(cfg.optimizer, cfg.stop.grad_tol, cfg.stop.loss_tol, cfg.stop.max_steps)
+    return train.TrainSpec(
+        cfg.optimizer, cfg.stop.grad_tol, cfg.stop.loss_tol, cfg.stop.max_steps, RELU_3
+    )
 
 
 def start(spec, weights, step_size):
@@ -47,7 +52,7 @@ def test_segment_equals_plain_gradient_descent(rng):
     state, _ = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
     for i in range(4):
         steps, final = reference_gd(jnp.asarray(weights[i]), teacher, 1.0, 1e-6, 10_000)
-        assert int(state.reason[i]) == train.GRAD
+        assert int(state.reason[i]) == StopReason.GRAD
         assert int(state.steps[i]) == steps
         np.testing.assert_allclose(state.weights[i], final, atol=1e-12)
 
@@ -58,7 +63,7 @@ def test_stopped_runs_stay_frozen(rng):
     weights = rng.standard_normal((2, 3, 3)) / np.sqrt(3)
     state, taken = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
     assert int(taken[0]) == int(np.max(state.steps)) + 1  # ends once every run has stopped
-    assert np.all(np.asarray(state.reason) == train.GRAD)
+    assert np.all(np.asarray(state.reason) == StopReason.GRAD)
     steps, weights = np.asarray(state.steps), np.asarray(state.weights)
     again, taken = train.train_segment(state, teacher, spec, 50)  # donates `state`
     assert int(taken[0]) == 0
@@ -69,9 +74,9 @@ def test_stopped_runs_stay_frozen(rng):
 @pytest.mark.parametrize(
     "stop,step_size,reason",
     [
-        (dict(max_steps=7), 1.0, train.MAX_STEPS),
-        (dict(loss_tol=1e-4), 1.0, train.LOSS),
-        (dict(), 1e3, train.NONFINITE),
+        (dict(max_steps=7), 1.0, StopReason.MAX_STEPS),
+        (dict(loss_tol=1e-4), 1.0, StopReason.LOSS),
+        (dict(), 1e3, StopReason.NONFINITE),
     ],
 )
 def test_stop_reasons(stop, step_size, reason, rng):
@@ -81,7 +86,7 @@ def test_stop_reasons(stop, step_size, reason, rng):
         start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300
     )
     assert int(state.reason[0]) == reason
-    if reason == train.MAX_STEPS:
+    if reason == StopReason.MAX_STEPS:
         assert int(state.steps[0]) == 7
 
 
@@ -90,7 +95,7 @@ def test_other_optimizers_converge(kind, rng):
     cfg = config_module.from_dict(
         {"optimizer": {"kind": kind, "step_size": "0.05"}, "stop": {"grad_tol": 1e-8}}
     )
-    spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000)
+    spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000, RELU_3)
     teacher = gaussian.orthonormal_teacher(3)
     state, _ = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)
-    assert int(state.reason[0]) in (train.GRAD, train.LOSS)
+    assert int(state.reason[0]) in (StopReason.GRAD, StopReason.LOSS)

@@ -7,11 +7,14 @@ import pandas as pd
 from .symmetry import canonical_form
 
 
-def catalogue(runs, statuses=("spurious",), tol=1e-6):
+def catalogue(
+    runs: pd.DataFrame, statuses: tuple[str, ...] = ("spurious",), tol: float = 1e-6
+) -> pd.DataFrame:
     """One row per distinct point of the given statuses, per (k, n).
 
     Args:
-      runs: a runs DataFrame (the results table).
+      runs: a runs DataFrame (the results table) of a problem whose loss is invariant
+        under permutations of neurons and of coordinates (the closed form).
       statuses: which points to catalogue (the global minima of n > k form a continuum).
       tol: Frobenius distance between canonical forms below which two points are one.
 
@@ -20,10 +23,7 @@ def catalogue(runs, statuses=("spurious",), tol=1e-6):
       symmetry, loss, min_eig, multiplicity, example_run and the canonical weights.
     """
     rows = []
-    # The closed form only: an empirical loss lacks the coordinate permutations.
     selected = runs[runs["status"].isin(statuses)]
-    if "problem" in selected.columns:
-        selected = selected[selected["problem"] == "gaussian_relu"]
     for (k, n, d), cell in selected.groupby(["k", "n", "d"], sort=True):
         found = []  # [canonical weights, first row, multiplicity]
         for row in cell.sort_values("run").itertuples(index=False):

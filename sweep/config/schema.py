@@ -107,7 +107,7 @@ class Stop:
     )
     max_steps: int = option(200_000, "else the run is not_converged", low=1)
     polish_after: int = option(
-        20_000, "Newton-polish runs still going after this many steps, then at doublings; 0 = never",
+        20_000, "Newton-polish runs still going after this many steps (and doublings); 0 = never",
         low=0,
     )  # fmt: skip
     plateau_tol: float = option(

@@ -1,0 +1,88 @@
+"""The interface every problem kind implements, and what the layers above rely on.
+
+A `Problem` is one cell (k, n, d) of a sweep of one kind. It owns:
+  - its data (`data`: a teacher, or a data set) and its `objective`: initialization, loss,
+    gradient, Hessian and the `watch` condition (a hashable object jitted code takes as a
+    static argument, see `sweep/landscape/`);
+  - `finish`: what a run gets at a checkpoint (by default the float64 Newton polish);
+  - `classify`: where runs landed, always the same columns (`outcomes.Classified`);
+  - `certify`: a proof of a classified point, where the kind offers one.
+The engine, runner, results, report, replay and cluster code use only this interface.
+"""
+
+import abc
+import functools
+from typing import ClassVar, NamedTuple, Protocol
+
+import jax
+import numpy as np
+
+from .. import polish
+from ..config import Cell, Config
+from ..datasets import Data
+from ..outcomes import Classified, Finished
+
+
+class Objective(Protocol):
+    """What training minimizes (hashable; see `sweep/landscape/__init__.py`)."""
+
+    def param_shape(self) -> tuple[int, ...]: ...
+    def init(self, key: jax.Array, scale: float, dtype=...) -> jax.Array: ...
+    def loss(self, params: jax.Array, data) -> jax.Array: ...
+    def loss_and_grad(self, params: jax.Array, data) -> tuple[jax.Array, jax.Array]: ...
+    def hessian(self, params: jax.Array, data) -> jax.Array: ...
+    def watch(self, params: jax.Array, data) -> jax.Array: ...
+
+
+class Finish(NamedTuple):
+    """The result of `Problem.finish` for one run."""
+
+    weights: np.ndarray  # the finished point (the input point when not converged)
+    loss: float
+    grad_norm: float
+    iterations: int
+    converged: bool  # reached stop.grad_tol
+
+
+class Problem(abc.ABC):
+    """One cell of a sweep of one problem kind."""
+
+    kind: ClassVar[str]  # the config's problem.kind
+    # The closed-form population loss: its points are catalogued up to permutations of
+    # neurons and coordinates, and published tables (Safran & Shamir) compare with it.
+    closed_form: ClassVar[bool] = False
+
+    def __init__(self, config: Config, cell: Cell):
+        self.config = config
+        self.cell = cell
+
+    @property
+    @abc.abstractmethod
+    def objective(self) -> Objective:
+        """The loss training minimizes, for this cell's shapes."""
+
+    @abc.abstractmethod
+    def make_data(self) -> Data:
+        """The cell's data, drawn from the sweep seed (see `data`)."""
+
+    @functools.cached_property
+    def data(self) -> Data:
+        """The cell's data, made once."""
+        return self.make_data()
+
+    @abc.abstractmethod
+    def classify(self, ends: Finished) -> Classified:
+        """Statuses and diagnostics of finished runs of this cell."""
+
+    def finish(self, weights: np.ndarray) -> Finish:
+        """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`)."""
+        found = polish.newton_polish(
+            weights, self.data.train, self.config.stop.grad_tol, self.objective
+        )
+        point, loss, grad_norm, iterations, converged = found
+        return Finish(np.asarray(point), float(loss), float(grad_norm), int(iterations),
+                      bool(converged))  # fmt: skip
+
+    def certify(self, weights: np.ndarray):
+        """A rigorous proof of what a classified point is; None where the kind has none."""
+        return None
