@@ -20,11 +20,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-# submitit otherwise binds its log handlers to the sys.stdout/stderr of import time (a
-# test's captured stream, say); unconfigured, its warnings reach stderr through logging.
-os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
-import submitit  # noqa: E402
-
 from . import plan, status
 from .config import Config, ConfigError
 from .config import from_dict as config_from_dict
@@ -55,7 +50,17 @@ class Task:
 
     def checkpoint(self, names):
         """Preempted or timed out: requeue the same share (done shards are skipped)."""
-        return submitit.helpers.DelayedSubmission(Task(self.raw_config, self.out), names)
+        return _submitit().helpers.DelayedSubmission(Task(self.raw_config, self.out), names)
+
+
+def _submitit():
+    """submitit, imported when first needed. Unconfigured, its warnings reach stderr through
+    logging; otherwise it binds its log handlers to the sys.stdout/stderr of import time (a
+    test's captured stream, say)."""
+    os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
+    import submitit
+
+    return submitit
 
 
 def _fail(message):
@@ -167,7 +172,7 @@ def submit(
         return None
     tasks = min(tasks, len(missing))
 
-    executor = submitit.AutoExecutor(folder=Path(out) / "_slurm" / "%j", cluster="slurm")
+    executor = _submitit().AutoExecutor(folder=Path(out) / "_slurm" / "%j", cluster="slurm")
     parameters = dict(
         name=f"sweep-{config.name}",
         timeout_min=minutes,

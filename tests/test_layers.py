@@ -1,0 +1,83 @@
+"""The package's shape: imports flow one way through its layers, the problem kind is
+dispatched in one place, and modules stay small."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
+
+# Bottom to top; a module may import from its own layer and the ones below, never above.
+LAYERS = [
+    # numerics and definitions: config, outcomes, objectives, data, initializers, polish
+    ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime"],
+    ["analysis"],  # diagnostics of points: spectra, symmetry, escape neurons, catalogue
+    ["problems"],  # one module per problem kind behind one interface
+    ["train", "engine"],  # training segments and the scheduler
+    ["results", "status", "runner", "replay", "report", "plots"],  # sweeps and their files
+    ["api", "cluster", "cli", "__init__", "__main__"],  # entry points
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def modules():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def top_name(path):
+    """The first component below sweep/ ("problems" for sweep/problems/base.py)."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def imported(path):
+    """Top-level sweep components this module imports (relative or absolute)."""
+    tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(PACKAGE).parts) - 1  # 0 for sweep/x.py
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: climb to the package root
+                climb = node.level - 1
+                if climb < depth:  # within its own subpackage
+                    found.add(top_name(path))
+                    continue
+                names = (node.module or "").split(".")
+                found.update([names[0]] if names[0] else [a.name for a in node.names])
+            elif node.module and node.module.split(".")[0] == "sweep":
+                rest = node.module.split(".")[1:]
+                found.update(rest[:1] or [a.name for a in node.names])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "sweep" and len(parts) > 1:
+                    found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_flow_one_way(path):
+    mine = top_name(path)
+    assert mine in RANK, f"{mine}: add it to a layer in {__file__}"
+    for other in imported(path):
+        assert other in RANK, f"{path.name} imports {other}, which has no layer"
+        assert RANK[other] <= RANK[mine], (
+            f"{mine} (layer {RANK[mine]}) imports {other} (layer {RANK[other]})"
+        )
+
+
+def test_the_problem_kind_is_dispatched_in_one_place():
+    allowed = {PACKAGE / "problems", PACKAGE / "config"}
+    for path in modules():
+        if any(folder in path.parents for folder in allowed):
+            continue
+        text = path.read_text()
+        assert not re.search(r"kind\s*==", text), f"{path.name} branches on a kind"
+        assert "gaussian_relu" not in text and '"empirical"' not in text, path.name
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_small(path):
+    assert len(path.read_text().splitlines()) <= 400
