@@ -25,7 +25,7 @@ EXIT_BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> None:
         raise ConfigError("arguments", f"valid arguments (see {self.prog} --help)", message)
 
 
@@ -183,7 +183,7 @@ def _int_argument(text, name):
         raise ConfigError(name, "an integer", text) from None
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m sweep", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train, classify and store a sweep")
@@ -248,7 +248,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "config", None) is not None and not os.path.isfile(args.config):

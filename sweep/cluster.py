@@ -15,9 +15,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from tqdm import tqdm
 
 from . import plan, status
@@ -34,11 +36,11 @@ NODE_LOCAL = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 class Task:
     """One array task: trains the shards named in its share, then returns a summary."""
 
-    def __init__(self, raw_config, out):
+    def __init__(self, raw_config: dict, out: str | Path):
         self.raw_config = raw_config
         self.out = str(out)
 
-    def __call__(self, names):
+    def __call__(self, names: list[str]) -> str:
         from . import runtime
         from .runner import RunOptions, run_sweep  # the worker imports JAX only on its node
 
@@ -48,7 +50,7 @@ class Task:
         outcome = run_sweep(config, self.out, options)
         return f"{outcome.runs_trained} runs trained, {outcome.shards_skipped} shards were done"
 
-    def checkpoint(self, names):
+    def checkpoint(self, names: list[str]) -> object:
         """Preempted or timed out: requeue the same share (done shards are skipped)."""
         return _submitit().helpers.DelayedSubmission(Task(self.raw_config, self.out), names)
 
@@ -79,7 +81,7 @@ def _slurm(command, what):
     return out.stdout
 
 
-def check_scheduler(partition=None):
+def check_scheduler(partition: str | None = None) -> int:
     """sbatch present, controller reachable, partition known; returns the node count."""
     if shutil.which("sbatch") is None:
         raise _fail("sbatch not found on PATH (run from a SLURM login node)")
@@ -95,7 +97,7 @@ def check_scheduler(partition=None):
     return len(nodes)
 
 
-def check_shared(out, nodes):
+def check_shared(out: str | Path, nodes: int) -> None:
     """With several nodes, the results folder must be on a filesystem they all see."""
     path = Path(out).resolve()
     local = any(path == Path(p) or Path(p) in path.parents for p in NODE_LOCAL)
@@ -105,7 +107,7 @@ def check_shared(out, nodes):
         )
 
 
-def parse_time(text):
+def parse_time(text: str) -> int:
     """SLURM time ("90", "02:00:00", "1-12:00:00", "30:00") -> minutes."""
     match = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", text or "")
     if not match:
@@ -120,7 +122,7 @@ def parse_time(text):
     return (days or 0) * 24 * 60 + minutes
 
 
-def parse_slurm_args(items):
+def parse_slurm_args(items: tuple[str, ...]) -> dict[str, str]:
     """["constraint=a100", "qos=high"] -> {"constraint": "a100", "qos": "high"}."""
     found = {}
     for item in items:
@@ -131,7 +133,7 @@ def parse_slurm_args(items):
     return found
 
 
-def deal(names, tasks):
+def deal(names: list[str], tasks: int) -> list[list[str]]:
     """Round-robin shares: task i gets names i, i + tasks, ... (cells spread over tasks)."""
     return [names[i::tasks] for i in range(tasks)]
 
@@ -151,7 +153,10 @@ class SlurmOptions:
 
 
 def submit(
-    config: Config, out: str | Path, options: SlurmOptions = SlurmOptions(), log=print
+    config: Config,
+    out: str | Path,
+    options: SlurmOptions = SlurmOptions(),
+    log: Callable[[str], None] = print,
 ) -> str | None:
     """Submit the missing shards of a sweep as one job array; returns the job id (or None)."""
     tasks, partition = options.tasks, options.partition
@@ -218,7 +223,9 @@ def _queued(job_id):
     return out.returncode == 0 and bool(out.stdout.strip())
 
 
-def wait_for(job_id, out, poll=2.0, log=print):
+def wait_for(
+    job_id: str, out: str | Path, poll: float = 2.0, log: Callable[[str], None] = print
+) -> pd.DataFrame:
     """Block until the array has left the queue, with a bar over shards done."""
     total = len(status.shard_states(out))
     with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:

@@ -19,6 +19,10 @@ from .landscape import Network, gaussian
 _TRAIN, _TEST, _NOISE, _TEACHER = 1, 2, 3, 4
 
 
+# An objective's data argument: the teacher (k, d), or a data set (inputs (N, d), targets (N,)).
+TrainData = jax.Array | tuple[jax.Array, jax.Array]
+
+
 class Data(NamedTuple):
     train: Any  # the objective's data argument: the teacher (k, d), or (inputs, targets)
     test: Any  # (inputs, targets) of fresh points; None where the loss is a population loss

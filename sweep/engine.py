@@ -30,6 +30,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import train
 from .config import Config
+from .datasets import TrainData
 from .init import run_key
 from .outcomes import Finished, StopReason
 from .problems import Problem
@@ -90,7 +91,7 @@ def start_runs(
     mask: jax.Array,
     runs: jax.Array,
     cell: CellArgs,
-    data,
+    data: TrainData,
     spec: train.TrainSpec,
 ) -> train.RunState:
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
@@ -326,7 +327,7 @@ class _SegmentLength:
     large batch, so they are not made shorter than 16 steps.
     """
 
-    def __init__(self, fixed):
+    def __init__(self, fixed: int):
         self.fixed = fixed
         self.length = fixed or 32
         self.seen = []

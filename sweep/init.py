@@ -9,9 +9,11 @@ which makes their comparison paired.
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float
 
 
-def run_key(seed, k, n, d, run):
+def run_key(seed: int, k: int, n: int, d: int, run: int) -> Array:
     """The PRNG key of one run (all arguments may be traced integers)."""
     key = jax.random.key(seed)
     for value in (k, n, d, run):
@@ -19,7 +21,9 @@ def run_key(seed, k, n, d, run):
     return key
 
 
-def initial_weights(key, n, d, scale, dtype=jnp.float64):
+def initial_weights(
+    key: Array, n: int, d: int, scale: float, dtype: DTypeLike = jnp.float64
+) -> Float[Array, "n d"]:
     """Weights with i.i.d. N(0, scale^2) entries, shape (n, d).
 
     Xavier normal (Safran & Shamir's protocol) is scale = 1/sqrt(d), He normal sqrt(2/d).

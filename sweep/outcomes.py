@@ -12,14 +12,18 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 
+def _with_meaning(cls, value, meaning: str):
+    """An enum member `value` that also carries its `meaning` (a `__new__` for enums)."""
+    member = cls._member_type_.__new__(cls, value)
+    member._value_ = value
+    member.meaning = meaning
+    return member
+
+
 class StopReason(enum.IntEnum):
     """Why a run stopped (or that it has not), stored per run as an int8."""
 
-    def __new__(cls, value: int, meaning: str):
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
+    __new__ = _with_meaning
 
     RUNNING = 0, "still training"
     GRAD = 1, "the gradient norm reached stop.grad_tol"
@@ -55,14 +59,14 @@ _LABELS = {
 CONVERGED = (StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU)
 
 
-class Status(enum.StrEnum):
-    """Where a run landed (the results' status column)."""
+class _Described(enum.StrEnum):
+    """A string enumeration whose members carry their meaning."""
 
-    def __new__(cls, value: str, meaning: str):
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
+    __new__ = _with_meaning
+
+
+class Status(_Described):
+    """Where a run landed (the results' status column)."""
 
     GLOBAL = "global", "a global minimum: the teacher up to symmetry, or the least loss"
     SPURIOUS = "spurious", "a local minimum above the global one"
@@ -71,14 +75,8 @@ class Status(enum.StrEnum):
     DIVERGED = "diverged", "the loss became inf or NaN"
 
 
-class DecidedBy(enum.StrEnum):
+class DecidedBy(_Described):
     """What decided a converged run's status (the results' decided_by column)."""
-
-    def __new__(cls, value: str, meaning: str):
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     NOTHING = "", "not converged: no test was run"
     HESSIAN = "hessian", "the sign of the smallest Hessian eigenvalue"

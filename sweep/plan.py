@@ -6,7 +6,7 @@ shard list is also the unit of resume.
 
 from dataclasses import dataclass
 
-from .config import Cell, cells
+from .config import Cell, Config, cells
 
 
 @dataclass(frozen=True)
@@ -16,15 +16,15 @@ class Shard:
     stop: int  # one past the last run index
 
     @property
-    def runs(self):
+    def runs(self) -> range:
         return range(self.start, self.stop)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return f"{self.cell.label}-r{self.start:07d}-{self.stop:07d}"
 
 
-def shards(config):
+def shards(config: Config) -> list[Shard]:
     """Every shard of the sweep, cell by cell, runs in order."""
     return [
         Shard(cell, start, min(start + config.shard_size, config.seeds))

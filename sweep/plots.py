@@ -4,8 +4,11 @@ Figures are drawn on `matplotlib.figure.Figure` objects, never through pyplot: t
 no display and leave the caller's matplotlib backend and open figures alone.
 """
 
+from pathlib import Path
+
 import matplotlib.ticker
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 
@@ -20,7 +23,7 @@ def _save(figure, path):
     return path
 
 
-def rate_vs_k(table, path, reference=None):
+def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = None) -> Path:
     """% spurious against k with 95% Wilson bands, one line per n - k; published points
     (a DataFrame with k, n, spurious_pct) overlaid when given."""
     figure, axes = _figure()
@@ -43,7 +46,7 @@ def rate_vs_k(table, path, reference=None):
     return _save(figure, path)
 
 
-def spurious_objectives(frame, path):
+def spurious_objectives(frame: pd.DataFrame, path: Path) -> Path:
     """Histogram of the objective at the spurious minima, one panel row per k."""
     spurious = frame[frame["status"] == "spurious"]
     figure, axes = _figure()
@@ -68,7 +71,7 @@ def spurious_objectives(frame, path):
     return _save(figure, path)
 
 
-def steps_to_converge(frame, path):
+def steps_to_converge(frame: pd.DataFrame, path: Path) -> Path:
     """Distribution (empirical CDF) of the steps each run took, one line per (k, n)."""
     figure, axes = _figure()
     for (k, n), group in frame.groupby(["k", "n"]):
@@ -88,7 +91,7 @@ def steps_to_converge(frame, path):
     return _save(figure, path)
 
 
-def trajectory(history, path, title):
+def trajectory(history: pd.DataFrame, path: Path, title: str) -> Path:
     """Loss and gradient norm along one run (log scale)."""
     figure, axes = _figure()
     axes.semilogy(history["step"], np.maximum(history["loss"], 1e-300), label="loss F")
@@ -101,7 +104,7 @@ def trajectory(history, path, title):
     return _save(figure, path)
 
 
-def linear_vs_width(table, path):
+def linear_vs_width(table: pd.DataFrame, path: Path) -> Path:
     """% of runs ending essentially linear against the width (log scale), one line per
     sweep (init or optimizer), with 95% Wilson bands."""
     figure, axes = _figure()

@@ -12,16 +12,23 @@ budget, the run goes back to gradient descent unchanged.
 """
 
 import functools
+from collections.abc import Hashable
 
 import jax
 import jax.numpy as jnp
+
+from .datasets import TrainData
 
 ITERATIONS = 30
 
 
 @functools.partial(jax.jit, static_argnames=("objective", "iterations"))
 def newton_polish(
-    weights: jax.Array, data, grad_tol: float, objective, iterations: int = ITERATIONS
+    weights: jax.Array,
+    data: TrainData,
+    grad_tol: float,
+    objective: Hashable,
+    iterations: int = ITERATIONS,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """Polish one run's params of `objective` (a hashable objective, see `landscape/`) on
     its `data`. Returns (weights, loss, grad_norm, iterations, converged).

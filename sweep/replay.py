@@ -42,7 +42,9 @@ class _Trajectory:
         return frame.drop_duplicates("step", keep="last").reset_index(drop=True)
 
 
-def replay(config: Config, cell: Cell, run: int, devices: list | None = None):
+def replay(
+    config: Config, cell: Cell, run: int, devices: list | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Train run `run` of `cell` again, recording every step.
 
     Returns:

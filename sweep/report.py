@@ -11,7 +11,9 @@ from .outcomes import STATUSES
 from .results import MINIMA, load
 
 
-def wilson_interval(successes, trials, z=1.959963984540054):
+def wilson_interval(
+    successes: int, trials: int, z: float = 1.959963984540054
+) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (default 95%), as (low, high)."""
     if trials == 0:
         return (math.nan, math.nan)
@@ -22,7 +24,7 @@ def wilson_interval(successes, trials, z=1.959963984540054):
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def summary(frame, minima=None):
+def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (k, n): counts per status, % spurious with its 95% Wilson interval,
     mean objective and mean smallest Hessian eigenvalue over the spurious runs, the median
     number of steps, and (from a catalogue of minima, when given) the number of distinct
@@ -54,7 +56,7 @@ def summary(frame, minima=None):
     return pd.DataFrame(table)
 
 
-def linear_summary(frame):
+def linear_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """For 1-D students: one row per (sweep, n) with the % of runs that end essentially
     linear (95% Wilson interval), the median and 90th percentile of the largest bias
     movement, and the median final loss next to the piecewise linear regression error."""
@@ -80,7 +82,7 @@ def linear_summary(frame):
     return pd.DataFrame(table)
 
 
-def format_linear_summary(table):
+def format_linear_summary(table: pd.DataFrame) -> str:
     lines = [
         "| sweep | n | runs | % essentially linear [95% CI] | bias movement median / p90 "
         "| median loss | linear fit loss |",
@@ -96,7 +98,7 @@ def format_linear_summary(table):
     return "\n".join(lines)
 
 
-def format_summary(table):
+def format_summary(table: pd.DataFrame) -> str:
     """The summary as an aligned text table for the terminal (and Markdown readers)."""
     header = (
         "|  k |  n | runs | global | spurious | saddle | not conv. | diverged "
@@ -117,7 +119,9 @@ def format_summary(table):
     return "\n".join(lines)
 
 
-def write_report(path, reference=None, compare=()):
+def write_report(
+    path: str | Path, reference: str | Path | None = None, compare: tuple = ()
+) -> tuple[str, list[Path]]:
     """Summarize a sweep folder: returns the Markdown table and writes PNGs to _report/.
 
     Args:
@@ -157,7 +161,7 @@ def write_report(path, reference=None, compare=()):
     return text, pngs
 
 
-def format_comparison(merged):
+def format_comparison(merged: pd.DataFrame) -> str:
     """Measured vs published rate: is the published rate inside the measured 99% Wilson
     interval?"""
     lines = [

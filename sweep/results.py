@@ -67,7 +67,7 @@ SCHEMA = pa.schema(
 )
 
 
-def versions():
+def versions() -> dict[str, str]:
     """Versions of the packages that decide the numbers."""
     found = {"python": platform.python_version()}
     for name in ("sweep", "jax", "jaxlib", "optax", "numpy", "pyarrow"):
@@ -78,7 +78,7 @@ def versions():
     return found
 
 
-def git_commit():
+def git_commit() -> str:
     """The commit of the source tree sweep runs from ("unknown" outside a checkout)."""
     here = Path(__file__).resolve().parent
     try:
@@ -136,7 +136,7 @@ def _write_atomic(path, write):
 class ResultStore:
     """One sweep's results folder."""
 
-    def __init__(self, root, config, shards, fresh=False):
+    def __init__(self, root: str | Path, config: Config, shards: list[Shard], fresh: bool = False):
         self.root = Path(root)
         self.config = config
         if self.root.exists() and not self.root.is_dir():
@@ -210,13 +210,13 @@ class ResultStore:
             path.unlink()
         (self.root / MANIFEST).unlink(missing_ok=True)
 
-    def path(self, shard):
+    def path(self, shard: Shard) -> Path:
         return self.root / f"{shard.name}.parquet"
 
-    def done(self, shard):
+    def done(self, shard: Shard) -> bool:
         return self.path(shard).exists()
 
-    def write(self, shard, columns):
+    def write(self, shard: Shard, columns: dict) -> None:
         """Write one shard's rows (a dict of equal-length columns) atomically."""
         table = pa.Table.from_pydict(columns, schema=SCHEMA).replace_schema_metadata(self.metadata)
         _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
@@ -274,13 +274,13 @@ def _optional(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_minima(root, frame):
+def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
     """Write the catalogue of distinct minima beside the runs (atomically)."""
     path = Path(root) / MINIMA
     _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def default_folder(name: str, k=None, n=None, seeds=None) -> Path:
+def default_folder(name: str, k: object = None, n: object = None, seeds: object = None) -> Path:
     """results/<name>, with the k, n and seeds overrides in the name, so that different
     sweeps never collide."""
     parts = [name]
@@ -293,7 +293,7 @@ def default_folder(name: str, k=None, n=None, seeds=None) -> Path:
     return Path("results") / "_".join(parts)
 
 
-def load(path, table="runs", **filters):
+def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFrame:
     """The runs of a sweep folder as a DataFrame, optionally filtered.
 
     Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of

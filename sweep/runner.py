@@ -14,6 +14,7 @@ from .analysis.catalogue import catalogue
 from .config import Config
 from .engine import Engine
 from .outcomes import CONVERGED, Finished
+from .plan import Shard
 from .results import MINIMA, ResultStore, load, rows, write_minima
 
 
@@ -39,7 +40,7 @@ class RunOptions:
 class _ShardBuffer:
     """Finished runs of one shard, until all of them are in."""
 
-    def __init__(self, shard):
+    def __init__(self, shard: Shard):
         self.shard = shard
         self.parts = []
         self.count = 0

@@ -37,7 +37,7 @@ def _owner():
     return {"host": socket.gethostname(), "pid": os.getpid(), "job": job, "since": time.time()}
 
 
-def mark_running(root, names):
+def mark_running(root: str | Path, names: list[str]) -> None:
     folder = Path(root) / MARKERS
     folder.mkdir(exist_ok=True)
     owner = json.dumps(_owner())
@@ -46,7 +46,7 @@ def mark_running(root, names):
         _marker(root, name, "running").write_text(owner)
 
 
-def unmark(root, name):
+def unmark(root: str | Path, name: str) -> None:
     """Drop a shard's markers: it is then done if its file exists, else pending."""
     _marker(root, name, "running").unlink(missing_ok=True)
     _marker(root, name, "failed").unlink(missing_ok=True)
@@ -56,14 +56,14 @@ def unmark(root, name):
         pass
 
 
-def mark_failed(root, names, error):
+def mark_failed(root: str | Path, names: list[str], error: BaseException) -> None:
     line = f"{type(error).__name__}: {error}".splitlines()[0]
     for name in names:
         _marker(root, name, "running").unlink(missing_ok=True)
         _marker(root, name, "failed").write_text(json.dumps({**_owner(), "error": line}))
 
 
-def clear(root):
+def clear(root: str | Path) -> None:
     shutil.rmtree(Path(root) / MARKERS, ignore_errors=True)
 
 
@@ -96,7 +96,7 @@ def _live_slurm_jobs():
     return {word for line in out.stdout.splitlines() for word in line.split()}
 
 
-def shard_states(root):
+def shard_states(root: str | Path) -> pd.DataFrame:
     """One row per shard of the sweep in `root`: k, n, d, start, stop, runs, state, detail."""
     root = Path(root)
     manifest = json.loads((root / MANIFEST).read_text())
@@ -122,7 +122,7 @@ def shard_states(root):
     return pd.DataFrame(rows)
 
 
-def format_status(frame):
+def format_status(frame: pd.DataFrame) -> str:
     """A per-cell table of shard states and runs done, then the failed shards' errors."""
     lines = [
         "|  k |  n | shards | done | running | failed | pending | runs done |",

@@ -14,8 +14,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
+from jax.typing import DTypeLike
 
 from .config import Optimizer
+from .datasets import TrainData
 from .outcomes import StopReason
 
 # Plain ints for traced code (JAX takes no enum members as scalars).
@@ -79,7 +81,9 @@ def init_opt_state(spec: TrainSpec, weights: jax.Array) -> Any:
     return jax.vmap(make_optimizer(spec.optimizer, 1.0).init)(weights)
 
 
-def empty_state(spec: TrainSpec, batch: int, shape: tuple[int, ...], dtype=jnp.float64) -> RunState:
+def empty_state(
+    spec: TrainSpec, batch: int, shape: tuple[int, ...], dtype: DTypeLike = jnp.float64
+) -> RunState:
     """A batch of EMPTY slots (frozen until refilled) for params of the given shape."""
     weights = jnp.zeros((batch, *shape), dtype)
     return RunState(
@@ -144,14 +148,14 @@ def _minibatch_epoch(weights, opt_state, key, step_size, steps, data, spec):
     return jax.lax.fori_loop(0, per_epoch, body, (weights, opt_state))
 
 
-def steps_per_update(spec: TrainSpec, data) -> int:
+def steps_per_update(spec: TrainSpec, data: TrainData) -> int:
     """Optimizer steps in one update of `train_step`: 1, or an epoch of minibatches."""
     if not spec.optimizer.batch_size:
         return 1
     return data[0].shape[0] // spec.optimizer.batch_size
 
 
-def train_step(state: RunState, data, spec: TrainSpec) -> RunState:
+def train_step(state: RunState, data: TrainData, spec: TrainSpec) -> RunState:
     """One update for every running run; stopped runs are left untouched.
 
     The stop test looks at the full-batch loss and gradient. With minibatches
@@ -217,7 +221,7 @@ def resume_runs(state: RunState, mask: jax.Array) -> RunState:
 
 @functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))
 def train_segment(
-    state: RunState, data, spec: TrainSpec, steps: int, mesh: Mesh | None = None
+    state: RunState, data: TrainData, spec: TrainSpec, steps: int, mesh: Mesh | None = None
 ) -> tuple[RunState, jax.Array]:
     """Up to `steps` updates (`train_step`) for a batch of runs.
 
@@ -259,7 +263,7 @@ def _traced_segment(state, data, spec, steps):
 
 @functools.partial(jax.jit, static_argnames=("spec", "steps", "mesh"), donate_argnames=("state",))
 def trace_segment(
-    state: RunState, data, spec: TrainSpec, steps: int, mesh: Mesh | None = None
+    state: RunState, data: TrainData, spec: TrainSpec, steps: int, mesh: Mesh | None = None
 ) -> tuple[RunState, jax.Array, History]:
     """`train_segment` that also records every step (`History`), for replays.
 

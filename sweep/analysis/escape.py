@@ -34,7 +34,9 @@ def _descend(directions, others, teacher, alpha):
     )
 
 
-def min_escape_slope(others, teacher, alpha=0.0, starts=64, seed=0):
+def min_escape_slope(
+    others: np.ndarray, teacher: np.ndarray, alpha: float = 0.0, starts: int = 64, seed: int = 0
+) -> float:
     """min over unit u of D(u), searched from the teacher's and students' directions, their
     negatives and random directions. A negative value proves the point is not a minimum.
     With alpha > 0 (Leaky ReLU) the slope is that of F_alpha (see `landscape/leaky.py`)."""

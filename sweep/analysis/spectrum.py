@@ -1,7 +1,11 @@
 """Smallest Hessian eigenvalues of many points of one objective, in batched calls."""
 
+from collections.abc import Hashable
+
 import jax
 import numpy as np
+
+from ..datasets import TrainData
 
 _hessians = jax.jit(
     jax.vmap(lambda w, data, objective: objective.hessian(w, data), (0, None, None)),
@@ -14,7 +18,7 @@ CHUNK = 32
 _CHUNK_ENTRIES = 2**24
 
 
-def min_eigenvalues(weights: np.ndarray, data, objective) -> np.ndarray:
+def min_eigenvalues(weights: np.ndarray, data: TrainData, objective: Hashable) -> np.ndarray:
     """Smallest Hessian eigenvalue of each point (m, *param_shape), shape (m,).
 
     `data` is the objective's data argument. The Hessians come from JAX; LAPACK's

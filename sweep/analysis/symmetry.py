@@ -62,7 +62,7 @@ def _is_diagonal_block(block):
     return False
 
 
-def symmetry_type(weights, tol=1e-5):
+def symmetry_type(weights: np.ndarray, tol: float = 1e-5) -> str:
     """The block pattern of a point as a string such as "1+5", or "none".
 
     "none" also covers the trivial pattern 1+1+...+1 (no symmetry at all).
@@ -101,7 +101,7 @@ def symmetry_type(weights, tol=1e-5):
     return "+".join(map(str, sizes))
 
 
-def canonical_form(weights, decimals=6):
+def canonical_form(weights: np.ndarray, decimals: int = 6) -> np.ndarray:
     """A representative of W's orbit under row and column permutations.
 
     Columns are ordered by their sorted entries, then rows lexicographically. Ties between

@@ -2,9 +2,13 @@
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .expressions import evaluate, widths_for
+
+if TYPE_CHECKING:  # the schema imports nothing from here; annotations only
+    from .schema import Config
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ def _init_scale(config, names: dict) -> float:
     return float(scale)
 
 
-def cells(config) -> list[Cell]:
+def cells(config: "Config") -> list[Cell]:
     """The sweep grid of a `Config`: one Cell per (k, n), in a fixed order."""
     grid = []
     for k in config.k:

@@ -23,7 +23,15 @@ SCHEDULES = ("constant", "cosine", "inverse_time")
 STEP_UNITS = ("absolute", "ntk")
 
 
-def option(default, doc: str, *, choices=None, low=None, high=None, low_open=False):
+def option(
+    default: object,
+    doc: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> dataclasses.Field:
     """A config field: its default, a one-line meaning, and the values it accepts (a
     number's bounds, `low_open` for a strict lower bound, or a tuple of choices)."""
     meta = {"doc": doc, "choices": choices, "low": low, "high": high, "low_open": low_open}

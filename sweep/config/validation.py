@@ -25,7 +25,14 @@ def _check_keys(table: dict, allowed: tuple, where: str) -> None:
             )
 
 
-def number(value, field_name: str, kind=float, low=None, high=None, low_open=False):
+def number(
+    value: object,
+    field_name: str,
+    kind: type = float,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
     """`value` as an int or float within the bounds, else a ConfigError."""
     expected = {int: "an integer", float: "a number"}[kind]
     bounds = []

@@ -8,6 +8,7 @@ at z = (1 - |x|)/2 otherwise, where arccos(x) = 2 arcsin(sqrt z) (or pi minus th
 """
 
 import jax.numpy as jnp
+from jaxtyping import Array
 
 _P = (
     1.66666666666666657415e-01,
@@ -35,7 +36,7 @@ def _ratio(z):
     return z * p / (q * z + 1.0)
 
 
-def arccos(x):
+def arccos(x: Array) -> Array:
     """arccos(x) for x in [-1, 1], elementwise; agrees with numpy to a few ulp."""
     small = jnp.abs(x) < 0.5
     z = jnp.where(small, x * x, 0.5 * (1.0 - jnp.abs(x)))

@@ -24,6 +24,7 @@ All functions take one run: ``weights`` is (n, d), ``teacher`` is (k, d).
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from .arccos import arccos
 
@@ -67,12 +68,12 @@ def _self_kernel_matrix(a):
     return jnp.where(eye, 0.5 * sq[:, None], off)
 
 
-def kernel(w, v):
+def kernel(w: Float[Array, " d"], v: Float[Array, " d"]) -> Float[Array, ""]:
     """The arc-cosine kernel g(w, v) = E[relu(w.x) relu(v.x)] for two vectors."""
     return _kernel_matrix(w[None, :], v[None, :])[0, 0]
 
 
-def loss(weights, teacher):
+def loss(weights: Float[Array, "n d"], teacher: Float[Array, "k d"]) -> Float[Array, ""]:
     """Population squared loss F(W), a scalar. Zero exactly at the teacher."""
     student = jnp.sum(_self_kernel_matrix(weights))
     cross = jnp.sum(_kernel_matrix(weights, teacher))
@@ -85,7 +86,9 @@ def _h_terms(cos):
     return jnp.sqrt(jnp.maximum(1.0 - cos**2, 0.0)), jnp.pi - arccos(cos)
 
 
-def loss_and_grad(weights, teacher):
+def loss_and_grad(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
+) -> tuple[Float[Array, ""], Float[Array, "n d"]]:
     """F(W) and its analytic gradient (n, d), finite wherever no neuron is zero.
 
     One Gram matrix per term, no autodiff: this and `loss_and_grad_orthonormal` are the
@@ -107,7 +110,9 @@ def loss_and_grad(weights, teacher):
     return value, (radial + linear) / _TWO_PI
 
 
-def loss_and_grad_orthonormal(weights, teacher):
+def loss_and_grad_orthonormal(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
+) -> tuple[Float[Array, ""], Float[Array, "n d"]]:
     """`loss_and_grad` for the teacher ``orthonormal_teacher(k, d)`` (rows e_1..e_k).
 
     Only the teacher's shape is used: with V = [I_k 0], w.v_j is the j-th entry of w, so
@@ -134,7 +139,7 @@ def loss_and_grad_orthonormal(weights, teacher):
     return value, (radial + linear) / _TWO_PI
 
 
-def grad(weights, teacher):
+def grad(weights: Float[Array, "n d"], teacher: Float[Array, "k d"]) -> Float[Array, "n d"]:
     """Analytic gradient dF/dW, shape (n, d)."""
     return loss_and_grad(weights, teacher)[1]
 
@@ -162,7 +167,7 @@ def _pair_blocks(w, v):
     return d_w, d_v
 
 
-def hessian(weights, teacher):
+def hessian(weights: Float[Array, "n d"], teacher: Float[Array, "k d"]) -> Float[Array, "nd nd"]:
     """Analytic Hessian of F with respect to the flattened weights, shape (n*d, n*d)."""
     n, d = weights.shape
     pairs = jax.vmap(jax.vmap(_pair_blocks, (None, 0)), (0, None))
@@ -179,18 +184,20 @@ def hessian(weights, teacher):
     return blocks.transpose(0, 2, 1, 3).reshape(n * d, n * d)
 
 
-def min_hessian_eigenvalue(weights, teacher):
+def min_hessian_eigenvalue(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
+) -> Float[Array, ""]:
     """Smallest eigenvalue of the Hessian (a scalar)."""
     return jnp.linalg.eigvalsh(hessian(weights, teacher))[0]
 
 
-def orthonormal_teacher(k, d=None, dtype=jnp.float64):
+def orthonormal_teacher(k: int, d: int | None = None, dtype=jnp.float64) -> Float[Array, "k d"]:
     """The teacher V = I_k (k neurons, input dimension d = k unless given, d >= k)."""
     d = k if d is None else d
     return jnp.eye(k, d, dtype=dtype)
 
 
-def cross_gradient(a, b):
+def cross_gradient(a: Float[Array, "n d"], b: Float[Array, "m d"]) -> Float[Array, "n d"]:
     """sum_j dg(a_i, b_j)/da_i for every row a_i, shape (n, d): the gradient of
     sum_ij g(a_i, b_j) with respect to a (rows of b held fixed)."""
     norm_a, norm_b, cos, angle = _geometry(a, b)
@@ -199,7 +206,9 @@ def cross_gradient(a, b):
     return ((sin @ norm_b)[:, None] * unit_a + (jnp.pi - angle) @ b) / _TWO_PI
 
 
-def residual_correlation(directions, others, teacher):
+def residual_correlation(
+    directions: Float[Array, "m d"], others: Float[Array, "n d"], teacher: Float[Array, "k d"]
+) -> Float[Array, " m"]:
     """D(u) = sum_j g(u, w_j) - sum_j g(u, v_j) for each row u of `directions`, shape (m,).
 
     This is the one-sided derivative of F when a zero neuron starts to grow along u

@@ -15,6 +15,7 @@ alpha = 0 is the ReLU landscape, alpha = 1 the linear one.
 """
 
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from . import gaussian
 
@@ -23,18 +24,24 @@ def _mismatch(weights, teacher):
     return jnp.sum(weights, axis=0) - jnp.sum(teacher, axis=0)
 
 
-def loss(weights, teacher, alpha):
+def loss(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
+) -> Float[Array, ""]:
     s = _mismatch(weights, teacher)
     return (1 - alpha) ** 2 * gaussian.loss(weights, teacher) + 0.5 * alpha * jnp.sum(s * s)
 
 
-def hessian(weights, teacher, alpha):
+def hessian(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
+) -> Float[Array, "nd nd"]:
     n, d = weights.shape
     linear = alpha * jnp.kron(jnp.ones((n, n)), jnp.eye(d))
     return (1 - alpha) ** 2 * gaussian.hessian(weights, teacher) + linear
 
 
-def loss_and_grad_orthonormal(weights, teacher, alpha):
+def loss_and_grad_orthonormal(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
+) -> tuple[Float[Array, ""], Float[Array, "n d"]]:
     """F_alpha and its gradient for the orthonormal teacher (the training step's path)."""
     value, grad = gaussian.loss_and_grad_orthonormal(weights, teacher)
     s = _mismatch(weights, teacher)

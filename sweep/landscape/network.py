@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
+from jaxtyping import Array, Bool, Float
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Network:
     ntk: bool = False  # NTK parameterization
     bias_scale: float = 0.0  # standard deviation of the initial biases
 
-    def layers(self):
+    def layers(self) -> list[tuple[str, tuple[int, ...], int | None]]:
         """(name, shape, fan_in) of each parameter block, in the order of theta."""
         blocks, fan_in = [], self.d
         for layer in range(1, self.depth):
@@ -55,13 +57,13 @@ class Network:
         return blocks
 
     @property
-    def size(self):
+    def size(self) -> int:
         return sum(math.prod(shape) for _, shape, _ in self.layers())
 
-    def param_shape(self):
+    def param_shape(self) -> tuple[int]:
         return (self.size,)
 
-    def unflatten(self, theta):
+    def unflatten(self, theta: Float[Array, " p"]) -> dict[str, Array]:
         """The parameter blocks of theta, by name."""
         blocks, offset = {}, 0
         for name, shape, _ in self.layers():
@@ -70,7 +72,7 @@ class Network:
             offset += count
         return blocks
 
-    def init(self, key, scale, dtype=jnp.float64):
+    def init(self, key: Array, scale: float, dtype: DTypeLike = jnp.float64) -> Float[Array, " p"]:
         """Initial theta: each weight layer N(0, scale^2 d / fan_in), biases N(0, bias_scale^2).
 
         `scale` is the first layer's standard deviation (1/sqrt(d) for Xavier, sqrt(2/d) for
@@ -92,10 +94,10 @@ class Network:
             parts.append((std * draw).reshape(-1))
         return jnp.concatenate(parts) if parts else jnp.zeros(0, dtype)
 
-    def activation(self, z):
+    def activation(self, z: Array) -> Array:
         return jnp.where(z > 0, z, self.alpha * z) if self.alpha else jax.nn.relu(z)
 
-    def apply(self, theta, inputs):
+    def apply(self, theta: Float[Array, " p"], inputs: Float[Array, "N d"]) -> Float[Array, " N"]:
         """Outputs for inputs (N, d), shape (N,)."""
         p = self.unflatten(theta)
         h = inputs
@@ -112,18 +114,20 @@ class Network:
         out = h @ (p["a"] / math.sqrt(self.n) if self.ntk else p["a"])
         return out + p["c"] if self.biases else out
 
-    def loss(self, theta, data):
+    def loss(self, theta: Float[Array, " p"], data: tuple[Array, Array]) -> Float[Array, ""]:
         inputs, targets = data
         residual = self.apply(theta, inputs) - targets
         return 0.5 * jnp.mean(residual * residual)
 
-    def loss_and_grad(self, theta, data):
+    def loss_and_grad(
+        self, theta: Float[Array, " p"], data: tuple[Array, Array]
+    ) -> tuple[Float[Array, ""], Float[Array, " p"]]:
         return jax.value_and_grad(self.loss)(theta, data)
 
-    def hessian(self, theta, data):
+    def hessian(self, theta: Float[Array, " p"], data: tuple[Array, Array]) -> Float[Array, "p p"]:
         return jax.hessian(self.loss)(theta, data)
 
-    def watch(self, theta, data):
+    def watch(self, theta: Float[Array, " p"], data: tuple[Array, Array]) -> Bool[Array, ""]:
         """For a 1-D student with biases (depth 2): is a kink -b_i/w_i of a neuron that
         matters strictly inside the range of the data on the negative or the positive
         half-line? Training records whether this ever held (Holzmüller & Steinwart's
@@ -144,7 +148,9 @@ class Network:
             inside = inside | ((kink > low) & (kink < high))
         return jnp.any(matters & inside)
 
-    def ntk_max_eigenvalue(self, theta, data, iterations=300):
+    def ntk_max_eigenvalue(
+        self, theta: Float[Array, " p"], data: tuple[Array, Array], iterations: int = 300
+    ) -> Float[Array, ""]:
         """Largest eigenvalue of the NTK Gram matrix J J^T / N at theta (J = df(x_i)/dtheta).
 
         It is also the largest eigenvalue of the Gauss-Newton part of the loss's Hessian,

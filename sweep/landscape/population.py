@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
 from ..init import initial_weights
 from . import gaussian, leaky
@@ -26,7 +27,7 @@ class PopulationLoss:
     def param_shape(self) -> tuple[int, int]:
         return (self.n, self.d)
 
-    def init(self, key: jax.Array, scale: float, dtype=jnp.float64) -> jax.Array:
+    def init(self, key: jax.Array, scale: float, dtype: DTypeLike = jnp.float64) -> jax.Array:
         """Xavier/He-style N(0, scale^2) weights (n, d) from the run's key."""
         return initial_weights(key, self.n, self.d, scale, dtype)
 

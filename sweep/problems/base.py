@@ -16,10 +16,11 @@ from typing import ClassVar, NamedTuple, Protocol
 
 import jax
 import numpy as np
+from jax.typing import DTypeLike
 
 from .. import polish
 from ..config import Cell, Config
-from ..datasets import Data
+from ..datasets import Data, TrainData
 from ..outcomes import Classified, Finished
 
 
@@ -27,11 +28,11 @@ class Objective(Protocol):
     """What training minimizes (hashable; see `sweep/landscape/__init__.py`)."""
 
     def param_shape(self) -> tuple[int, ...]: ...
-    def init(self, key: jax.Array, scale: float, dtype=...) -> jax.Array: ...
-    def loss(self, params: jax.Array, data) -> jax.Array: ...
-    def loss_and_grad(self, params: jax.Array, data) -> tuple[jax.Array, jax.Array]: ...
-    def hessian(self, params: jax.Array, data) -> jax.Array: ...
-    def watch(self, params: jax.Array, data) -> jax.Array: ...
+    def init(self, key: jax.Array, scale: float, dtype: DTypeLike = ...) -> jax.Array: ...
+    def loss(self, params: jax.Array, data: TrainData) -> jax.Array: ...
+    def loss_and_grad(self, params: jax.Array, data: TrainData) -> tuple[jax.Array, jax.Array]: ...
+    def hessian(self, params: jax.Array, data: TrainData) -> jax.Array: ...
+    def watch(self, params: jax.Array, data: TrainData) -> jax.Array: ...
 
 
 class Finish(NamedTuple):
@@ -83,6 +84,6 @@ class Problem(abc.ABC):
         return Finish(np.asarray(point), float(loss), float(grad_norm), int(iterations),
                       bool(converged))  # fmt: skip
 
-    def certify(self, weights: np.ndarray):
+    def certify(self, weights: np.ndarray) -> object | None:
         """A rigorous proof of what a classified point is; None where the kind has none."""
         return None
