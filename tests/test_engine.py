@@ -153,3 +153,36 @@ def test_polished_runs_do_not_depend_on_the_batch(tiny_config):
     for key in ("steps", "newton_steps", "reason"):
         np.testing.assert_array_equal(wide[key], narrow[key])
     np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)
+
+
+def test_a_recorder_changes_nothing_and_sees_every_step_once(tiny_config):
+    from sweep.replay import replay
+
+    raw = tiny_config(seeds=6).to_raw()
+    # No loss stop and early checkpoints: runs pause (and resume) several times.
+    cfg = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 8}})
+    cell = config_module.cells(cfg)[0]
+    problem = problems.for_cell(cfg, cell)
+    plain = list(Engine(cfg).train(problem, range(6)))
+    seen = []
+    recorded = list(Engine(cfg).train(problem, range(6), recorder=lambda *a: seen.append(a)))
+    assert seen
+
+    def by_run(parts):
+        order = np.argsort(np.concatenate([p.runs for p in parts]))
+        return {
+            key: np.concatenate([getattr(p, key) for p in parts])[order]
+            for key in ("runs", "steps", "reason", "loss", "weights")
+        }
+
+    a, b = by_run(plain), by_run(recorded)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    paused = int(np.argmax(a["steps"]))  # the slowest run passed the most checkpoints
+    assert a["steps"][paused] > 16
+    history, final = replay(cfg, cell, int(a["runs"][paused]))
+    np.testing.assert_array_equal(history["step"], np.arange(a["steps"][paused] + 1))
+    assert final["steps"] == a["steps"][paused]
+    np.testing.assert_array_equal(final["weights"], a["weights"][paused])
+    # It ended through the Newton polish, after the last recorded gradient step.
+    assert final["stop_reason"] == "newton" and final["loss"] < history["loss"].iloc[-1]
