@@ -246,7 +246,8 @@ class Engine:
             batch = len(slots.run)
             if not slots.queue and active.size <= batch // 2 and batch > self.min_batch:
                 state = self._compact(state, slots, active)
-            state, stopped = self._segment(state, data, spec, segment, per_update, recorder, slots)
+            updates = max(1, segment.length // per_update)
+            state, stopped = self._segment(state, data, spec, updates, recorder, slots)
             self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
             stopped = stopped[slots.run[stopped] >= 0]
             if not stopped.size:
@@ -257,10 +258,10 @@ class Engine:
             if out.runs.size:
                 yield out
 
-    def _segment(self, state, data, spec, segment, per_update, recorder, slots):
-        """One segment; returns the new state and the slots whose run has stopped."""
+    def _segment(self, state, data, spec, updates, recorder, slots):
+        """One segment of `updates` updates; returns the new state and the slots whose run
+        has stopped."""
         batch = len(slots.run)
-        updates = max(1, segment.length // per_update)
         if recorder is None:
             state, taken = train.train_segment(state, data, spec, updates, self.mesh)
         else:
