@@ -13,15 +13,25 @@ import sys
 import tomllib
 from pathlib import Path
 
-from . import cluster, plots, report, results, runtime, status
+from . import cluster, layout, plots, report, results, runtime, status, store
 from . import config as config_module
 from .config import ConfigError
 from .replay import replay
 from .runner import RunOptions, run_sweep
+from .store import StorageError
 
 DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
 
 EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 1
+
+
+def _environment(error):
+    """One line for a failure of the environment."""
+    if isinstance(error, StorageError):
+        return str(error)
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{(error.strerror or str(error)).lower()}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,13 +104,36 @@ def _run(args):
 
 def _sweep_folder(path):
     folder = Path(path)
-    if not (folder / results.MANIFEST).is_file():
+    if folder.name == layout.RUNS:
+        folder = folder.parent
+    if not (folder / layout.MANIFEST).is_file():
         raise ConfigError("SWEEP", "a sweep results folder (with _manifest.json)", path)
+    return results.sweep_root(folder)
+
+
+def _checked_folder(path):
+    """A sweep folder whose damaged, truncated or foreign shard files have been named (one
+    line each) and moved aside."""
+    folder = _sweep_folder(path)
+    store.check_folder(folder, log=_warn)
     return folder
 
 
+def _warn(line):
+    print(line, file=sys.stderr)
+
+
+def _migrate(args):
+    folder = Path(args.sweep)
+    if not (folder / layout.MANIFEST).is_file():
+        raise ConfigError("SWEEP", "a sweep results folder (with _manifest.json)", args.sweep)
+    moved = layout.migrate(folder) if layout.is_legacy(folder) else 0
+    print(f"{folder}: {moved} shards moved to {folder / layout.RUNS}; the layout is current")
+    return 0
+
+
 def _report(args):
-    folder = _sweep_folder(args.sweep)
+    folder = _checked_folder(args.sweep)
     reference = args.reference
     if reference is None:  # the published table, when run from a checkout
         reference = DEFAULT_REFERENCE if Path(DEFAULT_REFERENCE).is_file() else None
@@ -116,7 +149,7 @@ def _report(args):
 
 def _replay(args):
     folder = _sweep_folder(args.sweep)
-    manifest = json.loads((folder / results.MANIFEST).read_text())
+    manifest = json.loads((folder / layout.MANIFEST).read_text())
     config = config_module.from_dict(manifest["config"])
     k, n, run = (
         _int_argument(v, name)
@@ -133,7 +166,7 @@ def _replay(args):
 
     runtime.prepare_process()
     history, final = replay(config, matching[0], run)
-    target = folder / "_replay"
+    target = folder / layout.REPLAY
     target.mkdir(exist_ok=True)
     stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"
     history.assign(min_eig_at_end=final["min_eig"]).to_parquet(f"{stem}.parquet", index=False)
@@ -157,7 +190,7 @@ def _replay(args):
 
 
 def _status(args):
-    folder = _sweep_folder(args.sweep)
+    folder = _checked_folder(args.sweep)
     states = status.shard_states(folder)
     print(f"{folder}:")
     print(status.format_status(states))
@@ -185,6 +218,9 @@ def _int_argument(text, name):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m sweep", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or SWEEP_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = commands.add_parser("run", help="train, classify and store a sweep")
     run.add_argument("config", nargs="?", help="a TOML config (default: the embedded default)")
@@ -245,18 +281,31 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--n", required=True)
     again.add_argument("--run", required=True)
     again.set_defaults(handler=_replay)
+
+    move = commands.add_parser(
+        "migrate", help="move a folder written by an earlier version to the current layout"
+    )
+    move.add_argument("sweep", help="a results folder, e.g. results/default")
+    move.set_defaults(handler=_migrate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("SWEEP_DEBUG", "") not in ("", "0")
     try:
         args = build_parser().parse_args(argv)
+        debug = debug or args.debug
         if getattr(args, "config", None) is not None and not os.path.isfile(args.config):
             raise ConfigError("CONFIG", "a TOML config file", args.config)
         return args.handler(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (StorageError, OSError) as error:  # the environment: disk, permissions, mounts
+        if debug:
+            raise
+        print(f"error: {_environment(error)} (--debug shows the traceback)", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print(
             "interrupted: finished shards are saved; run the same command to resume",

@@ -25,7 +25,8 @@ from tqdm import tqdm
 from . import plan, status
 from .config import Config, ConfigError
 from .config import from_dict as config_from_dict
-from .results import ResultStore
+from .layout import SLURM
+from .store import ResultStore
 
 # Each task's environment: JAX must not grab GPU memory it does not use (several tasks may
 # share a node), and it sees only the GPUs SLURM bound to the task (CUDA_VISIBLE_DEVICES).
@@ -177,7 +178,7 @@ def submit(
         return None
     tasks = min(tasks, len(missing))
 
-    executor = _submitit().AutoExecutor(folder=Path(out) / "_slurm" / "%j", cluster="slurm")
+    executor = _submitit().AutoExecutor(folder=Path(out) / SLURM / "%j", cluster="slurm")
     parameters = dict(
         name=f"sweep-{config.name}",
         timeout_min=minutes,
@@ -203,7 +204,7 @@ def submit(
         f"submitted job array {job_id}: {tasks} tasks for {len(missing)} shards "
         f"({len(shards) - len(missing)} already done)\n"
         f"  watch: squeue -j {job_id}   |   {sys.executable} -m sweep status {out}\n"
-        f"  logs:  {Path(out) / '_slurm' / job_id}_*"
+        f"  logs:  {Path(out) / SLURM / job_id}_*"
     )
     if options.wait:
         wait_for(job_id, out, log=log)

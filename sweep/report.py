@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from . import plots, problems
+from .layout import MINIMA, REPORT
 from .outcomes import STATUSES
-from .results import MINIMA, load
+from .results import load
 
 
 def wilson_interval(
@@ -138,7 +139,7 @@ def write_report(
     minima = load(path, table="minima") if (path / MINIMA).exists() else None
     table = summary(frame, minima)
     published = pd.read_csv(reference) if reference else None
-    folder = path / "_report"
+    folder = path / REPORT
     folder.mkdir(exist_ok=True)
     pngs = [
         plots.spurious_objectives(frame, folder / "spurious_objectives.png"),

@@ -1,33 +1,22 @@
-"""The Parquet results dataset: one file per shard, a manifest, resume and loading.
+"""The runs table: its schema, the rows of one shard, and loading a sweep's runs.
 
-Layout of ``results/<sweep>/``:
-  _manifest.json           the config, its identity, versions and the shard list
-  <cell>-r<start>-<stop>.parquet   one file per finished shard, one row per run
-
-Files are written under a hidden temporary name in the same folder and renamed into place,
-so a reader (or a resume) never sees a partial file. Names starting with "_" or "." are
-skipped by `pandas.read_parquet(folder)`, which therefore reads exactly the runs.
+The folder layout is in `layout.py`, writing and resuming in `store.py`.
 """
 
-import importlib.metadata
 import json
-import os
-import platform
-import subprocess
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
+from . import integrity, layout
 from .config import Config, ConfigError
+from .layout import MANIFEST, MINIMA
 from .outcomes import Classified, Finished, StopReason
 from .plan import Shard
-
-MANIFEST = "_manifest.json"
-MINIMA = "_minima.parquet"  # the catalogue of distinct minima (analysis.catalogue)
 
 SCHEMA = pa.schema(
     [
@@ -65,161 +54,6 @@ SCHEMA = pa.schema(
         ("bias_movement", pa.float64()),
     ]
 )
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that decide the numbers."""
-    found = {"python": platform.python_version()}
-    for name in ("sweep", "jax", "jaxlib", "optax", "numpy", "pyarrow"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "unknown"
-    return found
-
-
-def git_commit() -> str:
-    """The commit of the source tree sweep runs from ("unknown" outside a checkout)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if out.returncode != 0:
-        return "unknown"
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _flatten(tree, prefix=""):
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat = {}
-    for key, value in tree.items():
-        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else key))
-    return flat
-
-
-def _first_difference(old, new):
-    old_flat, new_flat = _flatten(old), _flatten(new)
-    for key in sorted(set(old_flat) | set(new_flat)):
-        if old_flat.get(key) != new_flat.get(key):
-            return key, old_flat.get(key), new_flat.get(key)
-    return None
-
-
-def _write_atomic(path, write):
-    """Call write(tmp_path), then rename tmp_path to path (same folder, so atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-class ResultStore:
-    """One sweep's results folder."""
-
-    def __init__(self, root: str | Path, config: Config, shards: list[Shard], fresh: bool = False):
-        self.root = Path(root)
-        self.config = config
-        if self.root.exists() and not self.root.is_dir():
-            raise ConfigError("--out", "a folder for the results", f"{root} (a file)")
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(
-                "--out", "a folder that can be created", f"{root} ({error.strerror})"
-            ) from None
-        try:  # an actual write: permissions, read-only mounts and quotas all show here
-            with tempfile.TemporaryFile(dir=self.root):
-                pass
-        except OSError as error:
-            raise ConfigError("--out", "a writable folder", f"{root} ({error.strerror})") from None
-
-        manifest_path = self.root / MANIFEST
-        identity = json.loads(config.identity())
-        if manifest_path.exists():
-            stored = json.loads(manifest_path.read_text())
-            difference = _first_difference(stored.get("identity", {}), identity)
-            if difference and not fresh:
-                key, was, now = difference
-                raise ConfigError(
-                    "--out",
-                    None,
-                    None,
-                    detail=f"--out: {root} holds a sweep with {key} = {json.dumps(was)}, this "
-                    f"config has {json.dumps(now)}; pass --fresh to replace it or another --out",
-                )
-            if fresh:
-                self._clear()
-        elif fresh or any(self.root.glob("*.parquet")):
-            if any(self.root.glob("*.parquet")) and not fresh:
-                raise ConfigError(
-                    "--out", "an empty folder or a sweep folder (with _manifest.json)", str(root)
-                )
-            self._clear()
-
-        self.metadata = {
-            b"sweep.config": json.dumps(config.to_dict(), sort_keys=True).encode(),
-            b"sweep.versions": json.dumps(versions(), sort_keys=True).encode(),
-            b"sweep.git_commit": git_commit().encode(),
-        }
-        manifest = {
-            "sweep": config.name,
-            "identity": identity,
-            "config": config.to_raw(),
-            "versions": versions(),
-            "git_commit": git_commit(),
-            "shards": [
-                {
-                    "file": f"{s.name}.parquet",
-                    "k": s.cell.k,
-                    "n": s.cell.n,
-                    "d": s.cell.d,
-                    "start": s.start,
-                    "stop": s.stop,
-                }
-                for s in shards
-            ],
-        }
-        _write_atomic(
-            manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1))
-        )
-
-    def _clear(self):
-        for path in self.root.glob("*.parquet"):
-            path.unlink()
-        for path in self.root.glob(".*.tmp"):
-            path.unlink()
-        (self.root / MANIFEST).unlink(missing_ok=True)
-
-    def path(self, shard: Shard) -> Path:
-        return self.root / f"{shard.name}.parquet"
-
-    def done(self, shard: Shard) -> bool:
-        return self.path(shard).exists()
-
-    def write(self, shard: Shard, columns: dict) -> None:
-        """Write one shard's rows (a dict of equal-length columns) atomically."""
-        table = pa.Table.from_pydict(columns, schema=SCHEMA).replace_schema_metadata(self.metadata)
-        _write_atomic(self.path(shard), lambda tmp: pq.write_table(table, tmp))
 
 
 def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dict[str, list]:
@@ -274,12 +108,6 @@ def _optional(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
-    """Write the catalogue of distinct minima beside the runs (atomically)."""
-    path = Path(root) / MINIMA
-    _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
-
-
 def default_folder(name: str, k: object = None, n: object = None, seeds: object = None) -> Path:
     """results/<name>, with the k, n and seeds overrides in the name, so that different
     sweeps never collide."""
@@ -293,15 +121,51 @@ def default_folder(name: str, k: object = None, n: object = None, seeds: object 
     return Path("results") / "_".join(parts)
 
 
+def shard_rows(root: str | Path) -> dict[str, int]:
+    """Shard name -> its number of runs, from a sweep folder's manifest."""
+    manifest = json.loads((Path(root) / MANIFEST).read_text())
+    return {s["file"].removesuffix(".parquet"): s["stop"] - s["start"] for s in manifest["shards"]}
+
+
+def sweep_root(path: str | Path) -> Path:
+    """The sweep folder of `path` (the folder itself, or its runs/ folder), in the current
+    layout: a folder of an earlier version is migrated, or a one-line error says how."""
+    path = Path(path)
+    if path.name == layout.RUNS and (path.parent / MANIFEST).is_file():
+        path = path.parent
+    if layout.is_legacy(path):
+        try:
+            moved = layout.migrate(path)
+        except OSError as error:
+            raise ConfigError(
+                "SWEEP", None, None,
+                detail=f"{path} was written by an earlier version of sweep and cannot be "
+                f"moved to the current layout here ({error.strerror}); run "
+                f"`python -m sweep migrate {path}` where it is writable",
+            ) from None  # fmt: skip
+        print(f"{path}: moved {moved} shards to {path / layout.RUNS} (current layout)",
+              file=sys.stderr)  # fmt: skip
+    return path
+
+
 def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFrame:
     """The runs of a sweep folder as a DataFrame, optionally filtered.
 
     Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of
-    its values. ``table="minima"`` loads the catalogue of distinct minima instead.
+    its values. ``table="minima"`` loads the catalogue of distinct minima instead. Shard
+    files that are damaged, truncated or foreign are left out, one line each on stderr
+    (`python -m sweep status` moves them aside; the next run trains them again).
     """
     if table not in ("runs", "minima"):
         raise ValueError(f"table: expected 'runs' or 'minima', got {table!r}")
-    frame = pd.read_parquet(Path(path) / MINIMA if table == "minima" else path)
+    root = sweep_root(path)
+    if table == "minima":
+        frame = pd.read_parquet(root / MINIMA)
+    elif (root / MANIFEST).is_file():
+        good = integrity.check(root, shard_rows(root), move=False, log=_warn)
+        frame = _read(good)
+    else:  # a plain folder of Parquet files
+        frame = pd.read_parquet(root)
     for column, value in filters.items():
         if column not in frame.columns:
             raise KeyError(f"no column {column!r} in {path}")
@@ -310,3 +174,14 @@ def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFra
         else:
             frame = frame[frame[column] == value]
     return frame.reset_index(drop=True)
+
+
+def _read(files: list[Path]) -> pd.DataFrame:
+    if not files:
+        return SCHEMA.empty_table().to_pandas()
+    dataset = ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet")
+    return dataset.to_table().to_pandas()
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -13,9 +13,11 @@ from . import plan, problems, status
 from .analysis.catalogue import catalogue
 from .config import Config
 from .engine import Engine
+from .layout import MINIMA
 from .outcomes import CONVERGED, Finished
 from .plan import Shard
-from .results import MINIMA, ResultStore, load, rows, write_minima
+from .results import load, rows
+from .store import ResultStore, StorageError, write_minima
 
 
 @dataclass
@@ -70,7 +72,7 @@ def run_sweep(
     """
     fresh, log, progress, only = options.fresh, options.log, options.progress, options.only
     shards = plan.shards(config)
-    store = ResultStore(out, config, shards, fresh=fresh)
+    store = ResultStore(out, config, shards, fresh=fresh, log=log)
     if fresh:
         status.clear(out)
     mine = [s for s in shards if only is None or s.name in only]
@@ -101,9 +103,9 @@ def run_sweep(
                 _train_cell(config, store, engine, cell, buffers, bar)
             except Exception as error:
                 unfinished = [b.shard.name for b in buffers if not store.done(b.shard)]
-                status.mark_failed(out, unfinished, error)
-                if not options.keep_going:
-                    raise
+                _quietly(status.mark_failed, out, unfinished, error)
+                if not options.keep_going or isinstance(error, StorageError):
+                    raise  # nowhere to write: stop now, whatever the other cells
                 log(f"error: {cell.label}: {len(unfinished)} shards failed: {error}")
                 failure = failure or error
             except BaseException:  # interrupted: these shards are simply pending again
@@ -113,8 +115,20 @@ def run_sweep(
                 raise
     if failure is not None:
         raise failure
-    _write_minima_when_complete(store, shards)
+    try:
+        _write_minima_when_complete(store, shards)
+    except OSError as error:
+        raise StorageError(store.root, error) from error
     return Outcome(len(shards), skipped, total, engine)
+
+
+def _quietly(record, *args):
+    """Record a shard state where the disk allows it (a full disk must not hide the error
+    that stopped the sweep)."""
+    try:
+        record(*args)
+    except OSError:
+        pass
 
 
 def _train_cell(config, store, engine, cell, buffers, bar):
@@ -132,6 +146,8 @@ def _train_cell(config, store, engine, cell, buffers, bar):
                 try:
                     _write_shard(config, store, buffer, problem)
                     status.unmark(store.root, buffer.shard.name)
+                except OSError as error:  # the folder takes no more: stop training now
+                    raise StorageError(store.root, error) from error
                 except Exception as error:  # this shard is lost; the others still count
                     status.mark_failed(store.root, [buffer.shard.name], error)
                     failure = failure or error

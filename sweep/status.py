@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import MANIFEST
+from . import layout
+from .layout import MANIFEST
 
-MARKERS = "_status"
+MARKERS = layout.STATUS
 STATES = ("done", "running", "failed", "pending")
 
 
@@ -105,7 +106,7 @@ def shard_states(root: str | Path) -> pd.DataFrame:
     for shard in manifest["shards"]:
         name = shard["file"].removesuffix(".parquet")
         state, detail = "pending", ""
-        if (root / shard["file"]).exists():
+        if (layout.runs(root) / shard["file"]).exists():
             state = "done"
         elif _marker(root, name, "failed").exists():
             state, detail = "failed", json.loads(_marker(root, name, "failed").read_text())["error"]

@@ -12,11 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # Bottom to top; a module may import from its own layer and the ones below, never above.
 LAYERS = [
     # numerics and definitions: config, outcomes, objectives, data, initializers, polish
-    ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime"],
+    ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime", "layout"],
     ["analysis"],  # diagnostics of points: spectra, symmetry, escape neurons, catalogue
     ["problems"],  # one module per problem kind behind one interface
     ["train", "engine"],  # training segments and the scheduler
-    ["results", "status", "runner", "replay", "report", "plots"],  # sweeps and their files
+    # sweeps and their files
+    ["results", "integrity", "store", "status", "runner", "replay", "report", "plots"],
     ["api", "cluster", "cli", "__init__", "__main__"],  # entry points
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -35,7 +35,7 @@ def test_one_row_per_run_with_plain_types(finished):
 
 def test_metadata_and_manifest(finished):
     cfg, out, _ = finished
-    files = sorted(p for p in out.glob("*.parquet") if not p.name.startswith("_"))
+    files = sorted((out / "runs").glob("*.parquet"))
     assert len(files) == 6  # 2 cells x ceil(12 / 5) shards
     metadata = pq.read_schema(files[0]).metadata
     assert json.loads(metadata[b"sweep.config"])["seeds"] == 12
@@ -69,7 +69,7 @@ def test_interrupted_sweep_resumes_to_the_same_rows(finished, tmp_path, monkeypa
     monkeypatch.setattr(sweep.runner, "_write_shard", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg, out, RunOptions(progress=False))
-    assert len(list(out.glob("*.parquet"))) == 3
+    assert len(list((out / "runs").glob("*.parquet"))) == 3
     assert not list(out.glob(".*"))  # no temporary file left behind
     monkeypatch.setattr(sweep.runner, "_write_shard", real_write)
     outcome = run_sweep(cfg, out, RunOptions(progress=False))
