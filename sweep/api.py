@@ -8,6 +8,7 @@ The same resume semantics as `python -m sweep run`: shards already in the folder
 kept, a different config is refused unless fresh=True.
 """
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -70,4 +71,5 @@ def run(
         run_sweep(config, folder, RunOptions(fresh=fresh, progress=progress))
     frame = results.load(folder)
     frame.attrs["path"] = str(folder)
+    print(f"sweep: {len(frame)} runs in {folder}", file=sys.stderr)
     return frame

@@ -31,7 +31,7 @@ def _environment(error):
     if isinstance(error, StorageError):
         return str(error)
     where = f"{error.filename}: " if error.filename else ""
-    return f"{where}{(error.strerror or str(error)).lower()}"
+    return f"{where}{store.describe(error)}"
 
 
 class _Parser(argparse.ArgumentParser):

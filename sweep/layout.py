@@ -63,11 +63,10 @@ def migrate(root: str | Path) -> int:
     return moved
 
 
-def temporary(path: Path) -> Path:
-    """A temporary name for `path`, in the sweep's _tmp/ (the same filesystem, so the
-    final rename is atomic), naming its writer so that abandoned ones can be told."""
-    folder = path.parent if path.parent.name != RUNS else path.parent.parent
-    tmp = folder / TMP
+def temporary(root: str | Path, path: Path) -> Path:
+    """A temporary name for `path`, in the sweep folder's _tmp/ (the same filesystem, so
+    the final rename is atomic), naming its writer so that abandoned ones can be told."""
+    tmp = Path(root) / TMP
     tmp.mkdir(exist_ok=True)
     return tmp / f"{path.name}.{socket.gethostname()}.{os.getpid()}.{time.monotonic_ns()}.tmp"
 

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,12 +30,22 @@ from .plan import Shard
 from .results import SCHEMA, shard_rows, sweep_root
 
 
+def describe(error: OSError) -> str:
+    """The cause of an OSError in a few words ("no space left on device"), also where a
+    library reports the errno only inside its message (pyarrow does)."""
+    number = error.errno
+    if number is None:
+        found = re.search(r"\[errno (\d+)\]", str(error), re.IGNORECASE)
+        number = int(found.group(1)) if found else None
+    return (os.strerror(number) if number else error.strerror or str(error)).lower()
+
+
 class StorageError(Exception):
     """The results folder cannot take more: a full disk, lost permissions, a read-only
     mount. The message is one line for the user."""
 
     def __init__(self, root: str | Path, error: OSError):
-        reason = (error.strerror or str(error)).lower()
+        reason = describe(error)
         super().__init__(
             f"{root}: cannot write results ({reason}); every finished shard is kept: fix the "
             "cause and run the same command to resume"
@@ -93,10 +104,12 @@ def _first_difference(old, new):
     return None
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object], before_rename=None) -> None:
+def _write_atomic(
+    root: Path, path: Path, write: Callable[[Path], object], before_rename=None
+) -> None:
     """Call write(tmp), then rename tmp to path (the same filesystem, so atomic); a
     `before_rename(tmp)` runs when the file is complete (a shard's record)."""
-    tmp = layout.temporary(path)
+    tmp = layout.temporary(root, path)
     try:
         write(tmp)
         with open(tmp, "rb") as f:
@@ -183,7 +196,9 @@ class ResultStore:
             ],
         }
         _write_atomic(
-            manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1))
+            self.root,
+            manifest_path,
+            lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)),
         )
         for path in layout.remove_stray_temporaries(self.root):
             log(f"{self.root}: removed {path.name}, left by a writer that was killed")
@@ -216,13 +231,13 @@ class ResultStore:
         def record(tmp):
             integrity.write_record(self.root, shard.name, integrity.digest(tmp, table.num_rows))
 
-        _write_atomic(path, lambda tmp: pq.write_table(table, tmp), before_rename=record)
+        _write_atomic(self.root, path, lambda tmp: pq.write_table(table, tmp), record)
 
 
 def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
     """Write the catalogue of distinct minima beside the runs (atomically)."""
     path = Path(root) / MINIMA
-    _write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    _write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def check_folder(root: str | Path, log: Callable[[str], None] = print) -> None:
