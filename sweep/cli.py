@@ -7,7 +7,6 @@ Bad input ends with one line naming the field and what was expected, and exit st
 """
 
 import argparse
-import json
 import os
 import sys
 import tomllib
@@ -149,7 +148,7 @@ def _report(args):
 
 def _replay(args):
     folder = _sweep_folder(args.sweep)
-    manifest = json.loads((folder / layout.MANIFEST).read_text())
+    manifest = results.read_manifest(folder)
     config = config_module.from_dict(manifest["config"])
     k, n, run = (
         _int_argument(v, name)

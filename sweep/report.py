@@ -1,12 +1,14 @@
 """Reports of a sweep: summary tables with binomial confidence intervals, and PNG plots."""
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import plots, problems
+from .config import ConfigError
 from .layout import MINIMA, REPORT
 from .outcomes import STATUSES
 from .results import load
@@ -136,7 +138,12 @@ def write_report(
     """
     path = Path(path)
     frame = load(path)
-    minima = load(path, table="minima") if (path / MINIMA).exists() else None
+    minima = None
+    if (path / MINIMA).exists():
+        try:
+            minima = load(path, table="minima")
+        except ConfigError as error:  # a damaged catalogue: report the runs without it
+            print(error, file=sys.stderr)
     table = summary(frame, minima)
     published = pd.read_csv(reference) if reference else None
     folder = path / REPORT

@@ -121,9 +121,21 @@ def default_folder(name: str, k: object = None, n: object = None, seeds: object 
     return Path("results") / "_".join(parts)
 
 
+def read_manifest(root: str | Path) -> dict:
+    """A sweep folder's manifest; a damaged one is a one-line error saying what to do."""
+    path = Path(root) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ConfigError(
+            "SWEEP", None, None,
+            detail=f"{path} is damaged: restore it, or run the sweep again with --fresh",
+        ) from None  # fmt: skip
+
+
 def shard_rows(root: str | Path) -> dict[str, int]:
     """Shard name -> its number of runs, from a sweep folder's manifest."""
-    manifest = json.loads((Path(root) / MANIFEST).read_text())
+    manifest = read_manifest(root)
     return {s["file"].removesuffix(".parquet"): s["stop"] - s["start"] for s in manifest["shards"]}
 
 
@@ -160,7 +172,14 @@ def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFra
         raise ValueError(f"table: expected 'runs' or 'minima', got {table!r}")
     root = sweep_root(path)
     if table == "minima":
-        frame = pd.read_parquet(root / MINIMA)
+        try:
+            frame = pd.read_parquet(root / MINIMA)
+        except (OSError, ValueError) as error:  # pyarrow's errors for a damaged file
+            raise ConfigError(
+                "SWEEP", None, None,
+                detail=f"{root / MINIMA} is damaged ({type(error).__name__}); the same "
+                "`python -m sweep run` command rebuilds it",
+            ) from None  # fmt: skip
     elif (root / MANIFEST).is_file():
         good = integrity.check(root, shard_rows(root), move=False, log=_warn)
         frame = _read(good)

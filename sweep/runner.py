@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from . import plan, problems, status
@@ -81,7 +82,7 @@ def run_sweep(
     if skipped:
         log(f"{out}: {skipped} of {len(mine)} shards already complete, skipping them")
     if not todo:
-        if not (store.root / MINIMA).exists():
+        if not _readable(store.root / MINIMA):
             _write_minima_when_complete(store, shards)
         return Outcome(len(shards), skipped, 0, engine)
 
@@ -90,7 +91,7 @@ def run_sweep(
     bar = tqdm(
         total=total,
         unit="run",
-        disable=None if progress is None else not progress,
+        disable=not _show_bar(progress),
         file=sys.stderr,
         dynamic_ncols=True,
     )
@@ -120,6 +121,22 @@ def run_sweep(
     except OSError as error:
         raise StorageError(store.root, error) from error
     return Outcome(len(shards), skipped, total, engine)
+
+
+def _show_bar(progress: bool | None) -> bool:
+    """A bar where someone watches: on a terminal, or in a notebook (a kernel's streams are
+    no terminal, and tqdm.auto draws the notebook's own bar there)."""
+    if progress is not None:
+        return progress
+    return "ipykernel" in sys.modules or sys.stderr.isatty()
+
+
+def _readable(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError):  # missing, or damaged: pyarrow's errors
+        return False
+    return True
 
 
 def _quietly(record, *args):

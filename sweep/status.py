@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import layout
-from .layout import MANIFEST
+from .results import read_manifest
 
 MARKERS = layout.STATUS
 STATES = ("done", "running", "failed", "pending")
@@ -100,7 +100,7 @@ def _live_slurm_jobs():
 def shard_states(root: str | Path) -> pd.DataFrame:
     """One row per shard of the sweep in `root`: k, n, d, start, stop, runs, state, detail."""
     root = Path(root)
-    manifest = json.loads((root / MANIFEST).read_text())
+    manifest = read_manifest(root)
     live = None
     rows = []
     for shard in manifest["shards"]:

@@ -27,7 +27,7 @@ from . import integrity, layout
 from .config import Config, ConfigError
 from .layout import MANIFEST, MINIMA
 from .plan import Shard
-from .results import SCHEMA, shard_rows, sweep_root
+from .results import SCHEMA, read_manifest, shard_rows, sweep_root
 
 
 def describe(error: OSError) -> str:
@@ -152,7 +152,7 @@ class ResultStore:
         manifest_path = self.root / MANIFEST
         identity = json.loads(config.identity())
         if manifest_path.exists():
-            stored = json.loads(manifest_path.read_text())
+            stored = read_manifest(self.root)
             difference = _first_difference(stored.get("identity", {}), identity)
             if difference and not fresh:
                 key, was, now = difference

@@ -85,6 +85,32 @@ def test_a_truncated_shard_is_named_moved_aside_and_trained_again(reference, tmp
     assert "1 pending" in capsys.readouterr().out
     assert run(out) == 0  # trains just that shard again
     same_rows(rows(out), rows(reference))
+    # The next run finds one by itself: one line, then it trains the shard again.
+    shard = sorted((out / "runs").glob("*.parquet"))[4]
+    with open(shard, "r+b") as f:
+        f.truncate(3000)
+    capsys.readouterr()
+    assert run(out) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if shard.name in line]
+    assert len(lines) == 1 and "truncated" in lines[0]
+    same_rows(rows(out), rows(reference))
+
+
+def test_a_damaged_manifest_or_catalogue_is_one_line(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert run(out) == 0
+    minima = out / "_minima.parquet"
+    minima.write_bytes(minima.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0  # the runs, without the catalogue
+    assert "_minima.parquet is damaged" in capsys.readouterr().err
+    assert run(out) == 0  # rebuilds it
+    assert len(sweep.load(out, table="minima")) >= 0 and pq.read_metadata(minima).num_rows >= 0
+    (out / "_manifest.json").write_text('{"sweep": ')
+    for command in (["status", str(out)], ["report", str(out)], ["run", *SMALL, "--out", str(out)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "_manifest.json is damaged" in err, err
 
 
 def test_a_foreign_file_and_a_killed_writers_temporary_are_cleared(tmp_path, capsys):
@@ -184,3 +210,27 @@ def test_a_really_full_disk(reference, tmp_path):
         assert np.array_equal(resumed.groupby("k")["run"].nunique(), [64, 64, 64])
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_kill_9_loses_nothing_finished_and_leaves_nothing_behind(tmp_path):
+    import signal
+    import time
+
+    argv = [*SMALL, "--seeds", "64"]
+    whole = tmp_path / "whole"
+    assert main(["run", *argv, "--out", str(whole)]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "sweep", "run", *argv, "--out", str(out)]
+    for _ in range(3):  # kill it at different moments, then let it finish
+        worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = time.monotonic()
+        while time.monotonic() - start < 60 and worker.poll() is None:
+            if len(list((out / "runs").glob("*.parquet"))) >= 3 + 10 * _:
+                break
+            time.sleep(0.01)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    assert main(["run", *argv, "--out", str(out)]) == 0
+    same_rows(rows(out), rows(whole))
+    assert not list((out / "_tmp").iterdir())
+    assert not (out / "_damaged").exists()
