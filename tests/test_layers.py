@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 LAYERS = [
     # numerics and definitions: config, outcomes, objectives, data, initializers, polish
     ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime", "layout"],
-    ["analysis"],  # diagnostics of points: spectra, symmetry, escape neurons, catalogue
+    # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
+    ["analysis", "certify"],
     ["problems"],  # one module per problem kind behind one interface
     ["train", "engine"],  # training segments and the scheduler
     # sweeps and their files

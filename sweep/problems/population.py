@@ -14,6 +14,7 @@ import numpy as np
 from ..analysis.escape import min_escape_slope
 from ..analysis.spectrum import min_eigenvalues
 from ..analysis.symmetry import NONE, symmetry_type
+from ..certify.proof import Certificate, certify
 from ..config import Classify
 from ..datasets import Data
 from ..landscape import PopulationLoss, gaussian
@@ -70,6 +71,13 @@ class Population(Problem):
             found.decided_by.append(decided_by)
             found.symmetry.append(symmetry)
         return found
+
+    def certify(self, weights: np.ndarray) -> Certificate:
+        """A computer-assisted proof of what the critical point near `weights` (n, d) is
+        (`certify/proof.py`): a strict minimum or a saddle with its index, with an
+        enclosure of F on a box around it, or a failure with its reason."""
+        return certify(np.asarray(weights, float).reshape(self.cell.n, self.cell.d),
+                       self.cell.k, self.objective.alpha)  # fmt: skip
 
     def classify_point(
         self, weights: np.ndarray, loss: float, min_eig: float | None = None
