@@ -21,7 +21,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test bench lint format clean report defaults
+.PHONY: install sweep test bench lint format clean report defaults certify
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -52,6 +52,10 @@ format: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+
+# make certify [OUT=results/default]: prove every distinct minimum and saddle
+certify: $(VENV)/.installed
+	$(PY) -m sweep certify $(or $(OUT),results/default)
 
 # make report [OUT=results/default]
 report: $(VENV)/.installed

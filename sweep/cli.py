@@ -122,6 +122,21 @@ def _warn(line):
     print(line, file=sys.stderr)
 
 
+def _certify(args):
+    from . import certification
+
+    folder = _checked_folder(args.sweep)
+    if not (folder / layout.MINIMA).is_file():
+        raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", args.sweep)
+    workers = args.workers and _int_argument(args.workers, "--workers")
+    table = certification.certify_sweep(folder, workers=workers)
+    print(certification.format_counts(table, certification.load_certified(folder)))
+    for row in table[table["certified"] == "failed"].itertuples():
+        print(f"not proved: k={row.k} n={row.n} point {row.minimum} ({row.status}): {row.reason}")
+    print(f"certificates: {folder / layout.MINIMA}, per run: {folder / layout.CERTIFIED}")
+    return 0
+
+
 def _migrate(args):
     folder = Path(args.sweep)
     if not (folder / layout.MANIFEST).is_file():
@@ -280,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--n", required=True)
     again.add_argument("--run", required=True)
     again.set_defaults(handler=_replay)
+
+    prove = commands.add_parser(
+        "certify", help="prove every distinct minimum and saddle of a closed-form sweep"
+    )
+    prove.add_argument("sweep", help="a results folder, e.g. results/default")
+    prove.add_argument("--workers", help="processes (default: one per core)")
+    prove.set_defaults(handler=_certify)
 
     move = commands.add_parser(
         "migrate", help="move a folder written by an earlier version to the current layout"

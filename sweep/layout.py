@@ -4,7 +4,8 @@
       runs/                one Parquet file per shard and nothing else (polars, DuckDB,
                            pyarrow and pandas read this folder or its *.parquet)
       _manifest.json       the config, its identity, versions and the shard list
-      _minima.parquet      the catalogue of distinct minima
+      _minima.parquet      the catalogue of distinct points (with their proofs, if any)
+      _certified.parquet   per run, whether its end point is proved (python -m sweep certify)
       _status/             shard markers (running, failed) and records of written shards
       _report/ _replay/    reports and replays
       _slurm/              cluster logs
@@ -24,6 +25,7 @@ from pathlib import Path
 RUNS = "runs"
 MANIFEST = "_manifest.json"
 MINIMA = "_minima.parquet"
+CERTIFIED = "_certified.parquet"  # per run: its end point lies in a proven box
 STATUS = "_status"
 REPORT = "_report"
 REPLAY = "_replay"
@@ -42,9 +44,12 @@ def runs(root: str | Path) -> Path:
 def is_legacy(root: str | Path) -> bool:
     """A folder of an earlier version: shards beside the manifest, no runs/ folder."""
     root = Path(root)
-    return (root / MANIFEST).is_file() and any(
-        path.name != MINIMA for path in root.glob("*.parquet")
-    )
+    return (root / MANIFEST).is_file() and bool(_old_shards(root))
+
+
+def _old_shards(root: Path) -> list[Path]:
+    """Shard files beside the manifest (the sweep's own tables have names starting "_")."""
+    return [path for path in sorted(root.glob("*.parquet")) if not path.name.startswith("_")]
 
 
 def migrate(root: str | Path) -> int:
@@ -54,10 +59,9 @@ def migrate(root: str | Path) -> int:
     target = runs(root)
     target.mkdir(exist_ok=True)
     moved = 0
-    for path in sorted(root.glob("*.parquet")):
-        if path.name != MINIMA:
-            os.replace(path, target / path.name)
-            moved += 1
+    for path in _old_shards(root):
+        os.replace(path, target / path.name)
+        moved += 1
     for path in root.glob(".*.tmp"):  # the old writers' temporary files
         path.unlink(missing_ok=True)
     return moved

@@ -51,7 +51,7 @@ def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataF
         )
         if minima is not None:
             cell = minima[(minima["k"] == k) & (minima["n"] == n)]
-            row["distinct_minima"] = len(cell)
+            row["distinct_minima"] = int((cell["status"] == "spurious").sum())
         if "symmetry" in spurious:
             counts = spurious["symmetry"].value_counts().head(3)
             row["types"] = ", ".join(f"{t} ({c})" for t, c in counts.items())
@@ -165,6 +165,8 @@ def write_report(
         linear = linear_summary(both)
         text += "\n\nEssentially linear runs (1-D students):\n" + format_linear_summary(linear)
         pngs.append(plots.linear_vs_width(linear, folder / "essentially_linear_vs_width.png"))
+    if minima is not None and "certified" in minima.columns:
+        text += "\n\n" + _certified_section(minima, frame, folder)
     (folder / "summary.md").write_text(text + "\n")
     return text, pngs
 
@@ -184,3 +186,20 @@ def format_comparison(merged: pd.DataFrame) -> str:
             f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |"
         )
     return "\n".join(lines)
+
+
+def _certified_section(minima: pd.DataFrame, frame: pd.DataFrame, folder: Path) -> str:
+    """Runs and distinct points proven per (k, n), and the table of proven minima (also
+    written as Markdown and LaTeX for a paper)."""
+    from .certification import format_counts, format_latex, format_markdown, proven_minima
+
+    per_run = pd.DataFrame({"k": frame["k"], "n": frame["n"], "run": frame["run"],
+                            "certified": frame.get("certified", False)})  # fmt: skip
+    catalogued = per_run[frame["status"].isin(minima["status"].unique())]
+    proven = proven_minima(minima)
+    (folder / "certified_minima.md").write_text(format_markdown(proven) + "\n")
+    (folder / "certified_minima.tex").write_text(format_latex(proven) + "\n")
+    return (
+        "Proofs (python -m sweep certify):\n" + format_counts(minima, catalogued)
+        + "\n\nProven minima:\n" + format_markdown(proven)
+    )  # fmt: skip

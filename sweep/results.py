@@ -182,7 +182,7 @@ def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFra
             ) from None  # fmt: skip
     elif (root / MANIFEST).is_file():
         good = integrity.check(root, shard_rows(root), move=False, log=_warn)
-        frame = _read(good)
+        frame = _with_certified(_read(good), root)
     else:  # a plain folder of Parquet files
         frame = pd.read_parquet(root)
     for column, value in filters.items():
@@ -193,6 +193,16 @@ def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFra
         else:
             frame = frame[frame[column] == value]
     return frame.reset_index(drop=True)
+
+
+def _with_certified(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """The runs with their `certified` column, once `python -m sweep certify` has run."""
+    path = root / layout.CERTIFIED
+    if not path.is_file():
+        return frame
+    proved = pd.read_parquet(path, columns=["k", "n", "run", "certified"])
+    frame = frame.merge(proved, on=["k", "n", "run"], how="left")
+    return frame.assign(certified=frame["certified"].astype("boolean").fillna(False).astype(bool))
 
 
 def _read(files: list[Path]) -> pd.DataFrame:

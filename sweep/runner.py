@@ -118,6 +118,10 @@ def run_sweep(
         raise failure
     try:
         _write_minima_when_complete(store, shards)
+        if config.classify.certify and all(store.done(s) for s in shards):
+            from .certification import certify_sweep
+
+            certify_sweep(store.root, log=log)
     except OSError as error:
         raise StorageError(store.root, error) from error
     return Outcome(len(shards), skipped, total, engine)

@@ -104,6 +104,18 @@ def _first_difference(old, new):
     return None
 
 
+def _with_defaults(stored: dict) -> dict:
+    """A stored identity completed with the schema's defaults: a field added to the schema
+    since a folder was written takes its default there, which changes no result."""
+
+    def merge(base, over):
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        return {**base, **{key: merge(base.get(key), value) for key, value in over.items()}}
+
+    return merge(json.loads(Config().identity()), stored)
+
+
 def _write_atomic(
     root: Path, path: Path, write: Callable[[Path], object], before_rename=None
 ) -> None:
@@ -153,7 +165,7 @@ class ResultStore:
         identity = json.loads(config.identity())
         if manifest_path.exists():
             stored = read_manifest(self.root)
-            difference = _first_difference(stored.get("identity", {}), identity)
+            difference = _first_difference(_with_defaults(stored.get("identity", {})), identity)
             if difference and not fresh:
                 key, was, now = difference
                 raise ConfigError(
@@ -232,6 +244,12 @@ class ResultStore:
             integrity.write_record(self.root, shard.name, integrity.digest(tmp, table.num_rows))
 
         _write_atomic(self.root, path, lambda tmp: pq.write_table(table, tmp), record)
+
+
+def write_table(root: str | Path, name: str, frame: pd.DataFrame) -> None:
+    """Write a table of the sweep folder (`_`-named, beside runs/) atomically."""
+    path = Path(root) / name
+    _write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_minima(root: str | Path, frame: pd.DataFrame) -> None:

@@ -18,7 +18,17 @@ LAYERS = [
     ["problems"],  # one module per problem kind behind one interface
     ["train", "engine"],  # training segments and the scheduler
     # sweeps and their files
-    ["results", "integrity", "store", "status", "runner", "replay", "report", "plots"],
+    [
+        "results",
+        "integrity",
+        "store",
+        "status",
+        "runner",
+        "replay",
+        "report",
+        "plots",
+        "certification",
+    ],  # fmt: skip
     ["api", "cluster", "cli", "__init__", "__main__"],  # entry points
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

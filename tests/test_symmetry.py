@@ -68,6 +68,7 @@ def test_permuted_copies_merge_in_the_catalogue(spurious_k6):
         }
     )
     table = catalogue(runs)
+    assert table["status"].tolist() == ["spurious", "spurious"]
     assert table["multiplicity"].tolist() == [2, 1]
     assert table["example_run"].tolist() == [0, 2]
     assert table.iloc[0]["symmetry"] == "1+5"

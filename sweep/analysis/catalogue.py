@@ -6,64 +6,59 @@ import pandas as pd
 
 from .symmetry import canonical_form
 
+# Statuses whose distinct points are catalogued one by one; the global minima get one row
+# per cell (for n > k they form a continuum).
+CATALOGUED = ("spurious", "saddle")
+COLUMNS = [
+    "sweep", "k", "n", "d", "minimum", "status", "symmetry", "loss", "min_eig",
+    "multiplicity", "example_run", "weights",
+]  # fmt: skip
+
 
 def catalogue(
-    runs: pd.DataFrame, statuses: tuple[str, ...] = ("spurious",), tol: float = 1e-6
+    runs: pd.DataFrame, statuses: tuple[str, ...] = CATALOGUED, tol: float = 1e-6
 ) -> pd.DataFrame:
-    """One row per distinct point of the given statuses, per (k, n).
+    """One row per distinct point of the given statuses, per (k, n), and one row for the
+    global minima of each cell that reached them.
 
     Args:
       runs: a runs DataFrame (the results table) of a problem whose loss is invariant
         under permutations of neurons and of coordinates (the closed form).
-      statuses: which points to catalogue (the global minima of n > k form a continuum).
+      statuses: which points to catalogue one by one.
       tol: Frobenius distance between canonical forms below which two points are one.
 
     Returns:
-      DataFrame with k, n, d, minimum (index within the cell, most frequent first), status,
-      symmetry, loss, min_eig, multiplicity, example_run and the canonical weights.
+      DataFrame with k, n, d, minimum (index within the cell: spurious points first, then
+      saddles, then the global row, each most frequent first), status, symmetry, loss,
+      min_eig, multiplicity, example_run and the canonical weights.
     """
     rows = []
-    selected = runs[runs["status"].isin(statuses)]
-    for (k, n, d), cell in selected.groupby(["k", "n", "d"], sort=True):
-        found = []  # [canonical weights, first row, multiplicity]
-        for row in cell.sort_values("run").itertuples(index=False):
-            canonical = canonical_form(np.reshape(row.weights, (n, d)))
-            for entry in found:
-                if np.linalg.norm(entry[0] - canonical) < tol:
-                    entry[2] += 1
-                    break
-            else:
-                found.append([canonical, row, 1])
-        found.sort(key=lambda entry: (-entry[2], entry[1].loss))
-        for index, (canonical, row, count) in enumerate(found):
+    for (k, n, d), cell in runs.groupby(["k", "n", "d"], sort=True):
+        found = []  # [status, canonical weights, first row, multiplicity]
+        for status in statuses:
+            distinct = []
+            for row in cell[cell["status"] == status].sort_values("run").itertuples(index=False):
+                canonical = canonical_form(np.reshape(row.weights, (n, d)))
+                for entry in distinct:
+                    if np.linalg.norm(entry[1] - canonical) < tol:
+                        entry[3] += 1
+                        break
+                else:
+                    distinct.append([status, canonical, row, 1])
+            found += sorted(distinct, key=lambda entry: (-entry[3], entry[2].loss))
+        best = cell[cell["status"] == "global"].sort_values("run")
+        if len(best):
+            row = next(best.itertuples(index=False))
+            found.append(
+                ["global", canonical_form(np.reshape(row.weights, (n, d))), row, len(best)]
+            )
+        for index, (status, canonical, row, count) in enumerate(found):
             rows.append(
                 {
-                    "sweep": row.sweep,
-                    "k": int(k),
-                    "n": int(n),
-                    "d": int(d),
-                    "minimum": index,
-                    "status": row.status,
-                    "symmetry": row.symmetry,
-                    "loss": row.loss,
-                    "min_eig": row.min_eig,
-                    "multiplicity": count,
-                    "example_run": int(row.run),
-                    "weights": canonical.ravel(),
+                    "sweep": row.sweep, "k": int(k), "n": int(n), "d": int(d),
+                    "minimum": index, "status": status, "symmetry": row.symmetry,
+                    "loss": row.loss, "min_eig": row.min_eig, "multiplicity": count,
+                    "example_run": int(row.run), "weights": canonical.ravel(),
                 }
-            )
-    columns = [
-        "sweep",
-        "k",
-        "n",
-        "d",
-        "minimum",
-        "status",
-        "symmetry",
-        "loss",
-        "min_eig",
-        "multiplicity",
-        "example_run",
-        "weights",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)

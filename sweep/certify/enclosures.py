@@ -62,6 +62,13 @@ class _Vector:
         return _Vector(entries, norm, [x / norm for x in entries])
 
 
+def _angle(cos: arb) -> arb:
+    """arccos over a ball of cosines: from its endpoints clamped to [-1, 1] (arccos is
+    decreasing there, and the true cosine lies in [-1, 1]; a ball near +-1 pokes past it)."""
+    low, high = cos.lower().max(arb(-1)), cos.upper().min(arb(1))
+    return high.acos().union(low.acos())
+
+
 @dataclass
 class _Pair:
     """The angle terms of a pair (w, v): cos t, pi - t, sin t, p and q."""
@@ -75,11 +82,10 @@ class _Pair:
     @staticmethod
     def of(w: _Vector, v: _Vector) -> "_Pair":
         cos = sum((a * b for a, b in zip(w.unit, v.unit, strict=True)), arb(0))
-        cos = cos.intersection(arb(0, 1))  # the true cosine lies in [-1, 1]
-        sin = (1 - cos * cos).nonnegative_part().sqrt()
+        angle = _angle(cos)
         p = [b - cos * a for a, b in zip(w.unit, v.unit, strict=True)]
         q = [a - cos * b for a, b in zip(w.unit, v.unit, strict=True)]
-        return _Pair(cos, arb.pi() - cos.acos(), sin, p, q)
+        return _Pair(cos, arb.pi() - angle, angle.sin(), p, q)
 
     def over_sin(self, left: list, right: list) -> arb_mat:
         """left right^T / sin t for left, right among p, q (entries within [-sin, sin])."""

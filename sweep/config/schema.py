@@ -141,6 +141,9 @@ class Classify:
     linear_tol: float = option(
         1e-3, "1-D students: loss within this fraction of the linear fit's", low=0.0
     )
+    certify: bool = option(
+        False, "closed form: prove every distinct point at the end (python -m sweep certify)"
+    )
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class Config:
         """The fields that decide results (not engine tuning): a resume must match them."""
         fields = self.to_raw()
         fields.pop("engine")
+        fields["classify"].pop("certify")  # proofs are added to a sweep, they change no row
         return json.dumps(fields, sort_keys=True)
 
 

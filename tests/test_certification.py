@@ -1,0 +1,67 @@
+"""`python -m sweep certify`: every distinct point of a sweep proved, each run mapped onto
+its proven box, and the tables a paper needs."""
+
+import numpy as np
+import pandas as pd
+
+import sweep
+from sweep.cli import main
+
+
+def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
+    out = tmp_path / "ss"
+    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6..8", "--seeds", "40",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["certify", str(out), "--workers", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "points | proved | failed | skipped" in printed
+    table = sweep.load(out, table="minima")
+    assert set(table["status"]) >= {"global", "spurious"}
+    assert (table["certified"] == "proved").all(), table[["status", "reason"]]
+    spurious = table[table["status"] == "spurious"]
+    assert (spurious["loss_low"] > 0).all() and (spurious["min_eig_low"] > 0).all()
+    # The stored loss is a float64 value at a point of the box: inside, up to its rounding.
+    assert (spurious["loss_low"] - 1e-14 <= spurious["loss"]).all()
+    assert (spurious["loss"] <= spurious["loss_high"] + 1e-14).all()
+    assert (spurious["loss_high"] - spurious["loss_low"] <= 1e-9).all()
+    runs = sweep.load(out)
+    assert runs["certified"].dtype == bool and len(runs) == 120
+    catalogued = runs["status"].isin(["global", "spurious", "saddle"])
+    assert runs.loc[catalogued, "certified"].all()
+    assert main(["report", str(out)]) == 0
+    assert "Proven minima" in capsys.readouterr().out
+    latex = (out / "_report" / "certified_minima.tex").read_text()
+    assert latex.count(r"\\") == 1 + len(table)  # header and one line per proven minimum
+
+
+def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsys):
+    out = tmp_path / "wide"
+    argv = ["run", "--k", "4", "--n", "k+1", "--seeds", "8", "--no-progress", "--out", str(out),
+            "--set", "classify.certify=true"]  # fmt: skip
+    assert main(argv) == 0  # certifies at the end of the sweep
+    table = sweep.load(out, table="minima")
+    glob = table[table["status"] == "global"].iloc[0]
+    assert glob["certified"] == "skipped" and "non-isolated, F = 0" in glob["reason"]
+    assert not sweep.load(out)["certified"].any()
+    # The proofs changed no result: the same command resumes as a finished sweep.
+    capsys.readouterr()
+    assert main(argv) == 0 and "already complete" in capsys.readouterr().out
+
+
+def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
+    from sweep.certification import certify_sweep
+    from sweep.store import write_minima
+
+    out = tmp_path / "ss"
+    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "7", "--seeds", "30",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    table = sweep.load(out, table="minima")
+    table["weights"] = [np.asarray(w) + 1e-3 for w in table["weights"]]
+    write_minima(out, table)
+    found = certify_sweep(out, workers=1, log=lambda *_: None)
+    assert (found["certified"] == "failed").all()
+    assert found["reason"].str.contains("not a critical point near the stored point").all()
+    assert not pd.read_parquet(out / "_certified.parquet")["certified"].any()
