@@ -11,7 +11,6 @@ proven box and the proof agrees with its status; `_certified.parquet` holds that
 
 import concurrent.futures
 import multiprocessing
-import os
 import time
 from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -24,6 +23,7 @@ from . import problems, results, store
 from .analysis.symmetry import canonical_form
 from .config import ConfigError, from_dict
 from .layout import CERTIFIED, MINIMA
+from .runtime import cpu_cores
 
 SMALLEST_RADIUS = 1e-9
 
@@ -110,7 +110,7 @@ def certify_sweep(
 
 
 def _run(jobs: list, workers: int | None) -> list:
-    workers = workers or len(os.sched_getaffinity(0))
+    workers = workers or cpu_cores()
     if workers <= 1 or len(jobs) <= 1:
         return [_prove(job) for job in jobs]
     # Spawned workers: this process may hold JAX's threads, which a fork must not copy.
