@@ -25,8 +25,12 @@ def _mp_kernel(w, v):
     return nw * nv * (mp.sin(t) + (mp.pi - t) * cos) / (2 * mp.pi)
 
 
-def mp_loss(rows, k):
+def mp_loss(rows, k, alpha=0.0):
     d = len(rows[0])
+    if alpha:  # Leaky ReLU: (1 - alpha)^2 F + alpha/2 |sum_i w_i - sum_j v_j|^2
+        alpha = mp.mpf(alpha)
+        s = [mp.fsum(row[a] for row in rows) - (1 if a < k else 0) for a in range(d)]
+        return (1 - alpha) ** 2 * mp_loss(rows, k) + alpha / 2 * mp.fsum(x * x for x in s)
     teacher = [[mp.mpf(1) if a == j else mp.mpf(0) for a in range(d)] for j in range(k)]
     own = mp.fsum(
         mp.fsum(x * x for x in w) / 2 if i == j else _mp_kernel(w, o)
@@ -37,13 +41,13 @@ def mp_loss(rows, k):
     return own / 2 - cross + mp.mpf(k) / 4 + mp.mpf(k * (k - 1)) / (4 * mp.pi)
 
 
-def mp_derivatives(weights, k):
+def mp_derivatives(weights, k, alpha=0.0):
     """Gradient and Hessian of F by mpmath's numerical differentiation (50 digits)."""
     n, d = weights.shape
     x0 = [mp.mpf(float(x)) for x in weights.ravel()]
 
     def f(*x):
-        return mp_loss([list(x[i * d : (i + 1) * d]) for i in range(n)], k)
+        return mp_loss([list(x[i * d : (i + 1) * d]) for i in range(n)], k, alpha)
 
     size = n * d
     grad = [mp.diff(f, x0, tuple(int(a == i) for a in range(size))) for i in range(size)]
@@ -70,19 +74,21 @@ def random_points():
     return [generic, close]
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.1], ids=["relu", "leaky_relu"])
 @pytest.mark.parametrize("weights", random_points(), ids=["generic", "near_parallel"])
-def test_enclosures_contain_the_50_digit_values(weights):
+def test_enclosures_contain_the_50_digit_values(weights, alpha):
     with mp.workdps(50), E.precision(160):
         balls = E.balls(weights)
-        grad, hess = mp_derivatives(weights, 3)
-        assert inside(E.loss(balls, 3), mp_loss(_mp_rows(weights), 3))
-        assert all(inside(b, g) for b, g in zip(E.gradient(balls, 3), grad, strict=True))
-        hessian = E.hessian(balls, 3)
+        grad, hess = mp_derivatives(weights, 3, alpha)
+        value = mp_loss(_mp_rows(weights), 3, alpha)
+        assert inside(E.loss(balls, 3, alpha), value)
+        assert all(inside(b, g) for b, g in zip(E.gradient(balls, 3, alpha), grad, strict=True))
+        hessian = E.hessian(balls, 3, alpha)
         for i in range(9):
             for j in range(9):
                 assert inside(hessian[i, j], hess[i][j]), (i, j)
         # And a wrong value is not inside: the test can fail.
-        assert not inside(E.loss(balls, 3), mp_loss(_mp_rows(weights), 3) + mp.mpf("1e-25"))
+        assert not inside(E.loss(balls, 3, alpha), value + mp.mpf("1e-25"))
 
 
 def test_a_box_encloses_the_values_at_its_points():
