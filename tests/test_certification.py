@@ -65,3 +65,25 @@ def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
     assert (found["certified"] == "failed").all()
     assert found["reason"].str.contains("not a critical point near the stored point").all()
     assert not pd.read_parquet(out / "_certified.parquet")["certified"].any()
+
+
+def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
+    from test_certify import family
+
+    from sweep.certification import certify_sweep
+    from sweep.store import write_minima
+
+    out = tmp_path / "ss"
+    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6", "--seeds", "10",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    table = sweep.load(out, table="minima")
+    saddle = family(0.0932746, 0.1161813, 0.1753699, 1.102762, -0.0509073).ravel()
+    extra = table.iloc[:1].assign(status="saddle", weights=[saddle], minimum=len(table))
+    mislabel = extra.assign(status="spurious", minimum=len(table) + 1)
+    write_minima(out, pd.concat([table, extra, mislabel], ignore_index=True))
+    found = certify_sweep(out, workers=1, log=lambda *_: None).set_index("minimum")
+    assert found.loc[len(table), "certified"] == "proved"
+    assert found.loc[len(table), "negative"] == 1
+    assert found.loc[len(table) + 1, "certified"] == "failed"
+    assert "proved a saddle (1 negative eigenvalues)" in found.loc[len(table) + 1, "reason"]
