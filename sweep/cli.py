@@ -1,9 +1,12 @@
-"""Command line: ``python -m sweep run|report|replay ...`` (see ``--help``).
+"""Command line: ``python -m sweep run|status|report|certify|replay|migrate ...``.
 
 ``run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] [--out DIR]`` trains a sweep,
-``report DIR`` writes its tables and plots, ``replay DIR --k K --n N --run R`` re-runs one run.
+``status DIR`` shows its shards, ``report DIR`` writes its tables and plots, ``certify DIR``
+proves its distinct points, ``replay DIR --k K --n N --run R`` re-runs one run, and
+``migrate DIR`` moves a folder of an earlier version to the current layout.
 
-Bad input ends with one line naming the field and what was expected, and exit status 2.
+Bad input ends with one line naming the field and what was expected, and exit status 2; a
+failure of the environment (disk, permissions) one line and exit status 1.
 """
 
 import argparse
