@@ -225,8 +225,8 @@ class ResultStore:
             path.unlink()
         for folder in (layout.TMP, layout.STATUS):
             shutil.rmtree(self.root / folder, ignore_errors=True)
-        (self.root / MANIFEST).unlink(missing_ok=True)
-        (self.root / MINIMA).unlink(missing_ok=True)
+        for name in (MANIFEST, MINIMA, layout.CERTIFIED):
+            (self.root / name).unlink(missing_ok=True)
 
     def path(self, shard: Shard) -> Path:
         return layout.runs(self.root) / f"{shard.name}.parquet"
@@ -253,7 +253,10 @@ def write_table(root: str | Path, name: str, frame: pd.DataFrame) -> None:
 
 
 def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
-    """Write the catalogue of distinct minima beside the runs (atomically)."""
+    """Write the catalogue of distinct points beside the runs (atomically). A catalogue
+    without proofs drops the runs' verdicts too: they refer to proofs no longer there."""
+    if "certified" not in frame.columns:
+        (Path(root) / layout.CERTIFIED).unlink(missing_ok=True)
     path = Path(root) / MINIMA
     _write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
 

@@ -34,6 +34,12 @@ def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
     assert "Proven minima" in capsys.readouterr().out
     latex = (out / "_report" / "certified_minima.tex").read_text()
     assert latex.count(r"\\") == 1 + len(table)  # header and one line per proven minimum
+    # A shard trained again rewrites the catalogue: the old proofs and verdicts go with it.
+    shard = sorted((out / "runs").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:3000])
+    assert main(argv) == 0
+    assert "certified" not in sweep.load(out).columns
+    assert "certified" not in sweep.load(out, table="minima").columns
 
 
 def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsys):
@@ -48,6 +54,9 @@ def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsy
     # The proofs changed no result: the same command resumes as a finished sweep.
     capsys.readouterr()
     assert main(argv) == 0 and "already complete" in capsys.readouterr().out
+    # A fresh sweep in its place keeps no verdict of the old one.
+    assert main([*argv[:-2], "--fresh"]) == 0
+    assert "certified" not in sweep.load(out).columns
 
 
 def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
