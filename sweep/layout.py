@@ -72,7 +72,12 @@ def temporary(root: str | Path, path: Path) -> Path:
     the final rename is atomic), naming its writer so that abandoned ones can be told."""
     tmp = Path(root) / TMP
     tmp.mkdir(exist_ok=True)
-    return tmp / f"{path.name}.{socket.gethostname()}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    return tmp / f"{path.name}.{_host()}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+
+
+def _host() -> str:
+    """This host's name without dots, so that a temporary file's name splits cleanly."""
+    return socket.gethostname().replace(".", "_")
 
 
 def _abandoned(path: Path, now: float) -> bool:
@@ -81,7 +86,7 @@ def _abandoned(path: Path, now: float) -> bool:
         pid = int(pid)
     except ValueError:
         return True  # not one of ours
-    if host != socket.gethostname():
+    if host != _host():
         return now - path.stat().st_mtime > STALE_SECONDS
     try:
         os.kill(pid, 0)  # still running (its write is in flight), or gone

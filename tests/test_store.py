@@ -119,7 +119,8 @@ def test_a_foreign_file_and_a_killed_writers_temporary_are_cleared(tmp_path, cap
     (out / "runs" / "notes.parquet").write_bytes(b"not a shard")
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-    stray = out / "_tmp" / f"k06.parquet.{socket.gethostname()}.{dead}.1.tmp"
+    host = socket.gethostname().replace(".", "_")
+    stray = out / "_tmp" / f"k06.parquet.{host}.{dead}.1.tmp"
     stray.write_bytes(b"half a file")
     capsys.readouterr()
     assert run(out) == 0
