@@ -22,7 +22,7 @@ import pandas as pd
 from . import problems, results, store
 from .analysis.symmetry import canonical_form
 from .config import ConfigError, from_dict
-from .layout import CERTIFIED, MINIMA
+from .layout import CERTIFIED
 from .runtime import cpu_cores
 
 SMALLEST_RADIUS = 1e-9
@@ -169,10 +169,6 @@ def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
 def load_certified(root: str | Path) -> pd.DataFrame | None:
     path = Path(root) / CERTIFIED
     return pd.read_parquet(path) if path.is_file() else None
-
-
-def catalogued(root: str | Path) -> bool:
-    return (Path(root) / MINIMA).is_file()
 
 
 def proven_minima(table: pd.DataFrame) -> pd.DataFrame:

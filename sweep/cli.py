@@ -105,12 +105,10 @@ def _run(args):
 
 
 def _sweep_folder(path):
-    folder = Path(path)
-    if folder.name == layout.RUNS:
-        folder = folder.parent
+    folder = results.sweep_root(path)  # the folder itself, or the one above its runs/
     if not (folder / layout.MANIFEST).is_file():
         raise ConfigError("SWEEP", "a sweep results folder (with _manifest.json)", path)
-    return results.sweep_root(folder)
+    return folder
 
 
 def _checked_folder(path):

@@ -38,12 +38,7 @@ def record_path(root: Path, name: str) -> Path:
 def write_record(root: Path, name: str, record: dict) -> None:
     path = record_path(root, name)
     path.parent.mkdir(exist_ok=True)
-    tmp = layout.temporary(root, path)
-    try:
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    layout.write_atomic(root, path, lambda tmp: tmp.write_text(json.dumps(record)))
 
 
 def _read_record(root: Path, name: str) -> dict | None:

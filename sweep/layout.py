@@ -20,6 +20,7 @@ sweep folder itself also gives exactly the runs. Folders written by earlier vers
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 RUNS = "runs"
@@ -73,6 +74,23 @@ def temporary(root: str | Path, path: Path) -> Path:
     tmp = Path(root) / TMP
     tmp.mkdir(exist_ok=True)
     return tmp / f"{path.name}.{_host()}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+
+
+def write_atomic(
+    root: str | Path, path: Path, write: Callable[[Path], object], before_rename=None
+) -> None:
+    """Call write(tmp), then rename tmp to path (the same filesystem, so atomic); a
+    `before_rename(tmp)` runs when the file is complete (a shard's record)."""
+    tmp = temporary(root, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _host() -> str:

@@ -116,23 +116,6 @@ def _with_defaults(stored: dict) -> dict:
     return merge(json.loads(Config().identity()), stored)
 
 
-def _write_atomic(
-    root: Path, path: Path, write: Callable[[Path], object], before_rename=None
-) -> None:
-    """Call write(tmp), then rename tmp to path (the same filesystem, so atomic); a
-    `before_rename(tmp)` runs when the file is complete (a shard's record)."""
-    tmp = layout.temporary(root, path)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        if before_rename is not None:
-            before_rename(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class ResultStore:
     """One sweep's results folder."""
 
@@ -207,7 +190,7 @@ class ResultStore:
                 for s in shards
             ],
         }
-        _write_atomic(
+        layout.write_atomic(
             self.root,
             manifest_path,
             lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=1)),
@@ -243,13 +226,13 @@ class ResultStore:
         def record(tmp):
             integrity.write_record(self.root, shard.name, integrity.digest(tmp, table.num_rows))
 
-        _write_atomic(self.root, path, lambda tmp: pq.write_table(table, tmp), record)
+        layout.write_atomic(self.root, path, lambda tmp: pq.write_table(table, tmp), record)
 
 
 def write_table(root: str | Path, name: str, frame: pd.DataFrame) -> None:
     """Write a table of the sweep folder (`_`-named, beside runs/) atomically."""
     path = Path(root) / name
-    _write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
+    layout.write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
@@ -258,7 +241,7 @@ def write_minima(root: str | Path, frame: pd.DataFrame) -> None:
     if "certified" not in frame.columns:
         (Path(root) / layout.CERTIFIED).unlink(missing_ok=True)
     path = Path(root) / MINIMA
-    _write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
+    layout.write_atomic(Path(root), path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def check_folder(root: str | Path, log: Callable[[str], None] = print) -> None:
