@@ -135,8 +135,9 @@ def settle(
 ) -> None:
     """Decide the runs of `out` that reached a checkpoint (PAUSED, or MAX_STEPS), in place.
 
-    The problem's finish (the float64 Newton polish, if stop.polish_after) that reaches
-    grad_tol ends a run (NEWTON). Failing that, a run whose loss fell by at most
+    The problem's finish (the float64 Newton polish, if stop.polish_after; on data also
+    the exact finish onto a kink, and at max_steps) that succeeds ends a run (NEWTON or
+    KINK). Failing that, a run whose loss fell by at most
     stop.plateau_tol (relative) since its previous checkpoint stops on a plateau
     (PLATEAU): the minima of an empirical ReLU loss often sit on a kink, where no point
     has a small gradient. `previous_loss` maps run -> loss at its last checkpoint and is
@@ -145,15 +146,18 @@ def settle(
     stop = problem.config.stop
     checkpoints = (StopReason.PAUSED, StopReason.MAX_STEPS)
     for i in np.flatnonzero(np.isin(out.reason, checkpoints)):
-        if stop.polish_after:
-            finish = problem.finish(out.weights[i])
+        # Problems on data also finish a run that ran out of steps (SGD never settles).
+        last = out.reason[i] == StopReason.MAX_STEPS and problem.finishes_at_max_steps
+        if stop.polish_after or last:
+            finish = problem.finish(out.weights[i], float(out.step_size[i]))
             if counters is not None:
                 counters.polish_attempts += 1
             if finish.converged:
+                out.trained_loss[i] = out.loss[i]
                 out.weights[i] = finish.weights
                 out.loss[i], out.grad_norm[i] = finish.loss, finish.grad_norm
                 out.newton_steps[i] = finish.iterations
-                out.reason[i] = StopReason.NEWTON
+                out.reason[i] = finish.reason
                 if counters is not None:
                     counters.polished += 1
                 continue
@@ -290,6 +294,7 @@ class Engine:
             grad_norm=grad_norm,
             reason=reason.copy(),
             watched=watched,
+            trained_loss=np.full(stopped.size, np.nan),
         )
         settle(out, problem, previous_loss, self.counters)
         done = out.reason != StopReason.PAUSED

@@ -36,6 +36,7 @@ class StopReason(enum.IntEnum):
     # whatever the batch or segment length; a run that is not finished there resumes.
     PAUSED = 7, "held at a polish checkpoint for the host to decide"
     PLATEAU = 8, "the loss fell by at most stop.plateau_tol between two checkpoints"
+    KINK = 9, "finished onto the exact stationary point of its piece (data on kinks)"
 
     @property
     def label(self) -> str:
@@ -53,10 +54,13 @@ _LABELS = {
     StopReason.NEWTON: "newton",
     StopReason.PAUSED: "paused",
     StopReason.PLATEAU: "plateau",
+    StopReason.KINK: "kink",
 }
 
 # Stop reasons at a point classification treats as stationary.
-CONVERGED = (StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU)
+CONVERGED = (
+    StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU, StopReason.KINK
+)  # fmt: skip
 
 
 class _Described(enum.StrEnum):
@@ -71,7 +75,8 @@ class Status(_Described):
     GLOBAL = "global", "a global minimum: the teacher up to symmetry, or the least loss"
     SPURIOUS = "spurious", "a local minimum above the global one"
     SADDLE = "saddle", "a stationary point with a descent direction"
-    NOT_CONVERGED = "not_converged", "stopped at stop.max_steps without converging"
+    NOT_CONVERGED = "not_converged", "no stationary point: max_steps, or first-order descent left"
+    UNDECIDED = "undecided", "a stationary point on kinks that no check could settle"
     DIVERGED = "diverged", "the loss became inf or NaN"
 
 
@@ -81,7 +86,8 @@ class DecidedBy(_Described):
     NOTHING = "", "not converged: no test was run"
     HESSIAN = "hessian", "the sign of the smallest Hessian eigenvalue"
     ESCAPE_NEURON = "escape_neuron", "a zero neuron's one-sided slope (Wu, Simsek & Ged)"
-    PLATEAU = "plateau", "a one-sided Hessian at a loss plateau: evidence, not proof"
+    KINK = "kink", "the piecewise conditions on the kink set (stationarity, pieces)"
+    PLATEAU = "plateau", "fallback: a one-sided Hessian where no exact check applied"
 
 
 STATUSES = tuple(status.value for status in Status)
@@ -100,6 +106,8 @@ class Finished:
     grad_norm: np.ndarray  # (m,) gradient norm there
     reason: np.ndarray  # (m,) StopReason values
     watched: np.ndarray  # (m,) the objective's `watch` held at some point of the run
+    # (m,) the loss where training left the run, before a finish moved it (NaN: none)
+    trained_loss: np.ndarray
 
     @staticmethod
     def at(
@@ -122,6 +130,7 @@ class Finished:
             grad_norm=np.zeros(m),
             reason=np.full(m, StopReason.GRAD, np.int8) if reason is None else np.asarray(reason),
             watched=np.zeros(m, bool) if watched is None else np.asarray(watched, bool),
+            trained_loss=np.full(m, np.nan),
         )
 
     def select(self, mask: np.ndarray) -> "Finished":
@@ -149,3 +158,9 @@ class Classified:
     kink_entered: list  # (m,) ... a kink entered the data at some point
     essentially_linear: list  # (m,) ... no kink ever entered and the loss is the linear fit's
     bias_movement: list  # (m,) students with biases: max |b_i(end) - b_i(start)|
+    # Finite data (else None): kink pairs at the end point, the stationarity margin
+    # (`sweep/kinks/`), SGD's own end loss before the finish, why a fallback decided.
+    kinks: list | None = None
+    stationarity_margin: list | None = None
+    sgd_loss: list | None = None
+    fallback_reason: list | None = None

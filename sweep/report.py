@@ -107,7 +107,8 @@ def format_summary(table: pd.DataFrame) -> str:
         "|  k |  n | runs | global | spurious | saddle | not conv. | diverged "
         "| % spurious [95% CI]    | mean loss (sp.) | mean min eig (sp.) | median steps |"
     )
-    extra = [c for c in ("distinct_minima", "types") if c in table.columns]
+    extra = [c for c in ("undecided",) if c in table.columns and table[c].any()]
+    extra += [c for c in ("distinct_minima", "types") if c in table.columns]
     header += "".join(f" {c.replace('_', ' ')} |" for c in extra)
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
     for row in table.to_dict("records"):

@@ -52,6 +52,13 @@ SCHEMA = pa.schema(
         ("kink_entered", pa.bool_()),  # a kink was inside the data at some point
         ("essentially_linear", pa.bool_()),
         ("bias_movement", pa.float64()),
+        # Networks on data (else null): (neuron, point) pairs on a kink at the end point;
+        # the stationarity margin (> 0 strictly stationary, null without kinks); SGD's
+        # own end loss before the deterministic finish; why a fallback decided the status.
+        ("kinks", pa.int64()),
+        ("stationarity_margin", pa.float64()),
+        ("sgd_loss", pa.float64()),
+        ("fallback_reason", pa.string()),
     ]
 )
 
@@ -98,6 +105,10 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
         "kink_entered": column(found.kink_entered),
         "essentially_linear": column(found.essentially_linear),
         "bias_movement": column(found.bias_movement),
+        **{
+            name: repeat(None) if getattr(found, name) is None else column(getattr(found, name))
+            for name in ("kinks", "stationarity_margin", "sgd_loss", "fallback_reason")
+        },
     }
 
 

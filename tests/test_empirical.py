@@ -186,6 +186,7 @@ def test_a_loss_plateau_stops_a_run(losses, expected):
             grad_norm=np.array([1e-3]),
             reason=np.array([StopReason.PAUSED], np.int8),
             watched=np.zeros(1, bool),
+            trained_loss=np.full(1, np.nan),
         )
         settle(out, problem, previous)
     assert out.reason[0] == expected and previous[7] == losses[-1]

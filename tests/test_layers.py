@@ -14,7 +14,7 @@ LAYERS = [
     # numerics and definitions: config, outcomes, objectives, data, initializers, polish
     ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime", "layout"],
     # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
-    ["analysis", "certify"],
+    ["analysis", "certify", "kinks"],
     ["problems"],  # one module per problem kind behind one interface
     ["train", "engine"],  # training segments and the scheduler
     # sweeps and their files

@@ -10,12 +10,12 @@ from reference.cases import CASES, HERE, run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 EXACT = [
-    "problem", "k", "n", "d", "run", "seed", "init", "optimizer", "steps", "newton_steps",
-    "stop_reason", "status", "decided_by", "symmetry", "depth", "minibatch", "kink_entered",
-    "essentially_linear",
+    "problem", "k", "n", "d", "run", "seed", "init", "optimizer", "steps", "stop_reason",
+    "status", "decided_by", "symmetry", "depth", "minibatch", "kink_entered",
+    "essentially_linear", "kinks", "fallback_reason",
 ]  # fmt: skip
 CLOSE = ["init_scale", "step_size", "loss", "grad_norm", "min_eig", "test_loss", "linear_loss",
-         "bias_movement"]  # fmt: skip
+         "bias_movement", "stationarity_margin", "sgd_loss"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -25,6 +25,10 @@ def test_rows_equal_the_stored_reference(name, tmp_path, monkeypatch):
     want = pd.read_parquet(HERE / f"{name}.parquet")
     assert len(got) == len(want)
     pd.testing.assert_frame_equal(got[EXACT], want[EXACT], check_dtype=False)
+    # XLA's CPU code differs in the last bits between processor models, and the Newton
+    # polish stops when |grad| <= grad_tol: where the last iteration's gradient lands next
+    # to the tolerance, another machine may take one iteration more or less.
+    assert (got["newton_steps"] - want["newton_steps"]).abs().max() <= 1
     for column in CLOSE:
         np.testing.assert_allclose(
             got[column].astype(float), want[column].astype(float), rtol=0, atol=1e-12,

@@ -97,18 +97,48 @@ class Network:
     def activation(self, z: Array) -> Array:
         return jnp.where(z > 0, z, self.alpha * z) if self.alpha else jax.nn.relu(z)
 
-    def apply(self, theta: Float[Array, " p"], inputs: Float[Array, "N d"]) -> Float[Array, " N"]:
-        """Outputs for inputs (N, d), shape (N,)."""
+    def apply(
+        self,
+        theta: Float[Array, " p"],
+        inputs: Float[Array, "N d"],
+        slopes: tuple[Array, ...] | None = None,
+    ) -> Float[Array, " N"]:
+        """Outputs for inputs (N, d), shape (N,).
+
+        With `slopes` (one (N, n) array per hidden layer) every neuron is linear with the
+        given slope on each point: the smooth piece of the loss with that activation
+        pattern (`sweep/kinks/`)."""
         p = self.unflatten(theta)
         h = inputs
         for layer in range(1, self.depth):
-            weight = p[f"W{layer}"]
-            if self.ntk:
-                weight = weight / math.sqrt(weight.shape[1])
-            z = h @ weight.T
-            if self.biases:
-                z = z + p[f"b{layer}"]
-            h = self.activation(z)
+            z = self._preactivation(p, layer, h)
+            h = self.activation(z) if slopes is None else slopes[layer - 1] * z
+        return self._output(p, h)
+
+    def preactivations(
+        self,
+        theta: Float[Array, " p"],
+        inputs: Float[Array, "N d"],
+        slopes: tuple[Array, ...] | None = None,
+    ) -> tuple[Float[Array, "N n"], ...]:
+        """The pre-activations of every hidden layer on the inputs, one (N, n) each (on
+        the piece of `slopes`, as in `apply`)."""
+        p = self.unflatten(theta)
+        h, found = inputs, []
+        for layer in range(1, self.depth):
+            z = self._preactivation(p, layer, h)
+            found.append(z)
+            h = self.activation(z) if slopes is None else slopes[layer - 1] * z
+        return tuple(found)
+
+    def _preactivation(self, p: dict, layer: int, h: Array) -> Array:
+        weight = p[f"W{layer}"]
+        if self.ntk:
+            weight = weight / math.sqrt(weight.shape[1])
+        z = h @ weight.T
+        return z + p[f"b{layer}"] if self.biases else z
+
+    def _output(self, p: dict, h: Array) -> Array:
         if not self.train_output:
             return jnp.sum(h, axis=-1)
         out = h @ (p["a"] / math.sqrt(self.n) if self.ntk else p["a"])

@@ -21,7 +21,7 @@ from jax.typing import DTypeLike
 from .. import polish
 from ..config import Cell, Config
 from ..datasets import Data, TrainData
-from ..outcomes import Classified, Finished
+from ..outcomes import Classified, Finished, StopReason
 
 
 class Objective(Protocol):
@@ -42,7 +42,8 @@ class Finish(NamedTuple):
     loss: float
     grad_norm: float
     iterations: int
-    converged: bool  # reached stop.grad_tol
+    converged: bool  # reached stop.grad_tol, or a stationary point on kinks
+    reason: int = StopReason.NEWTON  # how it ended, if converged (NEWTON or KINK)
 
 
 class Problem(abc.ABC):
@@ -52,6 +53,8 @@ class Problem(abc.ABC):
     # The closed-form population loss: its points are catalogued up to permutations of
     # neurons and coordinates, and published tables (Safran & Shamir) compare with it.
     closed_form: ClassVar[bool] = False
+    # Also try `finish` on a run that reached stop.max_steps without stop.polish_after.
+    finishes_at_max_steps: ClassVar[bool] = False
 
     def __init__(self, config: Config, cell: Cell):
         self.config = config
@@ -75,8 +78,9 @@ class Problem(abc.ABC):
     def classify(self, ends: Finished) -> Classified:
         """Statuses and diagnostics of finished runs of this cell."""
 
-    def finish(self, weights: np.ndarray) -> Finish:
-        """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`)."""
+    def finish(self, weights: np.ndarray, step_size: float = 0.0) -> Finish:
+        """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`).
+        `step_size` is the run's own (for finishes that take gradient steps first)."""
         found = polish.newton_polish(
             weights, self.data.train, self.config.stop.grad_tol, self.objective
         )

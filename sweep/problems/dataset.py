@@ -3,12 +3,15 @@
 
 Where a run landed, and what it learned. "global" means the smallest empirical loss the
 architecture allows, taken to be zero: a realizable teacher, or a student wide enough to
-interpolate the points. A converged run above `global_loss_tol` is a saddle if its
-Hessian has an eigenvalue below -eig_tol, else a spurious local minimum (dead neurons give
-zero eigenvalues: such minima are not strict). A run that stopped on a loss plateau
-(`StopReason.PLATEAU`, decided_by "plateau") sits where the loss stopped falling,
-typically on a kink where a data point switches a neuron: the Hessian there is that of
-one side, so its sign is evidence, not proof.
+interpolate the points. The minima of an empirical ReLU loss often sit on kinks, where a
+data point switches a neuron and no point has a small gradient: a run that reaches a
+checkpoint (or max_steps) is finished onto the exact stationary point of its piece, its
+kink pairs held on their kinks, and classified by the piecewise conditions (`kinks/`):
+Wu, Simsek & Ged's directional stationarity and escape neurons for one hidden layer, the
+pieces around the point for deeper nets (decided_by "kink" or "escape_neuron"). Smooth
+points of deeper nets keep the Hessian test. A run stopped on a loss plateau where a
+direction still lowers the loss at first order is not converged; one no check settles is
+"undecided" (decided_by "plateau", with `fallback_reason`).
 
 For 1-D students with biases (Holzmüller & Steinwart, JMLR 2022) a run is "essentially
 linear" when no kink -b_i/w_i of a neuron that matters lay inside the range of the data
@@ -28,9 +31,11 @@ from ..analysis.spectrum import min_eigenvalues
 from ..analysis.symmetry import NONE
 from ..datasets import Data
 from ..init import run_key
+from ..kinks import deep, finish_shallow, shallow
+from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict
 from ..landscape import Network, leaky
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
-from .base import Problem
+from .base import Finish, Problem
 
 
 @functools.partial(jax.jit, static_argnames=("net",))
@@ -48,8 +53,25 @@ def _population_losses(weights, teacher, alpha):
     return jax.vmap(leaky.loss, (0, None, None))(weights, teacher, alpha)  # alpha 0: ReLU
 
 
+@functools.partial(jax.jit, static_argnames=("net", "steps"))
+def _descend(theta, data, net, step_size, steps):
+    """Full-batch gradient descent from theta: where an SGD run's finish starts."""
+    return jax.lax.fori_loop(
+        0, steps, lambda _, t: t - step_size * jax.grad(net.loss)(t, data), theta
+    )
+
+
+# Full-batch steps before the finish of an SGD run whose own end point it cannot finish.
+SGD_DESCENT = 2000
+
+
 class DataSet(Problem):
     kind = "empirical"
+    finishes_at_max_steps = True
+
+    def __init__(self, config, cell):
+        super().__init__(config, cell)
+        self._verdicts = {}  # theta bytes -> verdict: the finish's, reused by classify
 
     @property
     def objective(self) -> Network:
@@ -67,6 +89,65 @@ class DataSet(Problem):
 
     def make_data(self) -> Data:
         return datasets.make(self.config.problem, self.cell, self.config.seed)
+
+    def finish(self, weights: np.ndarray, step_size: float = 0.0) -> Finish:
+        """The exact finish onto the stationary point of the run's piece, its kink pairs
+        held on their kinks (`kinks/`), accepted unless the piecewise conditions call the
+        point not stationary. Deeper nets try the Newton polish first. An SGD run that
+        cannot be finished where it stopped first descends on the full batch."""
+        net, data = self.objective, self.data.train
+        start = np.asarray(weights, float)
+        if net.depth != 2:
+            polished = super().finish(weights, step_size)
+            if polished.converged:
+                return polished
+        found = self._finish_exact(start, step_size)
+        if found is None and self._stochastic and step_size > 0:
+            moved = np.asarray(_descend(start, data, net, step_size, SGD_DESCENT))
+            if np.all(np.isfinite(moved)):
+                found = self._finish_exact(moved, step_size)
+        if found is None:
+            return Finish(start, float(net.loss(start, data)), float("nan"), 0, False)
+        point, solves, verdict = found
+        if verdict is None:  # smooth there (deeper nets)
+            size = float(np.linalg.norm(net.loss_and_grad(point, data)[1]))
+            return Finish(point, float(net.loss(point, data)), size, solves, True)
+        reason = StopReason.KINK if verdict.kinks else StopReason.NEWTON
+        return Finish(point, float(net.loss(point, data)), verdict.gradient, solves, True,
+                      reason)  # fmt: skip
+
+    @property
+    def _stochastic(self) -> bool:
+        """Minibatches smaller than the data (a batch of all points is gradient descent)."""
+        batch = self.config.optimizer.batch_size
+        return 0 < batch < len(self.data.train[0])
+
+    def _finish_exact(self, start, step_size):
+        net, data = self.objective, self.data.train
+        if net.depth == 2:
+            solved = finish_shallow.finish(net, start, data)
+        else:
+            solved = deep.finish(net, start, data, step_size)
+        if solved is None:
+            return None
+        verdict = self._verdict(solved[0])
+        if verdict is not None and verdict.kind == NOT_STATIONARY:
+            return None
+        return (*solved, verdict)
+
+    def _verdict(self, theta) -> Verdict | None:
+        """The piecewise conditions at theta (None: a deeper net without kinks there)."""
+        key = np.asarray(theta, float).tobytes()
+        if key not in self._verdicts:
+            net, data, stop = self.objective, self.data.train, self.config.stop
+            if net.depth == 2:
+                found = shallow.verdict(net, theta, data, grad_tol=stop.grad_tol,
+                                        zero_tol=self.config.classify.zero_tol)  # fmt: skip
+            else:
+                found = deep.verdict(net, theta, data, grad_tol=stop.grad_tol,
+                                     eig_tol=self.config.classify.eig_tol)  # fmt: skip
+            self._verdicts[key] = found
+        return self._verdicts[key]
 
     def classify(self, ends: Finished) -> Classified:
         """Statuses and diagnostics of finished runs; for 1-D students with biases also
@@ -97,6 +178,12 @@ class DataSet(Problem):
             essentially_linear=[None] * m,
             bias_movement=[None] * m,
         )
+        self._classify_exact(ends, converged, found)
+        if self._stochastic:
+            found.sgd_loss = [
+                float(before) if np.isfinite(before) else float(after)
+                for before, after in zip(ends.trained_loss, loss, strict=True)
+            ]
         if net.d == 1 and net.depth == 2 and net.biases:
             linear = linear_regression_error(*data.train)
             # The end point too: the Newton polish may have moved it after training's last look.
@@ -110,6 +197,43 @@ class DataSet(Problem):
         if net.biases:
             found.bias_movement = list(self.bias_movement(ends.runs, weights))
         return found
+
+    def _classify_exact(self, ends: Finished, converged: np.ndarray, found: Classified):
+        """Statuses from the piecewise conditions (Wu, Simsek & Ged for one hidden layer,
+        pieces for deeper nets); the Hessian test of `classify` decides smooth points of
+        deeper nets and stays as the counted fallback for what the conditions cannot
+        settle."""
+        m = len(ends.runs)
+        found.kinks, found.stationarity_margin = [None] * m, [None] * m
+        found.fallback_reason = [None] * m
+        global_tol = self.config.classify.global_loss_tol
+        grad_tol = self.config.stop.grad_tol
+        for i in np.flatnonzero(converged):
+            verdict = self._verdict(ends.weights[i])
+            if verdict is None:  # a deeper net, smooth there: the Hessian test decides
+                found.kinks[i] = 0
+                if ends.reason[i] == StopReason.PLATEAU and ends.grad_norm[i] > grad_tol:
+                    found.status[i], found.decided_by[i] = Status.NOT_CONVERGED, DecidedBy.KINK
+                    found.min_eig[i] = np.nan
+                continue
+            found.kinks[i], found.stationarity_margin[i] = verdict.kinks, verdict.margin
+            if verdict.kinks:  # the Hessian there is one side's: no eigenvalue to report
+                found.min_eig[i] = np.nan
+            if ends.loss[i] <= global_tol:
+                found.decided_by[i] = DecidedBy.KINK if verdict.kinks else DecidedBy.HESSIAN
+                continue
+            if verdict.kind in (MINIMUM, SADDLE, NOT_STATIONARY):
+                # A run that stopped (on a plateau) where a direction still lowers the
+                # loss at first order has not converged: gradient descent oscillates
+                # there, or creeps along a kink too slowly for the finish to settle.
+                found.status[i] = {MINIMUM: Status.SPURIOUS, SADDLE: Status.SADDLE,
+                                   NOT_STATIONARY: Status.NOT_CONVERGED}[verdict.kind]  # fmt: skip
+                found.decided_by[i] = DecidedBy(verdict.decided_by)
+                continue
+            # The counted fallback: no check settled it.
+            found.status[i] = Status.UNDECIDED
+            found.decided_by[i] = DecidedBy.PLATEAU
+            found.fallback_reason[i] = verdict.reason
 
     def test_losses(self, weights: np.ndarray) -> np.ndarray:
         """Loss of each point on fresh data: the closed-form population loss where it exists

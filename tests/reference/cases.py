@@ -43,7 +43,8 @@ COLUMNS = [
     "problem", "k", "n", "d", "run", "seed", "init", "init_scale", "optimizer", "step_size",
     "steps", "newton_steps", "stop_reason", "status", "loss", "grad_norm", "min_eig",
     "decided_by", "symmetry", "weights", "test_loss", "depth", "minibatch", "linear_loss",
-    "kink_entered", "essentially_linear", "bias_movement",
+    "kink_entered", "essentially_linear", "bias_movement", "kinks", "stationarity_margin",
+    "sgd_loss", "fallback_reason",
 ]  # fmt: skip
 
 

@@ -1,0 +1,86 @@
+"""The independent check of exact outcomes on data (Wu, Simsek & Ged's own method).
+
+For a sample of classified end points of finished sweeps (spurious minima and saddles),
+try random perturbations of relative size 1e-4..1e-2 (`sweep/kinks/perturb.py`):
+
+* a point reported as a minimum agrees when no perturbation lowers the loss by more than
+  1e-12 (relative);
+* a reported saddle agrees when the check exhibits a descent: a random perturbation, or
+  the verdict's own direction at one of those sizes, that lowers the loss by more than
+  1e-12.
+
+    python benchmarks/kink_check.py results/holzmuller_1d results/deep_students \\
+        --sample 100 --trials 5000
+
+Prints one row per sweep and status, and the disagreements, if any.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sweep import config as config_module  # noqa: E402
+from sweep import problems, results, runtime  # noqa: E402
+from sweep.kinks.perturb import perturb  # noqa: E402
+
+DROP = 1e-12
+
+
+def check_sweep(folder: str, sample: int, trials: int, seed: int) -> list[dict]:
+    config = config_module.from_dict(results.read_manifest(folder)["config"])
+    cells = {(c.k, c.n): c for c in config_module.cells(config)}
+    runs = results.load(folder)
+    runs = runs[runs["status"].isin(["spurious", "saddle"])]
+    rng = np.random.default_rng(seed)
+    picked = runs.iloc[rng.permutation(len(runs))[:sample]]
+    found, problem_of = [], {}
+    for row in picked.itertuples():
+        key = (row.k, row.n)
+        if key not in problem_of:
+            problem_of[key] = problems.for_cell(config, cells[key])
+        problem = problem_of[key]
+        theta = np.asarray(row.weights, float)
+        direction = None
+        if row.status == "saddle":
+            verdict = problem._verdict(theta)
+            direction = None if verdict is None else verdict.direction
+        result = perturb(problem.objective, theta, problem.data.train, trials=trials,
+                         seed=seed, direction=direction)  # fmt: skip
+        agree = result.drop <= DROP if row.status == "spurious" else result.drop > DROP
+        found.append(dict(sweep=Path(folder).name, k=row.k, n=row.n, run=row.run,
+                          status=row.status, decided_by=row.decided_by, kinks=row.kinks,
+                          drop=result.drop, size=result.size, agree=agree))  # fmt: skip
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+")
+    parser.add_argument("--sample", type=int, default=100, help="end points per sweep")
+    parser.add_argument("--trials", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    runtime.prepare_process()
+    rows = [r for folder in args.folders for r in check_sweep(folder, args.sample, args.trials,
+                                                               args.seed)]  # fmt: skip
+    print("| sweep | status | checked | agree | largest relative drop | smallest drop |")
+    print("|---|---|---|---|---|---|")
+    keys = sorted({(r["sweep"], r["status"]) for r in rows})
+    for sweep, status in keys:
+        group = [r for r in rows if (r["sweep"], r["status"]) == (sweep, status)]
+        drops = [r["drop"] for r in group]
+        print(f"| {sweep} | {status} | {len(group)} | {sum(r['agree'] for r in group)} "
+              f"| {max(drops):.3g} | {min(drops):.3g} |")  # fmt: skip
+    bad = [r for r in rows if not r["agree"]]
+    for r in bad:
+        print(f"disagrees: {r}")
+    print(f"{len(rows)} points, {len(bad)} disagreements")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
