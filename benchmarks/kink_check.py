@@ -25,9 +25,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sweep import config as config_module  # noqa: E402
 from sweep import problems, results, runtime  # noqa: E402
+from sweep.kinks.neurons import Neurons  # noqa: E402
 from sweep.kinks.perturb import perturb  # noqa: E402
 
 DROP = 1e-12
+
+
+def nearest_kink(net, theta, data) -> float:
+    """One hidden layer: the smallest relative perturbation |delta| / |theta| that can
+    bring a pair off its kink set onto a kink, min |z_ij| / (|x~_i| |theta|) over the
+    pairs with |z_ij| > 1e-9 |w~_j| |x~_i|; beyond it the point's pieces change. NaN for
+    deeper nets."""
+    if net.depth != 2:
+        return float("nan")
+    nr = Neurons.of(net, theta, data)
+    z, scale = np.abs(nr.z), nr.scale()
+    off = z > 1e-9 * scale
+    reach = np.linalg.norm(nr.x, axis=1)[:, None] * np.linalg.norm(theta)
+    return float(np.min((z / reach)[off])) if off.any() else float("inf")
 
 
 def check_sweep(folder: str, sample: int, trials: int, seed: int) -> list[dict]:
@@ -53,7 +68,9 @@ def check_sweep(folder: str, sample: int, trials: int, seed: int) -> list[dict]:
         agree = result.drop <= DROP if row.status == "spurious" else result.drop > DROP
         found.append(dict(sweep=Path(folder).name, k=row.k, n=row.n, run=row.run,
                           status=row.status, decided_by=row.decided_by, kinks=row.kinks,
-                          drop=result.drop, size=result.size, agree=agree))  # fmt: skip
+                          drop=result.drop, size=result.size, agree=agree,
+                          nearest_kink=nearest_kink(problem.objective, theta,
+                                                    problem.data.train)))  # fmt: skip
     return found
 
 
@@ -77,7 +94,12 @@ def main() -> int:
               f"| {max(drops):.3g} | {min(drops):.3g} |")  # fmt: skip
     bad = [r for r in rows if not r["agree"]]
     for r in bad:
-        print(f"disagrees: {r}")
+        print(
+            f"disagrees: {r['sweep']} k={r['k']} n={r['n']} run {r['run']}: {r['status']} "
+            f"(decided_by {r['decided_by']}, {r['kinks']} kink pairs), relative drop "
+            f"{r['drop']:.3g} at relative size {r['size']:.3g}; nearest other kink at "
+            f"relative size {r['nearest_kink']:.3g}"
+        )
     print(f"{len(rows)} points, {len(bad)} disagreements")
     return 1 if bad else 0
 

@@ -126,7 +126,7 @@ def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
         grad_tol=config.stop.grad_tol,
         loss_tol=config.stop.loss_tol,
         max_steps=config.stop.max_steps,
-        polish_after=config.stop.polish_after,
+        polish_after=problem.first_checkpoint(),
     )
 
 

@@ -86,7 +86,7 @@ class DecidedBy(_Described):
     NOTHING = "", "not converged: no test was run"
     HESSIAN = "hessian", "the sign of the smallest Hessian eigenvalue"
     ESCAPE_NEURON = "escape_neuron", "a zero neuron's one-sided slope (Wu, Simsek & Ged)"
-    KINK = "kink", "the piecewise conditions on the kink set (stationarity, pieces)"
+    KINK = "kink", "the piecewise conditions on data: stationarity on kinks, escape, pieces"
     PLATEAU = "plateau", "fallback: a one-sided Hessian where no exact check applied"
 
 

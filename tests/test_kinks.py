@@ -5,7 +5,7 @@ must fail."""
 import numpy as np
 import pytest
 
-from sweep.kinks import finish_shallow, shallow
+from sweep.kinks import deep, finish_shallow, shallow
 from sweep.kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE
 from sweep.landscape import Network
 from sweep.problems.dataset import linear_regression_error
@@ -133,7 +133,7 @@ def essentially_linear_case():
 def test_an_essentially_linear_point_is_a_non_strict_spurious_minimum():
     net, data, theta = essentially_linear_case()
     found = shallow.verdict(net, theta, data, GRAD_TOL)
-    assert found.kind == MINIMUM and found.kinks == 0 and found.decided_by == "hessian"
+    assert found.kind == MINIMUM and found.kinks == 0 and found.decided_by == "kink"
     # Its loss is the piecewise linear regression error, above zero, where wider students
     # interpolate the six points (loss 0): a spurious minimum of the sweep's widths.
     value = loss(net, theta, data)
@@ -143,3 +143,32 @@ def test_an_essentially_linear_point_is_a_non_strict_spurious_minimum():
     # Hessian has a zero eigenvalue and no negative one.
     eigenvalues = np.linalg.eigvalsh(np.asarray(net.hessian(theta, data)))
     assert abs(eigenvalues).min() < 1e-10 and eigenvalues.min() > -1e-10
+
+
+def deep_case(targets=(-1.0, 1.0, 1.0)):
+    """Case A one layer deeper: f(x) = relu(w2 relu(w1 x + b1) + b2) with (w1, b1, w2, b2)
+    = (0.6, -0.6, 1, 0): the same function, and x = 1 sits on a kink in both layers."""
+    net = Network(n=1, d=1, depth=3, biases=True)
+    data = (np.array([[1.0], [2.0], [3.0]]), np.array(targets))
+    return net, data, np.array([0.6, -0.6, 1.0, 0.0])
+
+
+def test_a_deep_kink_minimum_is_checked_piece_by_piece():
+    net, data, theta = deep_case()
+    found = deep.verdict(net, theta, data, GRAD_TOL, eig_tol=1e-9)
+    assert found.kind == MINIMUM and found.kinks == 2 and found.decided_by == "kink"
+    assert found.margin >= 0  # 0: the two kinks meet at x = 1, a degenerate pair
+    base, rng = loss(net, theta, data), np.random.default_rng(2)
+    moves = rng.standard_normal((3000, 4)) * np.exp(rng.uniform(-9, -4, (3000, 1)))
+    assert min(loss(net, theta + move, data) for move in moves) >= base - 1e-15
+    # The same point with targets it does not fit at first order is not stationary.
+    net, data, theta = deep_case(targets=(1.0, 1.0, 1.0))
+    assert deep.verdict(net, theta, data, GRAD_TOL, eig_tol=1e-9).kind == NOT_STATIONARY
+
+
+def test_the_deep_finish_lands_on_a_kink_minimum():
+    net, data, theta = deep_case()
+    point, steps = deep.finish(net, theta + np.array([2e-4, -1e-4, 3e-4, 0.0]), data)
+    assert steps >= 1
+    assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
+    assert deep.verdict(net, point, data, GRAD_TOL, eig_tol=1e-9).kind == MINIMUM

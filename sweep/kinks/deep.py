@@ -31,17 +31,19 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..landscape import Network
+from .finish_shallow import null_basis
 from .perturb import losses as _losses
 from .perturb import perturb
 from .verdict import MINIMUM, NOT_STATIONARY, SADDLE, UNDECIDED, Verdict
+from .zigzag import zigzag
 
 MAX_PAIRS = 12  # enumerate the pieces of at most this many kink pairs
 MAX_HELD = 64  # the finish holds at most this many pairs on their kinks
 NEWTON_STEPS = 40
 HALVINGS = 12  # a Newton step is halved at most this often
-ZIGZAG = 200  # gradient steps watched for pairs that change sign
 ROUNDS = 6  # active-set rounds: kink pairs released where a piece descends
-MOVE_TOL = 1e-2  # the finish may move a point by at most this fraction of its norm
+MOVE_TOL = 0.1  # the finish may move a point by at most this fraction of its norm (Newton
+# steps also move along the rescaling symmetry of each hidden neuron)
 KINK_LADDER = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3)
 TRY_STEPS = (1e-1, 1e-2, 1e-3, 1e-4)  # steps (relative to |theta|) along a negative curvature
 
@@ -66,24 +68,6 @@ def _piece(theta, data, slopes, rows, net):
 
     value, gradient = jax.value_and_grad(loss)(theta)
     return value, gradient, picked(theta), jax.jacrev(picked)(theta)
-
-
-@functools.partial(jax.jit, static_argnames=("net", "steps"))
-def _zigzag(theta, data, step_size, net, steps):
-    """The pairs whose pre-activation changes sign within `steps` gradient steps from
-    theta: where a stalled run zig-zags across its kinks."""
-
-    def signs(t):
-        return jnp.stack(net.preactivations(t, data[0])) > 0
-
-    start = signs(theta)
-
-    def step(_, carry):
-        t, flipped = carry
-        t = t - step_size * jax.grad(net.loss)(t, data)
-        return t, flipped | (signs(t) != start)
-
-    return jax.lax.fori_loop(0, steps, step, (theta, jnp.zeros_like(start)))[1]
 
 
 @functools.partial(jax.jit, static_argnames="net")
@@ -175,14 +159,6 @@ def _scales(net: Network, theta, inputs, z) -> np.ndarray:
     return np.stack(found)
 
 
-def _null_basis(rows: np.ndarray, dim: int) -> np.ndarray:
-    if len(rows) == 0:
-        return np.eye(dim)
-    _, singular, vt = np.linalg.svd(rows)
-    rank = int(np.sum(singular > 1e-10 * max(singular[0], 1e-300)))
-    return vt[rank:].T
-
-
 def verdict(
     net: Network, theta: np.ndarray, data: tuple, grad_tol: float, eig_tol: float,
     kink_tol: float = 1e-9,
@@ -211,7 +187,7 @@ def verdict(
     undecided = None
     for lam, jacobian, sides in multipliers.values():
         tight = lam > 1e-9 * max(1.0, float(lam.max(initial=0.0)))
-        basis = _null_basis(jacobian[tight], len(theta))
+        basis = null_basis(jacobian[tight], len(theta), rtol=1e-10)
         if basis.shape[1] == 0:
             continue
         hessian = pairs.hessian(theta, sides, -sides * lam)
@@ -306,7 +282,7 @@ def finish(
     limit = MOVE_TOL * max(1.0, float(np.linalg.norm(theta)))
     flipped = None
     if step_size > 0:
-        flipped = np.asarray(_zigzag(jnp.asarray(theta), data, step_size, net, ZIGZAG))
+        flipped = zigzag(net, theta, data, step_size)
     used, seen = 0, set()
     for tol in KINK_LADDER:
         for also in (None, flipped) if flipped is not None else (None,):

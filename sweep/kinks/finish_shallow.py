@@ -14,23 +14,28 @@ weight falls outside [0, 1] leave it, on the side that lowers the loss. The fini
 (None) if this does not settle, or if the point would move far or the loss would rise.
 """
 
+import itertools
+
 import numpy as np
 
 from ..landscape import Network
 from .neurons import Neurons
 from .shallow import KINK_LADDER, _escape_scale, _parts, _split
+from .zigzag import zigzag
 
 ROUNDS = 8  # active-set rounds per kink tolerance
 SMALL_OUTPUT = 1e-3  # |a_j| below this times |w~_j|: solve for a_j with w~_j fixed
 MOVE_TOL = 1e-2  # the finish may move a point by at most this fraction of its norm
 
 
-def _null_basis(rows: np.ndarray, dim: int) -> np.ndarray:
-    """Orthonormal basis (dim, k) of the complement of the rows' span."""
+def null_basis(rows: np.ndarray, dim: int, rtol: float = 1e-12) -> np.ndarray:
+    """Orthonormal basis (dim, k) of the complement of the rows' span (singular values
+    below rtol times the largest count as zero)."""
     if len(rows) == 0:
         return np.eye(dim)
-    _, singular, vt = np.linalg.svd(rows)
-    rank = int(np.sum(singular > 1e-12 * singular[0]))
+    # Many rows (a neuron with hundreds of kink points): no (m, m) factor is needed.
+    _, singular, vt = np.linalg.svd(rows, full_matrices=len(rows) < dim)
+    rank = int(np.sum(singular > rtol * max(singular[0], 1e-300)))
     return vt[rank:].T
 
 
@@ -42,7 +47,7 @@ def _solve(nr: Neurons, on_kink: np.ndarray, side: np.ndarray, small: np.ndarray
     columns, start, bases = [], [], []
     w = nr.w.copy()
     for j in range(len(nr.a)):
-        basis = _null_basis(nr.x[on_kink[:, j]], dim)
+        basis = null_basis(nr.x[on_kink[:, j]], dim)
         bases.append(basis)
         if small[j]:
             w[j] = basis @ (basis.T @ w[j])
@@ -96,16 +101,24 @@ def _violations(nr: Neurons, on_kink: np.ndarray, tol: float) -> np.ndarray:
     return found
 
 
-def finish(net: Network, theta: np.ndarray, data: tuple) -> tuple[np.ndarray, int] | None:
+def finish(
+    net: Network, theta: np.ndarray, data: tuple, step_size: float = 0.0
+) -> tuple[np.ndarray, int] | None:
     """The exact stationary point of the run's piece near theta and the least-squares
-    solves it took, or None."""
+    solves it took, or None. Given the run's step size, the pairs it zig-zags across
+    (`zigzag.py`) are tried on the kink set too."""
     start = Neurons.of(net, theta, data)
     z0, scale = start.z, start.scale()
     small = start.trained & (np.abs(start.a) < SMALL_OUTPUT * np.linalg.norm(start.w, axis=1))
     loss0, tried = start.loss(), set()
     limit = MOVE_TOL * max(1.0, float(np.linalg.norm(theta)))
-    for tol in KINK_LADDER:
+    flipped = [None]
+    if step_size > 0:
+        flipped.append(zigzag(net, theta, data, step_size)[0])
+    for tol, also in itertools.product(KINK_LADDER, flipped):
         on_kink = np.abs(z0) <= tol * scale
+        if also is not None:
+            on_kink = on_kink | also
         side = np.where(z0 > 0, 1, -1)
         for _ in range(ROUNDS):
             key = (on_kink.tobytes(), side.tobytes())

@@ -78,6 +78,10 @@ class Problem(abc.ABC):
     def classify(self, ends: Finished) -> Classified:
         """Statuses and diagnostics of finished runs of this cell."""
 
+    def first_checkpoint(self) -> int:
+        """The step of a run's first pause for `finish` (then doubling; 0: never)."""
+        return self.config.stop.polish_after
+
     def finish(self, weights: np.ndarray, step_size: float = 0.0) -> Finish:
         """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`).
         `step_size` is the run's own (for finishes that take gradient steps first)."""

@@ -63,6 +63,11 @@ def _descend(theta, data, net, step_size, steps):
 
 # Full-batch steps before the finish of an SGD run whose own end point it cannot finish.
 SGD_DESCENT = 2000
+# One hidden layer, full batch: the first finish comes at most this many steps in.
+EARLY_FINISH = 2000
+# One hidden layer: min_eig only up to this many parameters (a dense eigendecomposition
+# of a larger Hessian costs more than training the run).
+SPECTRUM_MAX_PARAMS = 1024
 
 
 class DataSet(Problem):
@@ -116,6 +121,15 @@ class DataSet(Problem):
         return Finish(point, float(net.loss(point, data)), verdict.gradient, solves, True,
                       reason)  # fmt: skip
 
+    def first_checkpoint(self) -> int:
+        """One hidden layer, full batch: at most EARLY_FINISH. Its finish is one least-
+        squares solve, so a run stalled on a kink need not idle to stop.polish_after
+        (set for SGD, whose noise needs it, or for the costlier finish of deeper nets)."""
+        after = self.config.stop.polish_after
+        if after and self.objective.depth == 2 and not self._stochastic:
+            return min(after, EARLY_FINISH)
+        return after
+
     @property
     def _stochastic(self) -> bool:
         """Minibatches smaller than the data (a batch of all points is gradient descent)."""
@@ -125,7 +139,7 @@ class DataSet(Problem):
     def _finish_exact(self, start, step_size):
         net, data = self.objective, self.data.train
         if net.depth == 2:
-            solved = finish_shallow.finish(net, start, data)
+            solved = finish_shallow.finish(net, start, data, step_size)
         else:
             solved = deep.finish(net, start, data, step_size)
         if solved is None:
@@ -160,7 +174,10 @@ class DataSet(Problem):
         converged = np.isin(reason, CONVERGED)
         min_eig = np.full(m, np.nan)
         needs_hessian = converged & (loss > tolerances.global_loss_tol)
-        if needs_hessian.any():
+        # One hidden layer: the piecewise conditions decide and the smallest eigenvalue is
+        # a diagnostic, computed only where a dense eigendecomposition is cheap.
+        spectrum = net.depth != 2 or net.size <= SPECTRUM_MAX_PARAMS
+        if needs_hessian.any() and spectrum:
             min_eig[needs_hessian] = min_eigenvalues(weights[needs_hessian], data.train, net)
         status = np.where(reason == StopReason.NONFINITE, Status.DIVERGED, Status.NOT_CONVERGED)
         status = status.astype(object)
