@@ -140,33 +140,44 @@ def settle(
     KINK). Failing that, a run whose loss fell by at most
     stop.plateau_tol (relative) since its previous checkpoint stops on a plateau
     (PLATEAU): the minima of an empirical ReLU loss often sit on a kink, where no point
-    has a small gradient. `previous_loss` maps run -> loss at its last checkpoint and is
-    updated here. Others are left as they are.
+    has a small gradient. On data a run that stops (max_steps, plateau) gets the final
+    finish, which for SGD starts from where it stopped. `previous_loss` maps run -> loss
+    at its last checkpoint and is updated here. Others are left as they are.
     """
     stop = problem.config.stop
     checkpoints = (StopReason.PAUSED, StopReason.MAX_STEPS)
     for i in np.flatnonzero(np.isin(out.reason, checkpoints)):
         # Problems on data also finish a run that ran out of steps (SGD never settles).
         last = out.reason[i] == StopReason.MAX_STEPS and problem.finishes_at_max_steps
-        if stop.polish_after or last:
-            finish = problem.finish(out.weights[i], float(out.step_size[i]))
-            if counters is not None:
-                counters.polish_attempts += 1
-            if finish.converged:
-                out.trained_loss[i] = out.loss[i]
-                out.weights[i] = finish.weights
-                out.loss[i], out.grad_norm[i] = finish.loss, finish.grad_norm
-                out.newton_steps[i] = finish.iterations
-                out.reason[i] = finish.reason
-                if counters is not None:
-                    counters.polished += 1
-                continue
+        if (stop.polish_after or last) and _finish(out, i, problem, last, counters):
+            continue
         if stop.plateau_tol:
             run, loss = int(out.runs[i]), float(out.loss[i])
             before = previous_loss.get(run)
             if before is not None and before - loss <= stop.plateau_tol * abs(before):
                 out.reason[i] = StopReason.PLATEAU
+                # A run that stops here gets the problem's final finish (SGD's: from
+                # where it stopped, `DataSet.finish`).
+                if problem.finishes_at_max_steps:
+                    _finish(out, i, problem, True, counters)
             previous_loss[run] = loss
+
+
+def _finish(out: Finished, i: int, problem: Problem, final: bool, counters) -> bool:
+    """Try the problem's finish on run slot i; on success move the run there."""
+    finish = problem.finish(out.weights[i], float(out.step_size[i]), final)
+    if counters is not None:
+        counters.polish_attempts += 1
+    if not finish.converged:
+        return False
+    out.trained_loss[i] = out.loss[i]
+    out.weights[i] = finish.weights
+    out.loss[i], out.grad_norm[i] = finish.loss, finish.grad_norm
+    out.newton_steps[i] = finish.iterations
+    out.reason[i] = finish.reason
+    if counters is not None:
+        counters.polished += 1
+    return True
 
 
 class _Slots:

@@ -5,7 +5,7 @@ must fail."""
 import numpy as np
 import pytest
 
-from sweep.kinks import deep, finish_shallow, shallow
+from sweep.kinks import deep, finish_deep, finish_shallow, shallow
 from sweep.kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE
 from sweep.landscape import Network
 from sweep.problems.dataset import linear_regression_error
@@ -168,7 +168,7 @@ def test_a_deep_kink_minimum_is_checked_piece_by_piece():
 
 def test_the_deep_finish_lands_on_a_kink_minimum():
     net, data, theta = deep_case()
-    point, steps = deep.finish(net, theta + np.array([2e-4, -1e-4, 3e-4, 0.0]), data)
+    point, steps = finish_deep.finish(net, theta + np.array([2e-4, -1e-4, 3e-4, 0.0]), data)
     assert steps >= 1
     assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
     assert deep.verdict(net, point, data, GRAD_TOL, eig_tol=1e-9).kind == MINIMUM

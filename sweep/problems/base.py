@@ -82,9 +82,10 @@ class Problem(abc.ABC):
         """The step of a run's first pause for `finish` (then doubling; 0: never)."""
         return self.config.stop.polish_after
 
-    def finish(self, weights: np.ndarray, step_size: float = 0.0) -> Finish:
+    def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
         """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`).
-        `step_size` is the run's own (for finishes that take gradient steps first)."""
+        `step_size` is the run's own (for finishes that take gradient steps first); `final`
+        says the run stops here whatever the finish does."""
         found = polish.newton_polish(
             weights, self.data.train, self.config.stop.grad_tol, self.objective
         )

@@ -31,7 +31,7 @@ from ..analysis.spectrum import min_eigenvalues
 from ..analysis.symmetry import NONE
 from ..datasets import Data
 from ..init import run_key
-from ..kinks import deep, finish_shallow, shallow
+from ..kinks import deep, finish_deep, finish_shallow, shallow
 from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict
 from ..landscape import Network, leaky
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
@@ -95,19 +95,23 @@ class DataSet(Problem):
     def make_data(self) -> Data:
         return datasets.make(self.config.problem, self.cell, self.config.seed)
 
-    def finish(self, weights: np.ndarray, step_size: float = 0.0) -> Finish:
+    def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
         """The exact finish onto the stationary point of the run's piece, its kink pairs
         held on their kinks (`kinks/`), accepted unless the piecewise conditions call the
-        point not stationary. Deeper nets try the Newton polish first. An SGD run that
-        cannot be finished where it stopped first descends on the full batch."""
+        point not stationary. Deeper nets try the Newton polish first. SGD is finished
+        only where it stops (`final`: its noise may still carry it out of a basin it
+        sits in at a checkpoint), and if it cannot be finished there it first descends
+        on the full batch."""
         net, data = self.objective, self.data.train
         start = np.asarray(weights, float)
+        if self._stochastic and not final:
+            return Finish(start, float("nan"), float("nan"), 0, False)
         if net.depth != 2:
             polished = super().finish(weights, step_size)
             if polished.converged:
                 return polished
         found = self._finish_exact(start, step_size)
-        if found is None and self._stochastic and step_size > 0:
+        if found is None and self._stochastic and step_size > 0:  # final here
             moved = np.asarray(_descend(start, data, net, step_size, SGD_DESCENT))
             if np.all(np.isfinite(moved)):
                 found = self._finish_exact(moved, step_size)
@@ -141,7 +145,7 @@ class DataSet(Problem):
         if net.depth == 2:
             solved = finish_shallow.finish(net, start, data, step_size)
         else:
-            solved = deep.finish(net, start, data, step_size)
+            solved = finish_deep.finish(net, start, data, step_size)
         if solved is None:
             return None
         verdict = self._verdict(solved[0])

@@ -1,0 +1,120 @@
+"""Finish a stalled deep run onto the exact stationary point of its piece: Newton's
+method on the Lagrange conditions of the piece's loss L_s with its kink pairs held on
+their kinks (z_p = 0), and an active set that releases pairs where a piece still
+descends (`deep._first_order`). The kink pairs are those near zero at a ladder of
+relative tolerances and, given the run's step size, those it zig-zags across.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..landscape import Network
+from .deep import _first_order
+from .perturb import losses as _losses
+from .pieces import Pairs
+from .zigzag import zigzag
+
+MAX_HELD = 64  # the finish holds at most this many pairs on their kinks
+NEWTON_STEPS = 40
+HALVINGS = 12  # a Newton step is halved at most this often
+ROUNDS = 6  # active-set rounds: kink pairs released where a piece descends
+MOVE_TOL = 0.1  # the finish may move a point by at most this fraction of its norm (Newton
+# steps also move along the rescaling symmetry of each hidden neuron)
+KINK_LADDER = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3)
+
+
+def finish(
+    net: Network, theta: np.ndarray, data: tuple, step_size: float = 0.0
+) -> tuple[np.ndarray, int] | None:
+    """The exact stationary point of the run's piece near theta, its kink pairs held on
+    their kinks, and the Newton steps it took; None if Newton does not settle there. The
+    kink pairs are those near zero, and (given the run's step size) those that change
+    sign within ZIGZAG gradient steps."""
+    theta = np.asarray(theta, float)
+    base = float(_losses(jnp.asarray(theta)[None], data, net)[0])
+    limit = MOVE_TOL * max(1.0, float(np.linalg.norm(theta)))
+    flipped = None
+    if step_size > 0:
+        flipped = zigzag(net, theta, data, step_size)
+    used, seen = 0, set()
+    for tol in KINK_LADDER:
+        for also in (None, flipped) if flipped is not None else (None,):
+            pairs = Pairs(net, theta, data, tol, also)
+            if pairs.count > MAX_HELD or pairs.on.tobytes() in seen:
+                continue
+            seen.add(pairs.on.tobytes())
+            found, steps = _newton(pairs, theta)
+            used += steps
+            if found is None or np.linalg.norm(found - theta) > limit:
+                continue
+            after = Pairs(net, found, data, 0.0)
+            off = ~pairs.on
+            if np.any(np.sign(after.z[off]) != np.sign(pairs.z[off])):
+                continue  # it left the piece
+            value = float(_losses(jnp.asarray(found)[None], data, net)[0])
+            if value > base + 1e-12 * max(base, 1):
+                continue
+            for _ in range(ROUNDS):  # active set: leave kinks where a piece descends
+                moved = _leave(net, found, data, value)
+                if moved is None:
+                    return found, used
+                start, keep = moved
+                found, steps = _newton(Pairs(net, start, data, 0.0, keep), start)
+                used += steps
+                if found is None or np.linalg.norm(found - theta) > limit:
+                    break
+                value = float(_losses(jnp.asarray(found)[None], data, net)[0])
+    return None
+
+
+def _leave(net, theta, data, value):
+    """From a point held on its kinks: if a piece's cone holds a direction u that lowers
+    the loss, a step along u that does (and the pairs u keeps on their kinks); else None."""
+    pairs = Pairs(net, theta, data, 1e-9)
+    if pairs.count == 0:
+        return None
+    _, residuals, _ = _first_order(pairs, theta)
+    norm, (residual, oriented) = max(residuals.values(), key=lambda item: item[0])
+    if norm <= 1e-12 * max(1.0, np.linalg.norm(theta)):
+        return None
+    u = -residual / norm
+    keep = np.zeros_like(pairs.on)
+    stays = np.abs(oriented @ u) <= 1e-9
+    keep[tuple(pairs.rows[stays].T)] = True
+    size = max(1.0, float(np.linalg.norm(theta)))
+    points = theta + np.geomspace(1e-2, 1e-8, 13)[:, None] * size * u
+    found = np.asarray(_losses(jnp.asarray(points), data, net))
+    best = int(np.argmin(found))
+    return (points[best], keep) if found[best] < value else None
+
+
+def _kkt(pairs: Pairs, point, sides, lam):
+    _, gradient, z, jacobian = pairs.piece(point, sides)
+    return np.concatenate([gradient + jacobian.T @ lam, z]), jacobian
+
+
+def _newton(pairs: Pairs, theta: np.ndarray):
+    """Newton on the Lagrange conditions of the piece with every pair's side +1 (on the
+    kink the side does not change the loss) and z_pairs = 0, each step halved until the
+    residual of the conditions shrinks."""
+    sides = np.ones(pairs.count)
+    point, lam, dim = theta.copy(), np.zeros(pairs.count), len(theta)
+    residual, jacobian = _kkt(pairs, point, sides, lam)
+    for step in range(1, NEWTON_STEPS + 1):
+        hessian = pairs.hessian(point, sides, lam)
+        system = np.block([[hessian, jacobian.T], [jacobian, np.zeros((pairs.count,) * 2)]])
+        move, *_ = np.linalg.lstsq(system, -residual, rcond=None)
+        for _ in range(HALVINGS):
+            trial, trial_lam = point + move[:dim], lam + move[dim:]
+            found, found_jacobian = _kkt(pairs, trial, sides, trial_lam)
+            if np.all(np.isfinite(found)) and np.linalg.norm(found) < np.linalg.norm(residual):
+                break
+            move = move / 2
+        else:
+            return None, step
+        point, lam, residual, jacobian = trial, trial_lam, found, found_jacobian
+        size = max(1.0, np.abs(point).max())
+        if (np.linalg.norm(residual[:dim]) <= 1e-12
+                and np.all(np.abs(residual[dim:]) <= 1e-12 * size)):  # fmt: skip
+            return point, step
+    return None, NEWTON_STEPS
