@@ -17,6 +17,7 @@ weight falls outside [0, 1] leave it, on the side that lowers the loss. The fini
 import itertools
 
 import numpy as np
+from scipy.linalg import block_diag
 
 from ..landscape import Network
 from .neurons import Neurons
@@ -44,7 +45,7 @@ def _solve(nr: Neurons, on_kink: np.ndarray, side: np.ndarray, small: np.ndarray
     pairs off the kink set) with the kink pairs on their kinks."""
     n_points, dim = nr.x.shape
     slope = np.where(side > 0, 1.0, nr.alpha) * ~on_kink
-    columns, start, bases = [], [], []
+    columns, start, bases, metrics = [], [], [], []
     w = nr.w.copy()
     for j in range(len(nr.a)):
         basis = null_basis(nr.x[on_kink[:, j]], dim)
@@ -53,15 +54,21 @@ def _solve(nr: Neurons, on_kink: np.ndarray, side: np.ndarray, small: np.ndarray
             w[j] = basis @ (basis.T @ w[j])
             columns.append((nr.o * slope[:, j] * (nr.x @ w[j]))[:, None])
             start.append([nr.a[j]])
+            metrics.append(np.ones((1, 1)))
         else:
             columns.append(nr.o * (slope[:, j, None] * nr.x) @ basis)
             start.append(basis.T @ (nr.a[j] * w[j]))
+            metrics.append(_flow_metric(nr, j, basis))
     if nr.has_c:
         columns.append(np.ones((n_points, 1)))
         start.append([nr.c])
+        metrics.append(np.ones((1, 1)))
     design, u0 = np.hstack(columns), np.concatenate([np.ravel(s) for s in start])
-    step, *_ = np.linalg.lstsq(design, nr.y - design @ u0, rcond=None)
-    u = u0 + step
+    # The least change in gradient flow's own metric: the solution gradient descent
+    # approaches along the piece's flat directions, to first order.
+    root = block_diag(*metrics)
+    eta, *_ = np.linalg.lstsq(design @ root, nr.y - design @ u0, rcond=None)
+    u = u0 + root @ eta
     out = Neurons(**{**vars(nr), "a": nr.a.copy(), "w": w})
     offset = 0
     for j, basis in enumerate(bases):
@@ -83,6 +90,17 @@ def _solve(nr: Neurons, on_kink: np.ndarray, side: np.ndarray, small: np.ndarray
     if nr.has_c:
         out.c = float(u[offset])
     return out
+
+
+def _flow_metric(nr: Neurons, j: int, basis: np.ndarray) -> np.ndarray:
+    """Square root of the metric gradient flow induces on v_j = a_j w~_j (in the basis):
+    dv/dt = -(a_j^2 I + w~_j w~_j^T) grad_v L for a trained output weight, the identity
+    for a fixed one."""
+    if not nr.trained:
+        return np.eye(basis.shape[1])
+    metric = basis.T @ (nr.a[j] ** 2 * np.eye(len(nr.w[j])) + np.outer(nr.w[j], nr.w[j])) @ basis
+    values, vectors = np.linalg.eigh(metric)
+    return (vectors * np.sqrt(np.maximum(values, 0.0))) @ vectors.T
 
 
 def _violations(nr: Neurons, on_kink: np.ndarray, tol: float) -> np.ndarray:
