@@ -265,3 +265,16 @@ def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
     assert any(at_start)  # random biases put kinks in the data from the start
     assert (rows["kink_entered"] | ~np.array(at_start)).all()
     assert not (rows["essentially_linear"] & rows["kink_entered"]).any()
+
+
+def test_sgd_is_finished_only_where_it_stops():
+    config = sampled(**{"optimizer.batch_size": 16, "stop.polish_after": 20000})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    assert problem.first_checkpoint() == 20000  # SGD keeps its checkpoints
+    cell = config_module.cells(config)[0]
+    theta = np.asarray(problem.objective.init(run_key(config.seed, 3, 3, cell.d, 0), 1.0))
+    waiting = problem.finish(theta, 0.1, final=False)
+    assert not waiting.converged and np.array_equal(waiting.weights, theta)
+    # Full batch, one hidden layer: the first finish comes early.
+    full = sampled(**{"stop.polish_after": 20000})
+    assert problems.for_cell(full, config_module.cells(full)[0]).first_checkpoint() == 2000
