@@ -5,6 +5,9 @@ descends (`deep._first_order`). The kink pairs are those near zero at a ladder o
 relative tolerances and, given the run's step size, those it zig-zags across.
 """
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -118,3 +121,44 @@ def _newton(pairs: Pairs, theta: np.ndarray):
                 and np.all(np.abs(residual[dim:]) <= 1e-12 * size)):  # fmt: skip
             return point, step
     return None, NEWTON_STEPS
+
+
+@functools.partial(jax.jit, static_argnames="net")
+def _residuals(theta, data, net):
+    """Residuals f(x_i) - y_i and their Jacobian (N, p)."""
+
+    def residuals(t):
+        return net.apply(t, data[0]) - data[1]
+
+    return residuals(theta), jax.jacfwd(residuals)(theta)
+
+
+def interpolate(
+    net: Network, theta: np.ndarray, data: tuple, loss_tol: float, steps: int = NEWTON_STEPS
+) -> tuple[np.ndarray, int] | None:
+    """A zero-loss point near theta by Gauss-Newton on the residuals (each step the least
+    change -J^+ r, halved until the residual shrinks), and its steps; None unless the loss
+    reaches loss_tol. Gradient descent creeps towards such points when the global
+    minimum is degenerate (the loss quartic in some directions), where Newton on the
+    degenerate Hessian stalls; Gauss-Newton sees the residuals' own rank."""
+    point = np.asarray(theta, float).copy()
+    limit = MOVE_TOL * max(1.0, float(np.linalg.norm(point)))
+    r, jacobian = (np.asarray(a) for a in _residuals(jnp.asarray(point), data, net))
+    for step in range(1, steps + 1):
+        move, *_ = np.linalg.lstsq(jacobian, -r, rcond=None)
+        for _ in range(HALVINGS):
+            trial = point + move
+            found, found_jacobian = (
+                np.asarray(a) for a in _residuals(jnp.asarray(trial), data, net)
+            )
+            if np.all(np.isfinite(found)) and np.linalg.norm(found) < np.linalg.norm(r):
+                break
+            move = move / 2
+        else:
+            return None
+        point, r, jacobian = trial, found, found_jacobian
+        if np.linalg.norm(point - theta) > limit:
+            return None
+        if 0.5 * float(np.mean(r * r)) <= loss_tol:
+            return point, step
+    return None

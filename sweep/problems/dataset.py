@@ -63,6 +63,8 @@ def _descend(theta, data, net, step_size, steps):
 
 # Full-batch steps before the finish of an SGD run whose own end point it cannot finish.
 SGD_DESCENT = 2000
+# Deeper nets with a loss below this also try Gauss-Newton towards a zero-loss point.
+INTERPOLATE_FROM = 1e-4
 # One hidden layer, full batch: the first finish comes at most this many steps in.
 EARLY_FINISH = 2000
 # One hidden layer: min_eig only up to this many parameters (a dense eigendecomposition
@@ -110,6 +112,13 @@ class DataSet(Problem):
             polished = super().finish(weights, step_size)
             if polished.converged:
                 return polished
+            if polished.loss <= INTERPOLATE_FROM:
+                stop = self.config.stop
+                found = finish_deep.interpolate(net, start, data, stop.loss_tol)
+                if found is not None:
+                    point, steps = found
+                    size = float(np.linalg.norm(net.loss_and_grad(point, data)[1]))
+                    return Finish(point, float(net.loss(point, data)), size, steps, True)
         found = self._finish_exact(start, step_size)
         if found is None and self._stochastic and step_size > 0:  # final here
             moved = np.asarray(_descend(start, data, net, step_size, SGD_DESCENT))
