@@ -172,3 +172,15 @@ def test_the_deep_finish_lands_on_a_kink_minimum():
     assert steps >= 1
     assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
     assert deep.verdict(net, point, data, GRAD_TOL, eig_tol=1e-9).kind == MINIMUM
+
+
+def test_gauss_newton_reaches_a_zero_loss_point():
+    # Targets the deep case fits exactly (a realizable teacher); start next to it.
+    net, data, theta = deep_case()
+    data = (data[0], np.asarray(net.apply(theta, data[0])))
+    start = theta + np.array([1e-3, -2e-3, 1e-3, 5e-4])
+    assert loss(net, start, data) > 1e-7
+    point, steps = finish_deep.interpolate(net, start, data, loss_tol=1e-20)
+    assert loss(net, point, data) <= 1e-20 and steps >= 1
+    # Targets nothing in reach fits: no zero-loss point, no claim.
+    assert finish_deep.interpolate(net, theta, (data[0], data[1] + [1.0, -1.0, 1.0]), 1e-20) is None
