@@ -27,11 +27,7 @@ every activation pattern it is a convex quadratic of v, whose one-sided derivati
 point is >= 0 on the pattern's cone. This argument covers ReLU and Leaky ReLU, with and
 without biases, trained or fixed (unit) output weights.
 
-`finish` moves a stalled run onto the exact stationary point of its piece: the kink pairs
-stay on their kinks (equality constraints) and the rest of the pattern is kept, which in v
-is a linear least-squares problem (an active-set method: pairs the solution crosses join
-the kink set, pairs with a subgradient weight outside [0, 1] leave it to the side that
-lowers the loss).
+`finish_shallow.finish` moves a stalled run onto such a point first.
 """
 
 import itertools
