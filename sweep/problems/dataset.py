@@ -32,15 +32,11 @@ from ..analysis.symmetry import NONE
 from ..datasets import Data
 from ..init import run_key
 from ..kinks import deep, finish_deep, finish_shallow, shallow
+from ..kinks.perturb import losses
 from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict
 from ..landscape import Network, leaky
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
 from .base import Finish, Problem
-
-
-@functools.partial(jax.jit, static_argnames=("net",))
-def _losses(thetas, data, net):
-    return jax.vmap(net.loss, (0, None))(thetas, data)
 
 
 @functools.partial(jax.jit, static_argnames=("net",))
@@ -281,7 +277,7 @@ class DataSet(Problem):
             scale = 1 / np.sqrt(net.d) if net.ntk else 1.0
             points = scale * np.asarray(weights).reshape(-1, net.n, net.d)
             return np.asarray(_population_losses(points, data.teacher, net.alpha))
-        return np.asarray(_losses(np.asarray(weights), data.test, net))
+        return np.asarray(losses(np.asarray(weights), data.test, net))
 
     def bias_movement(self, runs: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """max_i |b_i(end) - b_i(start)| over the first layer's biases of each run."""
