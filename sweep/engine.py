@@ -7,9 +7,11 @@ trains in jitted segments of S steps (S adapts to the run lengths seen, see
 the host, finished runs are retired and their slots refilled with pending runs. Once the
 queue is empty and at most half the slots are busy, the survivors are compacted into the
 next smaller batch on a ladder of sizes (devices x 2^j, each compiled once per cell
-shape), so the tail of a cell does not pay for empty slots. A run that pauses at a polish
-checkpoint (`StopReason.PAUSED`) gets its problem's finish on the host (the Newton polish,
-`polish.py`): it retires if that finishes it, and otherwise resumes where it paused.
+shape), so the tail of a cell does not pay for empty slots. A run that pauses
+(`StopReason.PAUSED`) gets a finish on the host (`checkpoints.py`): the basin finish once
+its gradient is small (`basin.py`), the problem's own at a polish checkpoint (the Newton
+polish, `polish.py`). It retires if that finishes it, and otherwise resumes where it
+paused.
 Replays run through the same loop with a `Recorder` that sees every step.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
@@ -28,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import train
+from . import checkpoints, train
 from .config import Config
 from .datasets import TrainData
 from .init import run_key
@@ -57,11 +59,17 @@ class Counters:
     segments: int = 0
     polish_attempts: int = 0
     polished: int = 0  # runs the Newton polish finished
+    basin_attempts: int = 0
+    basin_finished: int = 0  # runs the basin finish ended
+    # Gradient-step equivalents the basin finish cost: a Hessian-vector product costs
+    # about two gradients (`benchmarks/bench.py` measures it).
+    finish_cost: int = 0
     batch_sizes: set = field(default_factory=set)
 
     @property
     def useful_fraction(self) -> float:
-        return self.steps_useful / max(self.steps_computed, 1)
+        """Steps the runs needed over steps computed, the finish's cost included."""
+        return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
 
 
 class CellArgs(NamedTuple):
@@ -114,6 +122,7 @@ def start_runs(
             keys
         ),
         watched=jnp.zeros_like(state.watched),
+        finish_below=jnp.full_like(state.finish_below, spec.basin_grad),
     )
     return train.select_runs(mask, fresh, state)
 
@@ -127,57 +136,8 @@ def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
         loss_tol=config.stop.loss_tol,
         max_steps=config.stop.max_steps,
         polish_after=problem.first_checkpoint(),
+        basin_grad=config.stop.basin_grad if problem.basin_applies() else 0.0,
     )
-
-
-def settle(
-    out: Finished, problem: Problem, previous_loss: dict, counters: Counters | None = None
-) -> None:
-    """Decide the runs of `out` that reached a checkpoint (PAUSED, or MAX_STEPS), in place.
-
-    The problem's finish (the float64 Newton polish, if stop.polish_after; on data also
-    the exact finish onto a kink, and at max_steps) that succeeds ends a run (NEWTON or
-    KINK). Failing that, a run whose loss fell by at most
-    stop.plateau_tol (relative) since its previous checkpoint stops on a plateau
-    (PLATEAU): the minima of an empirical ReLU loss often sit on a kink, where no point
-    has a small gradient. On data a run that stops (max_steps, plateau) gets the final
-    finish, which for SGD starts from where it stopped. `previous_loss` maps run -> loss
-    at its last checkpoint and is updated here. Others are left as they are.
-    """
-    stop = problem.config.stop
-    checkpoints = (StopReason.PAUSED, StopReason.MAX_STEPS)
-    for i in np.flatnonzero(np.isin(out.reason, checkpoints)):
-        # Problems on data also finish a run that ran out of steps (SGD never settles).
-        last = out.reason[i] == StopReason.MAX_STEPS and problem.finishes_at_max_steps
-        if (stop.polish_after or last) and _finish(out, i, problem, last, counters):
-            continue
-        if stop.plateau_tol:
-            run, loss = int(out.runs[i]), float(out.loss[i])
-            before = previous_loss.get(run)
-            if before is not None and before - loss <= stop.plateau_tol * abs(before):
-                out.reason[i] = StopReason.PLATEAU
-                # A run that stops here gets the problem's final finish (SGD's: from
-                # where it stopped, `DataSet.finish`).
-                if problem.finishes_at_max_steps:
-                    _finish(out, i, problem, True, counters)
-            previous_loss[run] = loss
-
-
-def _finish(out: Finished, i: int, problem: Problem, final: bool, counters) -> bool:
-    """Try the problem's finish on run slot i; on success move the run there."""
-    finish = problem.finish(out.weights[i], float(out.step_size[i]), final)
-    if counters is not None:
-        counters.polish_attempts += 1
-    if not finish.converged:
-        return False
-    out.trained_loss[i] = out.loss[i]
-    out.weights[i] = finish.weights
-    out.loss[i], out.grad_norm[i] = finish.loss, finish.grad_norm
-    out.newton_steps[i] = finish.iterations
-    out.reason[i] = finish.reason
-    if counters is not None:
-        counters.polished += 1
-    return True
 
 
 class _Slots:
@@ -265,6 +225,11 @@ class Engine:
             state, stopped = self._segment(state, data, spec, updates, recorder, slots)
             self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
             stopped = stopped[slots.run[stopped] >= 0]
+            state, stopped, basin_out = self._finish_in_basin(state, stopped, slots, problem)
+            if basin_out is not None:
+                self.counters.steps_useful += int(basin_out.steps.sum())
+                segment.observe(basin_out.steps)
+                yield basin_out
             if not stopped.size:
                 continue
             state, out = self._retire(state, stopped, slots, problem, previous_loss)
@@ -287,6 +252,15 @@ class Engine:
         self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
         return state, np.flatnonzero(reason != train.RUNNING)
 
+    def _finish_in_basin(self, state, stopped, slots, problem):
+        """The basin finish of the stopped slots paused for it (`checkpoints.in_basin`):
+        finished runs leave their slots. Returns the state, the other stopped slots and
+        the finished runs (or None)."""
+        state, others, out = checkpoints.in_basin(state, stopped, slots.run, problem, self.counters)
+        if out is not None:
+            slots.run[np.isin(slots.run, out.runs)] = -1
+        return state, others, out
+
     def _retire(self, state, stopped, slots, problem, previous_loss):
         """Settle the stopped slots' runs: finished ones leave their slots, paused ones that
         the finish did not end resume. Returns the new state and the finished runs."""
@@ -306,8 +280,9 @@ class Engine:
             reason=reason.copy(),
             watched=watched,
             trained_loss=np.full(stopped.size, np.nan),
+            predicted_steps=np.where(reason == StopReason.GRAD, steps, -1).astype(np.int64),
         )
-        settle(out, problem, previous_loss, self.counters)
+        checkpoints.settle(out, problem, previous_loss, self.counters)
         done = out.reason != StopReason.PAUSED
         if not done.all():  # the finish did not end them: back to gradient descent
             state = train.resume_runs(state, np.isin(np.arange(len(slots.run)), stopped[~done]))

@@ -37,6 +37,7 @@ class StopReason(enum.IntEnum):
     PAUSED = 7, "held at a polish checkpoint for the host to decide"
     PLATEAU = 8, "the loss fell by at most stop.plateau_tol between two checkpoints"
     KINK = 9, "finished onto the exact stationary point of its piece (data on kinks)"
+    BASIN = 10, "in the basin of a strict minimum: Newton finished at GD's own limit (basin.py)"
 
     @property
     def label(self) -> str:
@@ -55,11 +56,13 @@ _LABELS = {
     StopReason.PAUSED: "paused",
     StopReason.PLATEAU: "plateau",
     StopReason.KINK: "kink",
+    StopReason.BASIN: "basin",
 }
 
 # Stop reasons at a point classification treats as stationary.
 CONVERGED = (
-    StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU, StopReason.KINK
+    StopReason.GRAD, StopReason.LOSS, StopReason.NEWTON, StopReason.PLATEAU, StopReason.KINK,
+    StopReason.BASIN,
 )  # fmt: skip
 
 
@@ -108,6 +111,9 @@ class Finished:
     watched: np.ndarray  # (m,) the objective's `watch` held at some point of the run
     # (m,) the loss where training left the run, before a finish moved it (NaN: none)
     trained_loss: np.ndarray
+    # (m,) gradient steps plain GD takes to stop.grad_tol: `steps` for a run that got
+    # there, plus the linear rate's prediction for one finished in the basin; -1: unknown
+    predicted_steps: np.ndarray
 
     @staticmethod
     def at(
@@ -131,6 +137,7 @@ class Finished:
             reason=np.full(m, StopReason.GRAD, np.int8) if reason is None else np.asarray(reason),
             watched=np.zeros(m, bool) if watched is None else np.asarray(watched, bool),
             trained_loss=np.full(m, np.nan),
+            predicted_steps=np.full(m, -1, np.int64),
         )
 
     def select(self, mask: np.ndarray) -> "Finished":

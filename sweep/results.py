@@ -32,7 +32,10 @@ SCHEMA = pa.schema(
         ("optimizer", pa.string()),
         ("step_size", pa.float64()),
         ("steps", pa.int64()),  # gradient steps
-        ("newton_steps", pa.int64()),  # Newton polish iterations after them (0: none)
+        ("newton_steps", pa.int64()),  # Newton iterations after them (0: none)
+        # Steps plain GD takes to stop.grad_tol: `steps`, plus the linear rate's prediction
+        # for a run finished in the basin (stop_reason "basin"); null where unknown.
+        ("predicted_steps", pa.int64()),
         ("stop_reason", pa.string()),
         ("status", pa.string()),
         ("loss", pa.float64()),
@@ -90,6 +93,7 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
         "step_size": np.asarray(ends.step_size, float)[order],
         "steps": np.asarray(ends.steps)[order],
         "newton_steps": np.asarray(ends.newton_steps)[order],
+        "predicted_steps": [_optional(None if p < 0 else p) for p in ends.predicted_steps[order]],
         "stop_reason": [StopReason(int(ends.reason[i])).label for i in order],
         "status": [str(found.status[i]) for i in order],
         "loss": np.asarray(ends.loss)[order],

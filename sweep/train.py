@@ -39,6 +39,9 @@ class TrainSpec:
     # step. A value (not a bound method), so equal specs share compiled code.
     objective: Any
     polish_after: int = 0  # first pause for the Newton polish (0: never)
+    # Pause a run for the basin finish (`basin.py`) once |grad| <= this (0: never); a run
+    # the finish does not take pauses again at a tenth of it.
+    basin_grad: float = 0.0
 
 
 class RunState(NamedTuple):
@@ -52,6 +55,7 @@ class RunState(NamedTuple):
     step_size: jax.Array  # (B,) learning rate of each run
     key: jax.Array  # (B, 2) uint32: key data of each run's minibatch order
     watched: jax.Array  # (B,) bool: the objective's `watch` held at some evaluated point
+    finish_below: jax.Array  # (B,) the run pauses for the basin finish at |grad| <= this
 
 
 _OPTIMIZERS = {
@@ -97,6 +101,7 @@ def empty_state(
         step_size=jnp.zeros(batch, dtype),
         key=jnp.zeros((batch, 2), jnp.uint32),
         watched=jnp.zeros(batch, bool),
+        finish_below=jnp.zeros(batch, dtype),
     )
 
 
@@ -110,11 +115,18 @@ def select_runs(mask: jax.Array, new: Any, old: Any) -> Any:
 
 
 def stop_reason(
-    loss: jax.Array, grad_norm: jax.Array, steps: jax.Array, pause_at: jax.Array, spec: TrainSpec
+    loss: jax.Array,
+    grad_norm: jax.Array,
+    steps: jax.Array,
+    pause_at: jax.Array,
+    spec: TrainSpec,
+    finish_below: jax.Array | None = None,
 ) -> jax.Array:
     """Why each run stops at its current point (RUNNING if it does not)."""
     reason = jnp.full(loss.shape, RUNNING, jnp.int8)
     reason = jnp.where(steps >= pause_at, PAUSED, reason)
+    if finish_below is not None:
+        reason = jnp.where(grad_norm <= finish_below, PAUSED, reason)
     reason = jnp.where(steps >= spec.max_steps, MAX_STEPS, reason)
     if spec.loss_tol > 0:  # rounding can make the loss at a global minimum slightly negative
         reason = jnp.where(loss <= spec.loss_tol, LOSS, reason)
@@ -165,7 +177,7 @@ def train_step(state: RunState, data: TrainData, spec: TrainSpec) -> RunState:
     loss, grad = jax.vmap(spec.objective.loss_and_grad, (0, None))(state.weights, data)
     grad_norm = jnp.sqrt(jnp.sum(grad * grad, axis=tuple(range(1, grad.ndim))))
     running = state.reason == RUNNING
-    reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec)
+    reason = stop_reason(loss, grad_norm, state.steps, state.pause_at, spec, state.finish_below)
     active = running & (reason == RUNNING)
     watched = state.watched | (
         running & jax.vmap(spec.objective.watch, (0, None))(state.weights, data)
@@ -191,6 +203,7 @@ def train_step(state: RunState, data: TrainData, spec: TrainSpec) -> RunState:
         step_size=state.step_size,
         key=state.key,
         watched=watched,
+        finish_below=state.finish_below,
     )
 
 
@@ -211,11 +224,15 @@ def _segment(state, data, spec, steps):
 
 @functools.partial(jax.jit, donate_argnames=("state",))
 def resume_runs(state: RunState, mask: jax.Array) -> RunState:
-    """Paused runs in `mask` go on training, to pause again at twice the steps."""
+    """Paused runs in `mask` go on training: one paused at its checkpoint pauses again at
+    twice the steps, one paused for the basin finish at a tenth of the gradient norm."""
     pause_at = jnp.minimum(state.pause_at.astype(jnp.int64) * 2, NEVER).astype(jnp.int32)
+    at_checkpoint = mask & (state.steps >= state.pause_at)
+    in_basin = mask & (state.grad_norm <= state.finish_below)
     return state._replace(
         reason=jnp.where(mask, RUNNING, state.reason).astype(jnp.int8),
-        pause_at=jnp.where(mask, pause_at, state.pause_at),
+        pause_at=jnp.where(at_checkpoint, pause_at, state.pause_at),
+        finish_below=jnp.where(in_basin, state.finish_below / 10, state.finish_below),
     )
 
 

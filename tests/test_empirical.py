@@ -10,7 +10,8 @@ import pytest
 
 from sweep import config as config_module
 from sweep import datasets, problems, train
-from sweep.engine import Engine, settle, train_spec
+from sweep.checkpoints import settle
+from sweep.engine import Engine, train_spec
 from sweep.init import run_key
 from sweep.landscape import Network, gaussian
 from sweep.outcomes import Finished, StopReason
@@ -187,6 +188,7 @@ def test_a_loss_plateau_stops_a_run(losses, expected):
             reason=np.array([StopReason.PAUSED], np.int8),
             watched=np.zeros(1, bool),
             trained_loss=np.full(1, np.nan),
+            predicted_steps=np.full(1, -1),
         )
         settle(out, problem, previous)
     assert out.reason[0] == expected and previous[7] == losses[-1]

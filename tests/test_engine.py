@@ -127,11 +127,15 @@ def test_newton_polish_finishes_slow_runs_on_the_same_minimum(tiny_config):
     """Runs still going at polish_after are polished; GD alone reaches the same points."""
     raw = tiny_config(seeds=24).to_raw()
     plain, _ = trained(
-        config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 0}}),
+        config_module.from_dict(
+            {**raw, "stop": {"loss_tol": 0, "polish_after": 0, "basin_grad": 0}}
+        ),
         range(24),
         batch_size=8,
     )
-    early = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 200}})
+    early = config_module.from_dict(
+        {**raw, "stop": {"loss_tol": 0, "polish_after": 200, "basin_grad": 0}}
+    )
     polished, engine = trained(early, range(24), batch_size=8)
     slow = plain["steps"] > 200
     assert slow.any() and engine.counters.polished > 0
@@ -146,7 +150,9 @@ def test_newton_polish_finishes_slow_runs_on_the_same_minimum(tiny_config):
 
 def test_polished_runs_do_not_depend_on_the_batch(tiny_config):
     raw = tiny_config(seeds=12).to_raw()
-    cfg = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 150}})
+    cfg = config_module.from_dict(
+        {**raw, "stop": {"loss_tol": 0, "polish_after": 150, "basin_grad": 0}}
+    )
     wide, _ = trained(cfg, range(12), batch_size=8)
     narrow, _ = trained(cfg, range(12), batch_size=2)
     assert (wide["reason"] == StopReason.NEWTON).any()

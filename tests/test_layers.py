@@ -12,11 +12,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # Bottom to top; a module may import from its own layer and the ones below, never above.
 LAYERS = [
     # numerics and definitions: config, outcomes, objectives, data, initializers, polish
-    ["outcomes", "config", "landscape", "datasets", "init", "polish", "plan", "runtime", "layout"],
+    [
+        "outcomes",
+        "config",
+        "landscape",
+        "datasets",
+        "init",
+        "polish",
+        "basin",
+        "plan",
+        "runtime",
+        "layout",
+    ],
     # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
     ["analysis", "certify", "kinks"],
     ["problems"],  # one module per problem kind behind one interface
-    ["train", "engine"],  # training segments and the scheduler
+    ["train", "checkpoints", "engine"],  # training segments, pauses, the scheduler
     # sweeps and their files
     [
         "results",

@@ -36,3 +36,19 @@ def test_rows_equal_the_stored_reference(name, tmp_path, monkeypatch):
         )  # fmt: skip
     for mine, stored in zip(got["weights"], want["weights"], strict=True):
         np.testing.assert_allclose(mine, stored, rtol=0, atol=1e-12)
+
+
+def test_the_basin_finish_ends_where_plain_gradient_descent_does():
+    """The stored runs with and without the basin finish (`sweep/basin.py`): the same
+    statuses, the same end points to 1e-9, and the linear rate's step prediction within
+    1% of the steps plain descent took."""
+    plain = pd.read_parquet(HERE / "closed_form.parquet")
+    basin = pd.read_parquet(HERE / "closed_form_basin.parquet")
+    assert (plain["status"] == basin["status"]).all()
+    finished = basin["stop_reason"] == "basin"
+    assert finished.sum() >= 16 and (plain.loc[finished, "stop_reason"] == "grad_tol").all()
+    assert (basin.loc[finished, "steps"] < plain.loc[finished, "steps"]).all()
+    for mine, stored in zip(basin["weights"], plain["weights"], strict=True):
+        np.testing.assert_allclose(mine, stored, rtol=0, atol=1e-9)
+    predicted = basin.loc[finished, "predicted_steps"]
+    np.testing.assert_allclose(predicted, plain.loc[finished, "steps"], rtol=0.01)

@@ -31,6 +31,7 @@ def start(spec, weights, step_size):
         step_size=jnp.full(batch, step_size),
         key=jnp.zeros((batch, 2), jnp.uint32),
         watched=jnp.zeros(batch, bool),
+        finish_below=jnp.zeros(batch),
     )
 
 

@@ -118,6 +118,12 @@ class Stop:
         20_000, "Newton-polish runs still going after this many steps (and doublings); 0 = never",
         low=0,
     )  # fmt: skip
+    basin_grad: float = option(
+        1e-4,
+        "closed form, GD: finish by Newton once |grad F| <= this and the basin test passes"
+        " (sweep/basin.py); 0 = never",
+        low=0.0,
+    )
     plateau_tol: float = option(
         0.0, "at those checkpoints: stop if F fell by <= this fraction (0: never)", low=0.0
     )

@@ -184,6 +184,55 @@ def hessian(weights: Float[Array, "n d"], teacher: Float[Array, "k d"]) -> Float
     return blocks.transpose(0, 2, 1, 3).reshape(n * d, n * d)
 
 
+def _inverse_sin(sin):
+    """1 / sin t, and 0 for a parallel pair, whose p p^T / sin t terms vanish in the limit."""
+    parallel = sin < 1e-30
+    return jnp.where(parallel, 0.0, 1.0 / jnp.where(parallel, 1.0, sin))
+
+
+def _own_block_products(x, unit_w, along, rows, scale, cos, sin):
+    """sum_j dh(w_i, y_j)/dw_i applied to x_i, for every i: `rows` (m, d) are the unit
+    y_j, scale_ij = |y_j| / (2 pi |w_i|) (0 for pairs left out), along_i = u_i . x_i.
+
+    dh/dw x = scale (sin (x - u (u . x)) + p (p . x) / sin) with p = y_hat - cos u."""
+    coupling = scale * _inverse_sin(sin) * (x @ rows.T - cos * along[:, None])
+    radial = jnp.sum(scale * sin, axis=1)[:, None] * (x - along[:, None] * unit_w)
+    return radial + coupling @ rows - jnp.sum(coupling * cos, axis=1)[:, None] * unit_w
+
+
+def hessian_vector_product(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"]
+) -> Float[Array, "n d"]:
+    """The Hessian of F at `weights` applied to `x` (n, d), without forming it: a few
+    Gram-matrix products, O(n (n + k) d) like the gradient. Equal to
+    ``(hessian(weights, teacher) @ x.ravel()).reshape(n, d)`` where no neuron is zero."""
+    n = weights.shape[0]
+    off = ~jnp.eye(n, dtype=bool)
+    norm_w, norm_v, cos_wv, _ = _geometry(weights, teacher)
+    _, _, cos_ww, _ = _geometry(weights, weights)
+    cos_ww = jnp.where(off, cos_ww, 1.0)
+    sin_ww, rest_ww = _h_terms(cos_ww)
+    sin_wv, _ = _h_terms(cos_wv)
+    unit_w = weights / jnp.where(norm_w > 0, norm_w, 1.0)[:, None]
+    unit_v = teacher / jnp.where(norm_v > 0, norm_v, 1.0)[:, None]
+    along = jnp.sum(unit_w * x, axis=1)
+    inverse = 1.0 / (_TWO_PI * jnp.where(norm_w > 0, norm_w, 1.0))[:, None]
+    own = _own_block_products(
+        x, unit_w, along, unit_w, jnp.where(off, norm_w[None, :] * inverse, 0.0), cos_ww, sin_ww
+    ) - _own_block_products(x, unit_w, along, unit_v, norm_v[None, :] * inverse, cos_wv, sin_wv)
+    # sum_{j != i} dh(w_i, w_j)/dw_j x_j, dh/dv y = ((pi - t) y + sin u (v_hat . y)
+    # + p (q . y) / sin) / (2 pi) with q = u - cos v_hat.
+    sin_off = jnp.where(off, sin_ww, 0.0)
+    coupling = jnp.where(off, _inverse_sin(sin_ww), 0.0) * (unit_w @ x.T - cos_ww * along[None, :])
+    cross = (
+        jnp.where(off, rest_ww, 0.0) @ x
+        + (sin_off @ along)[:, None] * unit_w
+        + coupling @ unit_w
+        - jnp.sum(coupling * cos_ww, axis=1)[:, None] * unit_w
+    ) / _TWO_PI
+    return 0.5 * x + own + cross
+
+
 def min_hessian_eigenvalue(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
 ) -> Float[Array, ""]:

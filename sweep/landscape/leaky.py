@@ -39,6 +39,14 @@ def hessian(
     return (1 - alpha) ** 2 * gaussian.hessian(weights, teacher) + linear
 
 
+def hessian_vector_product(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"], alpha: float
+) -> Float[Array, "n d"]:
+    """`hessian(...) @ x.ravel()` without forming the Hessian."""
+    product = gaussian.hessian_vector_product(weights, teacher, x)
+    return (1 - alpha) ** 2 * product + alpha * jnp.sum(x, axis=0)[None, :]
+
+
 def loss_and_grad_orthonormal(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
 ) -> tuple[Float[Array, ""], Float[Array, "n d"]]:

@@ -47,6 +47,14 @@ class PopulationLoss:
             return leaky.hessian(weights, teacher, self.alpha)
         return gaussian.hessian(weights, teacher)
 
+    def hessian_vector_product(
+        self, weights: jax.Array, teacher: jax.Array, x: jax.Array
+    ) -> jax.Array:
+        """The Hessian applied to `x` (n, d), matrix-free (for Newton-CG and Lanczos)."""
+        if self.alpha:
+            return leaky.hessian_vector_product(weights, teacher, x, self.alpha)
+        return gaussian.hessian_vector_product(weights, teacher, x)
+
     def watch(self, weights: jax.Array, teacher: jax.Array) -> jax.Array:
         """Nothing to track along the way here (see `Network.watch`)."""
         return jnp.zeros((), bool)

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from .. import polish
+from .. import basin, polish
 from ..config import Cell, Config
 from ..datasets import Data, TrainData
 from ..outcomes import Classified, Finished, StopReason
@@ -92,6 +92,16 @@ class Problem(abc.ABC):
         point, loss, grad_norm, iterations, converged = found
         return Finish(np.asarray(point), float(loss), float(grad_norm), int(iterations),
                       bool(converged))  # fmt: skip
+
+    def basin_applies(self) -> bool:
+        """Whether runs of this cell get the basin finish (`basin.py`): plain gradient
+        descent with a constant step on a smooth loss, where GD's limit is Newton's."""
+        return False
+
+    def basin_finish(self, weights: np.ndarray, step_size: np.ndarray) -> basin.BasinFinish:
+        """The basin finish of runs (m, *param_shape) with their step sizes (m,)."""
+        return basin.finish_runs(weights, self.data.train, step_size,
+                                 self.config.stop.grad_tol, self.objective)  # fmt: skip
 
     def certify(self, weights: np.ndarray) -> object | None:
         """A rigorous proof of what a classified point is; None where the kind has none."""

@@ -36,6 +36,13 @@ class Population(Problem):
         teacher = gaussian.orthonormal_teacher(self.cell.k, self.cell.d)
         return Data(train=teacher, test=None, teacher=teacher)
 
+    def basin_applies(self) -> bool:
+        optimizer = self.config.optimizer
+        return bool(self.config.stop.basin_grad) and (optimizer.kind, optimizer.schedule) == (
+            "gd",
+            "constant",
+        )
+
     def classify(self, ends: Finished) -> Classified:
         """Statuses, smallest Hessian eigenvalues and symmetry types of finished runs.
 

@@ -2,7 +2,7 @@
 shows up as a failing test (`tests/test_reference.py`).
 
 Regenerate only on purpose, when results are meant to change:
-    .venv/bin/python tests/reference/cases.py
+    .venv/bin/python tests/reference/cases.py [name ...]
 """
 
 import shutil
@@ -14,8 +14,13 @@ HERE = Path(__file__).resolve().parent
 
 # name -> arguments of `python -m sweep run` (run from the repository root).
 CASES = {
-    # Closed form: gradient descent, the loss stop, and the Newton polish (n = k + 1).
+    # Closed form: plain gradient descent, the loss stop, and the Newton polish (n = k + 1);
+    # then the same runs with the basin finish (`sweep/basin.py`).
     "closed_form": [
+        "configs/safran_shamir_2018.toml", "--k", "7..8", "--n", "k..k+1", "--seeds", "16",
+        "--set", "stop.polish_after=3000", "--set", "stop.basin_grad=0",
+    ],
+    "closed_form_basin": [
         "configs/safran_shamir_2018.toml", "--k", "7..8", "--n", "k..k+1", "--seeds", "16",
         "--set", "stop.polish_after=3000",
     ],
@@ -44,7 +49,7 @@ COLUMNS = [
     "steps", "newton_steps", "stop_reason", "status", "loss", "grad_norm", "min_eig",
     "decided_by", "symmetry", "weights", "test_loss", "depth", "minibatch", "linear_loss",
     "kink_entered", "essentially_linear", "bias_movement", "kinks", "stationarity_margin",
-    "sgd_loss", "fallback_reason",
+    "sgd_loss", "fallback_reason", "predicted_steps",
 ]  # fmt: skip
 
 
@@ -58,8 +63,8 @@ def run_case(name, out):
     return load(out)[COLUMNS].sort_values(["k", "n", "run"]).reset_index(drop=True)
 
 
-def main():
-    for name in CASES:
+def main(names=()):
+    for name in names or CASES:
         folder = Path(tempfile.mkdtemp())
         try:
             run_case(name, folder / name).to_parquet(HERE / f"{name}.parquet", index=False)
@@ -69,4 +74,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

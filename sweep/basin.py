@@ -1,0 +1,215 @@
+"""The basin finish: Newton's method in place of gradient descent's linear tail.
+
+Near a strict minimum x*, gradient descent with step s shrinks the error by
+rho = max |1 - s lambda| per step (lambda over the Hessian's eigenvalues at x*), so going
+from |grad| = 1e-4 to 1e-12 can cost as many steps as finding the basin did. Newton's
+method gets there in three or four iterations. Both reach the same point when the run is
+already in a ball around x* on which the Hessian keeps its spectrum inside (0, 2/s): on
+that ball GD's step map is a contraction towards x*, and x* is the only stationary point.
+
+The test (`basin_finish`), in the spirit of Newton-Kantorovich:
+  1. Newton (inexact, conjugate gradients) from the run's point x0 reaches |grad| below
+     the stop tolerance at x*, and meets no negative curvature on the way;
+  2. Lanczos at x* gives the extreme eigenvalues mu > 0 and Lambda of the Hessian;
+  3. the Hessian's change from x* to x0 along the segment, times a safety factor
+     (`SAFETY`), stays below mu / 2: on the ball of radius r = |x0 - x*| the spectrum is
+     then in [mu / 2, Lambda + mu / 2], and s (Lambda + mu / 2) < 2.
+The Hessian's variation in 3 is measured in one direction and scaled, not bounded, so this
+is a floating-point test, not a proof (the certificates in `certify/` are the proofs).
+A run that fails it goes back to gradient descent unchanged and tries again later, closer
+in. A run that passes reports the GD steps it was spared: log(|grad(x0)| / grad_tol) /
+-log(rho), the linear rate's prediction.
+
+Everything is matrix-free (the objective's Hessian-vector product), so the cost is a few
+hundred gradients at any width, and it is batched over runs.
+"""
+
+import functools
+from collections.abc import Hashable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .datasets import TrainData
+
+NEWTON_ITERATIONS = 6
+LANCZOS_STEPS = 40
+CG_STEPS = 400
+# How much larger than measured the Hessian's change over the ball is taken to be.
+SAFETY = 4.0
+
+
+class BasinFinish(NamedTuple):
+    """`basin_finish` of a batch of runs, each field with leading axis B."""
+
+    weights: jax.Array  # x* where accepted, else the input point
+    loss: jax.Array
+    grad_norm: jax.Array
+    iterations: jax.Array  # Newton iterations
+    hvps: jax.Array  # Hessian-vector products spent (CG and Lanczos)
+    min_eig: jax.Array  # mu: Lanczos estimate of the smallest Hessian eigenvalue at x*
+    max_eig: jax.Array  # Lambda
+    spared: jax.Array  # GD steps the linear rate predicts from x0 to grad_tol
+    accepted: jax.Array  # bool: the test passed
+
+
+def _dot(a, b):
+    return jnp.sum(a * b)
+
+
+def _cg(hvp, rhs, tol):
+    """Solve H x = rhs by conjugate gradients to |residual| <= tol; returns (x, steps,
+    negative) where negative says a direction of non-positive curvature was met."""
+
+    def cond(carry):
+        _, _, _, rr, steps, negative = carry
+        return (jnp.sqrt(rr) > tol) & (steps < CG_STEPS) & ~negative
+
+    def body(carry):
+        x, r, p, rr, steps, _ = carry
+        hp = hvp(p)
+        curvature = _dot(p, hp)
+        negative = curvature <= 0
+        alpha = rr / jnp.where(negative, 1.0, curvature)
+        x = x + alpha * p
+        r = r - alpha * hp
+        rr_next = _dot(r, r)
+        p = r + rr_next / rr * p
+        return x, r, p, rr_next, steps + 1, negative
+
+    start = (jnp.zeros_like(rhs), rhs, rhs, _dot(rhs, rhs), jnp.asarray(0), jnp.asarray(False))
+    x, _, _, _, steps, negative = jax.lax.while_loop(cond, body, start)
+    return x, steps, negative
+
+
+def _lanczos_extremes(hvp, start, steps):
+    """(smallest, largest) Ritz value of H after `steps` Lanczos steps from `start`, with
+    full reorthogonalization (few steps, so it is cheap and keeps the extremes honest)."""
+    size = start.size
+    basis = jnp.zeros((steps, size), start.dtype)
+    q = start.reshape(-1) / jnp.linalg.norm(start)
+
+    def body(i, carry):
+        basis, q, previous, beta, alphas, betas = carry
+        basis = basis.at[i].set(q)
+        w = hvp(q.reshape(start.shape)).reshape(-1)
+        alpha = _dot(q, w)
+        w = w - alpha * q - beta * previous
+        w = w - basis.T @ (basis @ w)  # rows past i are zero
+        beta_next = jnp.linalg.norm(w)
+        q_next = w / jnp.where(beta_next > 0, beta_next, 1.0)
+        return basis, q_next, q, beta_next, alphas.at[i].set(alpha), betas.at[i].set(beta_next)
+
+    zeros = jnp.zeros(steps, start.dtype)
+    start_carry = (basis, q, jnp.zeros_like(q), jnp.asarray(0.0, start.dtype), zeros, zeros)
+    _, _, _, _, alphas, betas = jax.lax.fori_loop(0, steps, body, start_carry)
+    tridiagonal = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+    ritz = jnp.linalg.eigvalsh(tridiagonal)
+    return ritz[0], ritz[-1]
+
+
+def hessian_vector_product(objective, weights, data, x):
+    """The objective's Hessian at `weights` applied to `x`: its own matrix-free product
+    where it has one, else the dense Hessian's."""
+    product = getattr(objective, "hessian_vector_product", None)
+    if product is not None:
+        return product(weights, data, x)
+    return (objective.hessian(weights, data) @ x.reshape(-1)).reshape(x.shape)
+
+
+def _one(weights, data, step_size, grad_tol, objective):
+    def gradient(w):
+        return objective.loss_and_grad(w, data)
+
+    def hvp_at(w):
+        return lambda v: hessian_vector_product(objective, w, data, v)
+
+    loss0, grad0 = gradient(weights)
+    norm0 = jnp.linalg.norm(grad0)
+    target = grad_tol / 10  # well inside the tolerance: the end point is x* itself
+
+    def cond(carry):
+        _, _, g, it, _, failed = carry
+        return (jnp.linalg.norm(g) > target) & (it < NEWTON_ITERATIONS) & ~failed
+
+    def body(carry):
+        w, _, g, it, hvps, _ = carry
+        norm = jnp.linalg.norm(g)
+        # Inexact Newton: solve to a relative accuracy that keeps convergence quadratic.
+        step, cg_steps, negative = _cg(hvp_at(w), -g, norm * jnp.minimum(0.1, jnp.sqrt(norm)))
+        f_new, g_new = gradient(w + step)
+        failed = negative | ~jnp.isfinite(f_new)
+        return w + step, f_new, g_new, it + 1, hvps + cg_steps, failed
+
+    start = (weights, loss0, grad0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
+    point, loss, grad, iterations, hvps, failed = jax.lax.while_loop(cond, body, start)
+    grad_norm = jnp.linalg.norm(grad)
+
+    steps = min(LANCZOS_STEPS, weights.size)
+    # A fixed start vector: the same run gives the same estimate wherever it trains.
+    direction = (
+        jnp.ones_like(weights) + jnp.arange(weights.size).reshape(weights.shape) / weights.size
+    )
+    mu, top = _lanczos_extremes(hvp_at(point), direction, steps)
+    distance = jnp.linalg.norm(weights - point)
+    unit = (weights - point) / jnp.where(distance > 0, distance, 1.0)
+    change = jnp.linalg.norm(hvp_at(weights)(unit) - hvp_at(point)(unit))
+    spread = SAFETY * change  # the Hessian's change over the ball, as taken
+    accepted = (
+        ~failed
+        & (grad_norm <= grad_tol)
+        & (mu > 0)
+        & (spread <= mu / 2)
+        & (step_size * (top + mu / 2) < 2)
+    )
+    rate = jnp.maximum(jnp.abs(1 - step_size * mu), jnp.abs(1 - step_size * top))
+    spared = jnp.ceil(jnp.log(norm0 / grad_tol) / -jnp.log(jnp.clip(rate, 1e-300, 1 - 1e-16)))
+    return BasinFinish(
+        weights=jnp.where(accepted, point, weights),
+        loss=jnp.where(accepted, loss, loss0),
+        grad_norm=jnp.where(accepted, grad_norm, norm0),
+        iterations=iterations,
+        hvps=hvps + steps + 2,
+        min_eig=mu,
+        max_eig=top,
+        spared=jnp.where(accepted, jnp.maximum(spared, 0), 0).astype(jnp.int64),
+        accepted=accepted,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("objective",))
+def basin_finish(
+    weights: jax.Array,
+    data: TrainData,
+    step_size: jax.Array,
+    grad_tol: float,
+    objective: Hashable,
+) -> BasinFinish:
+    """The basin finish of a batch of runs (B, *param_shape) with their GD step sizes (B,)
+    on `data`; see the module docstring for the test."""
+    return jax.vmap(_one, (0, None, 0, None, None))(weights, data, step_size, grad_tol, objective)
+
+
+# Runs per compiled call of `basin_finish`: one program per cell shape.
+CHUNK = 16
+
+
+def finish_runs(
+    weights: np.ndarray,
+    data: TrainData,
+    step_size: np.ndarray,
+    grad_tol: float,
+    objective: Hashable,
+) -> BasinFinish:
+    """`basin_finish` of any number of runs as host arrays, in chunks of `CHUNK` (the last
+    one padded with copies of its first run)."""
+    parts = []
+    for start in range(0, len(weights), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        size = len(weights[chunk])
+        pad = np.r_[np.arange(size), np.zeros(CHUNK - size, int)]
+        found = basin_finish(weights[chunk][pad], data, step_size[chunk][pad], grad_tol, objective)
+        parts.append([np.asarray(field)[:size] for field in found])
+    return BasinFinish(*(np.concatenate(field) for field in zip(*parts, strict=True)))
