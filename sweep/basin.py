@@ -33,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .datasets import TrainData
+from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes
 
 NEWTON_ITERATIONS = 6
 LANCZOS_STEPS = 40
-CG_STEPS = 400
 # How much larger than measured the Hessian's change over the ball is taken to be.
 SAFETY = 4.0
 
@@ -53,70 +53,6 @@ class BasinFinish(NamedTuple):
     max_eig: jax.Array  # Lambda
     spared: jax.Array  # GD steps the linear rate predicts from x0 to grad_tol
     accepted: jax.Array  # bool: the test passed
-
-
-def _dot(a, b):
-    return jnp.sum(a * b)
-
-
-def _cg(hvp, rhs, tol):
-    """Solve H x = rhs by conjugate gradients to |residual| <= tol; returns (x, steps,
-    negative) where negative says a direction of non-positive curvature was met."""
-
-    def cond(carry):
-        _, _, _, rr, steps, negative = carry
-        return (jnp.sqrt(rr) > tol) & (steps < CG_STEPS) & ~negative
-
-    def body(carry):
-        x, r, p, rr, steps, _ = carry
-        hp = hvp(p)
-        curvature = _dot(p, hp)
-        negative = curvature <= 0
-        alpha = rr / jnp.where(negative, 1.0, curvature)
-        x = x + alpha * p
-        r = r - alpha * hp
-        rr_next = _dot(r, r)
-        p = r + rr_next / rr * p
-        return x, r, p, rr_next, steps + 1, negative
-
-    start = (jnp.zeros_like(rhs), rhs, rhs, _dot(rhs, rhs), jnp.asarray(0), jnp.asarray(False))
-    x, _, _, _, steps, negative = jax.lax.while_loop(cond, body, start)
-    return x, steps, negative
-
-
-def _lanczos_extremes(hvp, start, steps):
-    """(smallest, largest) Ritz value of H after `steps` Lanczos steps from `start`, with
-    full reorthogonalization (few steps, so it is cheap and keeps the extremes honest)."""
-    size = start.size
-    basis = jnp.zeros((steps, size), start.dtype)
-    q = start.reshape(-1) / jnp.linalg.norm(start)
-
-    def body(i, carry):
-        basis, q, previous, beta, alphas, betas = carry
-        basis = basis.at[i].set(q)
-        w = hvp(q.reshape(start.shape)).reshape(-1)
-        alpha = _dot(q, w)
-        w = w - alpha * q - beta * previous
-        w = w - basis.T @ (basis @ w)  # rows past i are zero
-        beta_next = jnp.linalg.norm(w)
-        q_next = w / jnp.where(beta_next > 0, beta_next, 1.0)
-        return basis, q_next, q, beta_next, alphas.at[i].set(alpha), betas.at[i].set(beta_next)
-
-    zeros = jnp.zeros(steps, start.dtype)
-    start_carry = (basis, q, jnp.zeros_like(q), jnp.asarray(0.0, start.dtype), zeros, zeros)
-    _, _, _, _, alphas, betas = jax.lax.fori_loop(0, steps, body, start_carry)
-    tridiagonal = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
-    ritz = jnp.linalg.eigvalsh(tridiagonal)
-    return ritz[0], ritz[-1]
-
-
-def hessian_vector_product(objective, weights, data, x):
-    """The objective's Hessian at `weights` applied to `x`: its own matrix-free product
-    where it has one, else the dense Hessian's."""
-    product = getattr(objective, "hessian_vector_product", None)
-    if product is not None:
-        return product(weights, data, x)
-    return (objective.hessian(weights, data) @ x.reshape(-1)).reshape(x.shape)
 
 
 def _one(weights, data, step_size, grad_tol, objective):
@@ -138,7 +74,9 @@ def _one(weights, data, step_size, grad_tol, objective):
         w, _, g, it, hvps, _ = carry
         norm = jnp.linalg.norm(g)
         # Inexact Newton: solve to a relative accuracy that keeps convergence quadratic.
-        step, cg_steps, negative = _cg(hvp_at(w), -g, norm * jnp.minimum(0.1, jnp.sqrt(norm)))
+        step, cg_steps, negative = conjugate_gradients(
+            hvp_at(w), -g, norm * jnp.minimum(0.1, jnp.sqrt(norm))
+        )
         f_new, g_new = gradient(w + step)
         failed = negative | ~jnp.isfinite(f_new)
         return w + step, f_new, g_new, it + 1, hvps + cg_steps, failed
@@ -152,7 +90,7 @@ def _one(weights, data, step_size, grad_tol, objective):
     direction = (
         jnp.ones_like(weights) + jnp.arange(weights.size).reshape(weights.shape) / weights.size
     )
-    mu, top = _lanczos_extremes(hvp_at(point), direction, steps)
+    mu, top = lanczos_extremes(hvp_at(point), direction, steps)
     distance = jnp.linalg.norm(weights - point)
     unit = (weights - point) / jnp.where(distance > 0, distance, 1.0)
     change = jnp.linalg.norm(hvp_at(weights)(unit) - hvp_at(point)(unit))
@@ -192,8 +130,22 @@ def basin_finish(
     return jax.vmap(_one, (0, None, 0, None, None))(weights, data, step_size, grad_tol, objective)
 
 
-# Runs per compiled call of `basin_finish`: one program per cell shape.
+# Runs per compiled call of a batched finish: one program per cell shape.
 CHUNK = 16
+
+
+def in_chunks(finish, weights: np.ndarray, *per_run: np.ndarray) -> tuple:
+    """`finish(weights, *per_run)` (batched, jitted, returning a tuple of arrays with
+    leading axis B) over any number of runs as host arrays, in chunks of CHUNK (the last
+    one padded with copies of its first run), so that one compiled size serves all."""
+    parts = []
+    for start in range(0, len(weights), CHUNK):
+        chunk = slice(start, start + CHUNK)
+        size = len(weights[chunk])
+        pad = np.r_[np.arange(size), np.zeros(CHUNK - size, int)]
+        found = finish(weights[chunk][pad], *(x[chunk][pad] for x in per_run))
+        parts.append([np.asarray(field)[:size] for field in found])
+    return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
 
 
 def finish_runs(
@@ -203,13 +155,7 @@ def finish_runs(
     grad_tol: float,
     objective: Hashable,
 ) -> BasinFinish:
-    """`basin_finish` of any number of runs as host arrays, in chunks of `CHUNK` (the last
-    one padded with copies of its first run)."""
-    parts = []
-    for start in range(0, len(weights), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        size = len(weights[chunk])
-        pad = np.r_[np.arange(size), np.zeros(CHUNK - size, int)]
-        found = basin_finish(weights[chunk][pad], data, step_size[chunk][pad], grad_tol, objective)
-        parts.append([np.asarray(field)[:size] for field in found])
-    return BasinFinish(*(np.concatenate(field) for field in zip(*parts, strict=True)))
+    """`basin_finish` of any number of runs as host arrays."""
+    return BasinFinish(*in_chunks(
+        lambda w, s: basin_finish(w, data, s, grad_tol, objective), weights, step_size
+    ))  # fmt: skip

@@ -16,12 +16,24 @@ from .problems import Problem
 
 
 def in_basin(
-    state: train.RunState, stopped: np.ndarray, slot_run: np.ndarray, problem: Problem, counters
+    state: train.RunState,
+    stopped: np.ndarray,
+    slot_run: np.ndarray,
+    problem: Problem,
+    counters,
+    seen: dict,
 ) -> tuple[train.RunState, np.ndarray, Finished | None]:
-    """The basin finish (`basin.py`) of the stopped slots paused for it, once there
-    are `basin.CHUNK` of them or no run is left training (until then they wait,
-    frozen). Returns the state, the other stopped slots, and the finished runs (or
-    None); runs the finish did not take resume."""
+    """The basin finish (`basin.py`) of the stopped slots paused for it, once there are
+    `basin.CHUNK` of them or no run is left training (until then they wait, frozen).
+
+    A run the basin test does not take, and whose own convergence since its previous
+    pause (`seen`: run -> (steps, |grad|), updated here) predicts more steps to
+    stop.grad_tol than it has taken so far, gets the matrix-free Newton polish now
+    (`Problem.polish_runs`): near a minimum that is not strict (wide students) gradient
+    descent slows to a crawl, and waiting for the fixed checkpoint is idle work (with
+    stop.polish_after = 0 there is no polish at all). Runs neither finish takes resume. Returns the state, the other stopped slots, and the
+    finished runs (or None).
+    """
     if not stopped.size:
         return state, stopped, None
     fields = (state.reason, state.grad_norm, state.finish_below, state.steps, state.pause_at)
@@ -36,30 +48,57 @@ def in_basin(
         return state, others, None
     host = jax.device_get((state.weights, state.step_size, state.loss, state.watched))
     weights, step_size, loss, watched = (np.asarray(x)[waiting] for x in host)
+    runs, steps, grad_norm = slot_run[waiting], steps[waiting], grad_norm[waiting]
     found = problem.basin_finish(weights, step_size)
     counters.basin_attempts += waiting.size
     counters.finish_cost += int(2 * found.hvps.sum() + found.iterations.sum())
-    taken = found.accepted
-    if not taken.all():
-        state = train.resume_runs(state, np.isin(np.arange(len(slot_run)), waiting[~taken]))
-    if not taken.any():
-        return state, others, None
-    counters.basin_finished += int(taken.sum())
-    done = waiting[taken]
     out = Finished(
-        runs=slot_run[done].copy(),
-        weights=found.weights[taken],
-        steps=steps[done].astype(np.int64),
-        newton_steps=found.iterations[taken].astype(np.int64),
-        step_size=step_size[taken],
-        loss=found.loss[taken],
-        grad_norm=found.grad_norm[taken],
-        reason=np.full(done.size, StopReason.BASIN, np.int8),
-        watched=watched[taken],
-        trained_loss=loss[taken],
-        predicted_steps=steps[done] + found.spared[taken],
+        runs=runs.copy(),
+        weights=found.weights,
+        steps=steps.astype(np.int64),
+        newton_steps=found.iterations.astype(np.int64),
+        step_size=step_size,
+        loss=found.loss,
+        grad_norm=found.grad_norm,
+        reason=np.full(waiting.size, StopReason.BASIN, np.int8),
+        watched=watched,
+        trained_loss=loss,
+        predicted_steps=steps + found.spared,
     )
-    return state, others, out
+    done = found.accepted.copy()
+    counters.basin_finished += int(done.sum())
+    stop = problem.config.stop
+    slow = ~done & _slow(runs, steps, grad_norm, seen, stop.grad_tol) & bool(stop.polish_after)
+    if slow.any():
+        point, value, norm, iterations, converged, hvps = problem.polish_runs(weights[slow])
+        counters.finish_cost += int(2 * hvps.sum() + iterations.sum())
+        counters.polish_attempts += int(slow.sum())
+        counters.polished += int(converged.sum())
+        index = np.flatnonzero(slow)[converged]
+        out.weights[index], out.loss[index] = point[converged], value[converged]
+        out.grad_norm[index] = norm[converged]
+        out.newton_steps[index] = iterations[converged]
+        out.reason[index] = StopReason.NEWTON
+        out.predicted_steps[index] = -1
+        done[index] = True
+    for run, step, norm in zip(runs[~done], steps[~done], grad_norm[~done], strict=True):
+        seen[int(run)] = (int(step), float(norm))
+    if not done.all():
+        state = train.resume_runs(state, np.isin(np.arange(len(slot_run)), waiting[~done]))
+    return state, others, out.select(done) if done.any() else None
+
+
+def _slow(runs, steps, grad_norm, seen, grad_tol) -> np.ndarray:
+    """Whether each run's gradient, shrinking at the rate measured since its previous
+    pause, needs more further steps to reach grad_tol than the run has taken so far."""
+    slow = np.zeros(len(runs), bool)
+    for i, (run, step, norm) in enumerate(zip(runs, steps, grad_norm, strict=True)):
+        if int(run) not in seen:
+            continue
+        step_before, norm_before = seen[int(run)]
+        rate = np.log(norm_before / norm) / max(int(step) - step_before, 1)  # per step
+        slow[i] = rate <= 0 or np.log(norm / grad_tol) / rate > step
+    return slow
 
 
 def settle(out: Finished, problem: Problem, previous_loss: dict, counters=None) -> None:

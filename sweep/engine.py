@@ -211,6 +211,7 @@ class Engine:
         state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
         segment = _SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
+        self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
         while True:
             refill = slots.refill()
             if refill is not None:
@@ -256,7 +257,9 @@ class Engine:
         """The basin finish of the stopped slots paused for it (`checkpoints.in_basin`):
         finished runs leave their slots. Returns the state, the other stopped slots and
         the finished runs (or None)."""
-        state, others, out = checkpoints.in_basin(state, stopped, slots.run, problem, self.counters)
+        state, others, out = checkpoints.in_basin(
+            state, stopped, slots.run, problem, self.counters, self._basin_seen
+        )
         if out is not None:
             slots.run[np.isin(slots.run, out.runs)] = -1
         return state, others, out

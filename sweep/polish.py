@@ -9,6 +9,11 @@ the step is always a descent direction and never heads for a saddle), and it is 
 only if it shrinks the gradient without raising the loss; otherwise mu grows
 (Levenberg-Marquardt). If the gradient does not reach the tolerance within the iteration
 budget, the run goes back to gradient descent unchanged.
+
+`damped_newton_cg` is the same idea without a matrix, for a batch of runs: the step
+solves (H + mu I) s = -g by conjugate gradients on Hessian-vector products, and a
+direction of negative curvature counts as a rejected step (mu grows until H + mu I is
+positive definite on the Krylov space).
 """
 
 import functools
@@ -18,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from .datasets import TrainData
+from .krylov import conjugate_gradients, hessian_vector_product
 
 ITERATIONS = 30
 
@@ -71,4 +77,59 @@ def newton_polish(
         jnp.where(converged, norm(g), norm(grad)),
         it,
         converged,
+    )
+
+
+def _damped_one(weights, data, grad_tol, objective, iterations):
+    def norm(g):
+        return jnp.sqrt(jnp.sum(g * g))
+
+    loss, grad = objective.loss_and_grad(weights, data)
+
+    def cond(carry):
+        _, _, g, _, it, _ = carry
+        return (norm(g) > grad_tol) & (it < iterations) & jnp.isfinite(norm(g))
+
+    def body(carry):
+        w, f, g, mu, it, hvps = carry
+        hvp = lambda v: hessian_vector_product(objective, w, data, v)  # noqa: E731
+        step, cg_steps, negative = conjugate_gradients(hvp, -g, 1e-3 * norm(g), mu)
+        f_new, g_new = objective.loss_and_grad(w + step, data)
+        accept = (norm(g_new) < norm(g)) & (f_new <= f + 1e-14 * jnp.maximum(1.0, jnp.abs(f)))
+        accept = accept & jnp.isfinite(f_new) & ~negative
+        return (
+            jnp.where(accept, w + step, w),
+            jnp.where(accept, f_new, f),
+            jnp.where(accept, g_new, g),
+            jnp.where(accept, mu / 10, mu * 10),
+            it + 1,
+            hvps + cg_steps,
+        )
+
+    start = (weights, loss, grad, jnp.asarray(1e-8, weights.dtype), jnp.asarray(0), jnp.asarray(0))
+    w, f, g, _, it, hvps = jax.lax.while_loop(cond, body, start)
+    converged = norm(g) <= grad_tol
+    return (
+        jnp.where(converged, w, weights),
+        jnp.where(converged, f, loss),
+        jnp.where(converged, norm(g), norm(grad)),
+        it,
+        converged,
+        hvps,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "iterations"))
+def damped_newton_cg(
+    weights: jax.Array,
+    data: TrainData,
+    grad_tol: float,
+    objective: Hashable,
+    iterations: int = ITERATIONS,
+) -> tuple[jax.Array, ...]:
+    """`newton_polish` of a batch of runs (B, *param_shape), matrix-free. Returns
+    (weights, loss, grad_norm, iterations, converged, hessian-vector products), each with
+    leading axis B; where not converged the weights are the input weights."""
+    return jax.vmap(_damped_one, (0, None, None, None, None))(
+        weights, data, grad_tol, objective, iterations
     )

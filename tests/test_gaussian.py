@@ -213,3 +213,17 @@ def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
         numeric_h[:, i] = (np.ravel(plus) - np.ravel(minus)) / (2 * eps)
     np.testing.assert_allclose(np.ravel(g), numeric_g, atol=1e-8)
     np.testing.assert_allclose(h, numeric_h, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+@pytest.mark.parametrize("n, k, d", [(6, 6, 6), (7, 5, 9)])
+def test_hessian_vector_product_equals_the_dense_hessian(n, k, d, alpha, rng):
+    objective = PopulationLoss(n=n, d=d, alpha=alpha)
+    teacher = gaussian.orthonormal_teacher(k, d)
+    weights = rng.standard_normal((n, d))
+    weights[0] = teacher[1]  # a neuron exactly on a teacher neuron: the parallel limit
+    x = rng.standard_normal((n, d))
+    dense = (objective.hessian(weights, teacher) @ x.ravel()).reshape(n, d)
+    np.testing.assert_allclose(
+        objective.hessian_vector_product(weights, teacher, x), dense, rtol=0, atol=1e-13
+    )

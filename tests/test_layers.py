@@ -11,13 +11,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 
 # Bottom to top; a module may import from its own layer and the ones below, never above.
 LAYERS = [
-    # numerics and definitions: config, outcomes, objectives, data, initializers, polish
+    # numerics and definitions: config, outcomes, objectives, data, initializers, finishes
     [
         "outcomes",
         "config",
         "landscape",
         "datasets",
         "init",
+        "krylov",
         "polish",
         "basin",
         "plan",

@@ -1,6 +1,7 @@
-"""Smallest Hessian eigenvalues of many points of one objective, in batched calls."""
+"""Smallest Hessian eigenvalues of many points of one objective, in batched calls, and
+once per distinct point up to the loss's symmetries."""
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import jax
 import numpy as np
@@ -35,3 +36,39 @@ def min_eigenvalues(weights: np.ndarray, data: TrainData, objective: Hashable) -
         hessians = np.asarray(_hessians(padded, data, objective))[: len(chunk)]
         found.append(np.linalg.eigvalsh(hessians)[:, 0])
     return np.concatenate(found) if found else np.zeros(0)
+
+
+# Distinct points are told apart on this grid: runs that reached one point agree to about
+# stop.grad_tol / (smallest eigenvalue), far below it.
+GRID_DECIMALS = 9
+# Where the eigenvalue at the grid point is this close to 0, its sign is taken from the
+# run's own point: moving to the grid (< 1e-9 per entry) shifts eigenvalues far less.
+SIGN_MARGIN = 1e-4
+
+
+def distinct_min_eigenvalues(
+    weights: np.ndarray,
+    data: TrainData,
+    objective: Hashable,
+    canonical: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, int]:
+    """Smallest Hessian eigenvalue of each point (m, *param_shape), computed once per
+    distinct point: at `canonical(w)` (a representative of w's orbit under symmetries that
+    keep the spectrum) rounded to GRID_DECIMALS, a function of the point alone. Points
+    whose grid value lies within SIGN_MARGIN of 0 get their own. Returns (values (m,),
+    number of spectra computed)."""
+    weights = np.asarray(weights)
+    # (+ 0.0 turns -0.0 into 0.0, so that equal points have equal bytes.)
+    grid = np.array([np.round(canonical(w), GRID_DECIMALS) + 0.0 for w in weights])
+    grid = grid.reshape(weights.shape)
+    keys = [point.tobytes() for point in grid]
+    first = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    distinct = np.fromiter(first.values(), int, len(first))
+    values = dict(zip(first, min_eigenvalues(grid[distinct], data, objective), strict=True))
+    found = np.array([values[key] for key in keys])
+    close = np.flatnonzero(np.abs(found) < SIGN_MARGIN)
+    if close.size:
+        found[close] = min_eigenvalues(weights[close], data, objective)
+    return found, len(distinct) + close.size

@@ -103,6 +103,12 @@ class Problem(abc.ABC):
         return basin.finish_runs(weights, self.data.train, step_size,
                                  self.config.stop.grad_tol, self.objective)  # fmt: skip
 
+    def polish_runs(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The matrix-free Newton polish (`polish.damped_newton_cg`) of runs
+        (m, *param_shape): (weights, loss, grad_norm, iterations, converged, hvps)."""
+        data, tol, objective = self.data.train, self.config.stop.grad_tol, self.objective
+        return basin.in_chunks(lambda w: polish.damped_newton_cg(w, data, tol, objective), weights)
+
     def certify(self, weights: np.ndarray) -> object | None:
         """A rigorous proof of what a classified point is; None where the kind has none."""
         return None

@@ -12,8 +12,8 @@ Hessian does not exist, and the escape-neuron test (`analysis/escape.py`) decide
 import numpy as np
 
 from ..analysis.escape import min_escape_slope
-from ..analysis.spectrum import min_eigenvalues
-from ..analysis.symmetry import NONE, symmetry_type
+from ..analysis.spectrum import distinct_min_eigenvalues, min_eigenvalues
+from ..analysis.symmetry import NONE, canonical_form, symmetry_type
 from ..certify.proof import Certificate, certify
 from ..config import Classify
 from ..datasets import Data
@@ -54,8 +54,8 @@ class Population(Problem):
         converged = np.isin(ends.reason, CONVERGED)
         alive = np.all(np.linalg.norm(weights, axis=2) > tolerances.zero_tol, axis=1)
         batched = np.full(len(weights), np.nan)
-        batched[converged & alive] = min_eigenvalues(
-            weights[converged & alive], teacher, self.objective
+        batched[converged & alive], _ = distinct_min_eigenvalues(
+            weights[converged & alive], teacher, self.objective, canonical_form
         )
         m = len(weights)
         found = Classified(
