@@ -31,8 +31,8 @@ def in_basin(
     stop.grad_tol than it has taken so far, gets the matrix-free Newton polish now
     (`Problem.polish_runs`): near a minimum that is not strict (wide students) gradient
     descent slows to a crawl, and waiting for the fixed checkpoint is idle work (with
-    stop.polish_after = 0 there is no polish at all). Runs neither finish takes resume. Returns the state, the other stopped slots, and the
-    finished runs (or None).
+    stop.polish_after = 0 there is no polish at all). Runs neither finish takes resume.
+    Returns the state, the other stopped slots, and the finished runs (or None).
     """
     if not stopped.size:
         return state, stopped, None
