@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes
+from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes, start_vector
 
 NEWTON_ITERATIONS = 6
 LANCZOS_STEPS = 40
@@ -86,11 +86,7 @@ def _one(weights, data, step_size, grad_tol, objective):
     grad_norm = jnp.linalg.norm(grad)
 
     steps = min(LANCZOS_STEPS, weights.size)
-    # A fixed start vector: the same run gives the same estimate wherever it trains.
-    direction = (
-        jnp.ones_like(weights) + jnp.arange(weights.size).reshape(weights.shape) / weights.size
-    )
-    mu, top = lanczos_extremes(hvp_at(point), direction, steps)
+    mu, top = lanczos_extremes(hvp_at(point), start_vector(weights.shape, weights.dtype), steps)
     distance = jnp.linalg.norm(weights - point)
     unit = (weights - point) / jnp.where(distance > 0, distance, 1.0)
     change = jnp.linalg.norm(hvp_at(weights)(unit) - hvp_at(point)(unit))

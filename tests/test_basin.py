@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from sweep import basin, polish
-from sweep.analysis.spectrum import distinct_min_eigenvalues, min_eigenvalues
+from sweep.analysis.spectrum import (
+    distinct_min_eigenvalues,
+    matrix_free_min_eigenvalues,
+    min_eigenvalues,
+)
 from sweep.analysis.symmetry import canonical_form
 from sweep.landscape import PopulationLoss, gaussian
 from sweep.landscape.arccos import arccos  # noqa: F401 (jit warm-up shared with others)
@@ -110,3 +114,25 @@ def test_distinct_spectra_equal_each_points_own():
     own = min_eigenvalues(points, TEACHER, OBJECTIVE)
     np.testing.assert_allclose(got, own, rtol=1e-7)
     assert computed == 2
+
+
+def test_lanczos_smallest_eigenvalue_agrees_with_the_dense_one():
+    """The matrix-free path classification takes above DENSE_LIMIT parameters, checked
+    against the dense one where both are cheap, with far fewer steps than parameters."""
+    k = 10
+    objective = PopulationLoss(n=k, d=k)
+    teacher = gaussian.orthonormal_teacher(k)
+    rng = np.random.default_rng(4)
+    step = jax.jit(lambda w: w - 5 / k * objective.loss_and_grad(w, teacher)[1])
+    points = []
+    for _ in range(2):
+        w = rng.standard_normal((k, k)) / np.sqrt(k)
+        points.append(np.asarray(w))  # not a critical point: an indefinite Hessian
+        for _ in range(3000):
+            w = step(w)
+        points.append(np.asarray(w))
+    points = np.stack(points)
+    dense = min_eigenvalues(points, teacher, objective)
+    lanczos = matrix_free_min_eigenvalues(points, teacher, objective, steps=60)
+    assert dense.min() < 0 < dense.max()
+    np.testing.assert_allclose(lanczos, dense, rtol=0, atol=1e-9)

@@ -1,12 +1,19 @@
 """Smallest Hessian eigenvalues of many points of one objective, in batched calls, and
 once per distinct point up to the loss's symmetries."""
 
+import functools
 from collections.abc import Callable, Hashable
 
 import jax
 import numpy as np
 
 from ..datasets import TrainData
+from ..krylov import hessian_vector_product, lanczos_extremes, start_vector
+
+# Above this many parameters (k = n = 32) the smallest eigenvalue comes from Lanczos on
+# Hessian-vector products: a dense eigendecomposition costs O(p^3) and p^2 memory.
+DENSE_LIMIT = 1024
+LANCZOS_STEPS = 300
 
 _hessians = jax.jit(
     jax.vmap(lambda w, data, objective: objective.hessian(w, data), (0, None, None)),
@@ -28,6 +35,8 @@ def min_eigenvalues(weights: np.ndarray, data: TrainData, objective: Hashable) -
     """
     weights = np.asarray(weights)
     size = int(np.prod(weights.shape[1:]))
+    if size > DENSE_LIMIT:
+        return matrix_free_min_eigenvalues(weights, data, objective)
     chunk_size = max(1, min(CHUNK, _CHUNK_ENTRIES // max(size * size, 1)))
     found = []
     for start in range(0, len(weights), chunk_size):
@@ -72,3 +81,23 @@ def distinct_min_eigenvalues(
     if close.size:
         found[close] = min_eigenvalues(weights[close], data, objective)
     return found, len(distinct) + close.size
+
+
+@functools.partial(jax.jit, static_argnames=("objective", "steps"))
+def _lanczos_minimum(weights, data, objective, steps):
+    def hvp(v):
+        return hessian_vector_product(objective, weights, data, v)
+
+    return lanczos_extremes(hvp, start_vector(weights.shape, weights.dtype), steps)[0]
+
+
+def matrix_free_min_eigenvalues(
+    weights: np.ndarray, data: TrainData, objective: Hashable, steps: int = LANCZOS_STEPS
+) -> np.ndarray:
+    """Smallest Hessian eigenvalue of each point (m, *param_shape) by Lanczos (`steps`
+    steps, full reorthogonalization) on the objective's Hessian-vector products: the
+    smallest Ritz value, which converges to the smallest eigenvalue from above."""
+    weights = np.asarray(weights)
+    steps = min(steps, int(np.prod(weights.shape[1:])))
+    found = [float(_lanczos_minimum(w, data, objective, steps)) for w in weights]
+    return np.asarray(found, float)
