@@ -24,7 +24,6 @@ Everything is matrix-free (the objective's Hessian-vector product), so the cost 
 hundred gradients at any width, and it is batched over runs.
 """
 
-import functools
 from collections.abc import Hashable
 from typing import NamedTuple
 
@@ -33,7 +32,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes, start_vector
+from .krylov import (
+    conjugate_gradients,
+    hessian_vector_product,
+    lanczos_extremes,
+    quick_to_compile,
+    start_vector,
+)
 
 NEWTON_ITERATIONS = 6
 LANCZOS_STEPS = 40
@@ -113,7 +118,7 @@ def _one(weights, data, step_size, grad_tol, objective):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("objective",))
+@quick_to_compile(static_argnames=("objective",))
 def basin_finish(
     weights: jax.Array,
     data: TrainData,

@@ -6,8 +6,8 @@ trains in jitted segments of S steps (S adapts to the run lengths seen, see
 `_SegmentLength`); after each segment only the small per-run stop vector comes back to
 the host, finished runs are retired and their slots refilled with pending runs. Once the
 queue is empty and at most half the slots are busy, the survivors are compacted into the
-next smaller batch on a ladder of sizes (devices x 2^j, each compiled once per cell
-shape), so the tail of a cell does not pay for empty slots. A run that pauses
+next smaller batch on a ladder of sizes (a quarter at a time, each compiled once per
+cell shape), so the tail of a cell does not pay for empty slots. A run that pauses
 (`StopReason.PAUSED`) gets a finish on the host (`checkpoints.py`): the basin finish once
 its gradient is small (`basin.py`), the problem's own at a polish checkpoint (the Newton
 polish, `polish.py`). It retires if that finishes it, and otherwise resumes where it
@@ -220,8 +220,9 @@ class Engine:
             if not active.size:
                 return
             batch = len(slots.run)
-            if not slots.queue and active.size <= batch // 2 and batch > self.min_batch:
-                state = self._compact(state, slots, active)
+            smaller = self._smaller(batch, active.size)
+            if not slots.queue and smaller < batch:
+                state = self._compact(state, slots, active, smaller)
             updates = max(1, segment.length // per_update)
             state, stopped = self._segment(state, data, spec, updates, recorder, slots)
             self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
@@ -299,10 +300,18 @@ class Engine:
             size *= 2
         return size
 
-    def _compact(self, state: RunState, slots: _Slots, active: np.ndarray) -> RunState:
-        """Move the active runs into the smallest batch on the ladder that holds them; the
-        new slots past the active runs hold copies of an idle (frozen) slot."""
-        size = self._ladder(active.size)
+    def _smaller(self, batch: int, count: int) -> int:
+        """The batch to compact `count` runs into: the smallest of batch / 4^j (a multiple
+        of the device count) that holds them. Steps of 4 rather than 2 halve the batch
+        sizes a cell compiles for, at the price of at most 4x idle slots in the tail."""
+        quarter = 4 * len(self.devices)
+        while batch % quarter == 0 and batch // 4 >= count:
+            batch //= 4
+        return batch
+
+    def _compact(self, state: RunState, slots: _Slots, active: np.ndarray, size: int) -> RunState:
+        """Move the active runs into a batch of `size` slots; the new slots past the
+        active runs hold copies of an idle (frozen) slot."""
         index = np.full(size, np.flatnonzero(slots.run < 0)[0])
         index[: active.size] = active
         slots.run = slots.run[index]

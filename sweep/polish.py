@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product
+from .krylov import conjugate_gradients, hessian_vector_product, quick_to_compile
 
 ITERATIONS = 30
 
@@ -119,7 +119,7 @@ def _damped_one(weights, data, grad_tol, objective, iterations):
     )
 
 
-@functools.partial(jax.jit, static_argnames=("objective", "iterations"))
+@quick_to_compile(static_argnames=("objective", "iterations"))
 def damped_newton_cg(
     weights: jax.Array,
     data: TrainData,
