@@ -5,8 +5,9 @@ Reference workload: k = n in {8, 12, 16}, 512 runs each, the Safran-Shamir proto
 
 - sweep: `python -m sweep run ...` end to end in a fresh process (start-up, compilation,
   classification and Parquet included), first with an empty compilation cache (cold),
-  then again with the cache it left (warm). Its Newton polish is off, so that every
-  implementation follows the same stopping rule.
+  then again with the cache it left (warm). Its fixed-checkpoint Newton polish is off;
+  its basin finish (`sweep/basin.py`) is on: it ends a run where plain gradient descent
+  would (same end point to 1e-9), and its cost counts in the useful-step fraction.
 - PyTorch, batched: all runs of a cell in one tensor, closed-form gradient, lockstep.
 - NumPy, per run: one run at a time until it converges, as the papers' code does. Too slow
   to run in full: a sample of runs per cell is timed and the time per step is multiplied
@@ -118,7 +119,8 @@ def throughput(k, batch, steps=200):
     engine = Engine(config)
     cell = config_module.cells(config)[0]
     problem = problems.for_cell(config, cell)
-    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0)  # all keep stepping
+    # Every run keeps stepping: no gradient stop, no pause for the basin finish.
+    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0, basin_grad=0.0)
     teacher = gaussian.orthonormal_teacher(k)
     state = train.empty_state(spec, batch, (k, k))
     runs = np.arange(batch)

@@ -97,6 +97,7 @@ def _run(args):
             f"trained {outcome.runs_trained} runs on {len(outcome.engine.devices)} "
             f"{outcome.engine.devices[0].platform} device(s); useful-step fraction "
             f"{counters.useful_fraction:.2f}"
+            + (f"; basin finish: {counters.basin_finished} runs" if counters.basin_attempts else "")
         )
     frame = results.load(out)
     print(report.format_summary(report.summary(frame)))
