@@ -192,3 +192,16 @@ def test_a_recorder_changes_nothing_and_sees_every_step_once(tiny_config):
     np.testing.assert_array_equal(final["weights"], a["weights"][paused])
     # It ended through the Newton polish, after the last recorded gradient step.
     assert final["stop_reason"] == "newton" and final["loss"] < history["loss"].iloc[-1]
+
+
+def test_basin_finished_runs_do_not_depend_on_the_batch(tiny_config):
+    """Runs wait for the basin finish in their slots and are finished in chunks: which
+    runs share a chunk must not change any result."""
+    raw = tiny_config(seeds=12).to_raw()
+    cfg = config_module.from_dict({**raw, "stop": {"loss_tol": 0, "polish_after": 0}})
+    wide, engine = trained(cfg, range(12), batch_size=8)
+    narrow, _ = trained(cfg, range(12), batch_size=2)
+    assert (wide["reason"] == StopReason.BASIN).sum() >= 6 and engine.counters.basin_finished
+    for key in ("steps", "newton_steps", "reason"):
+        np.testing.assert_array_equal(wide[key], narrow[key])
+    np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)
