@@ -28,6 +28,48 @@ from .krylov import conjugate_gradients, hessian_vector_product, quick_to_compil
 ITERATIONS = 30
 
 
+def _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve):
+    """The damped Newton loop; `solve(w, g, mu)` gives (step, Hessian products spent,
+    rejected). Returns (weights, loss, grad_norm, iterations, converged, products)."""
+
+    def norm(g):
+        return jnp.sqrt(jnp.sum(g * g))
+
+    loss, grad = objective.loss_and_grad(weights, data)
+
+    def cond(carry):
+        _, _, g, _, it, _ = carry
+        return (norm(g) > grad_tol) & (it < iterations) & jnp.isfinite(norm(g))
+
+    def body(carry):
+        w, f, g, mu, it, products = carry
+        step, spent, rejected = solve(w, g, mu)
+        f_new, g_new = objective.loss_and_grad(w + step, data)
+        # Rounding makes the loss jitter by ~1e-16 near a minimum; that is not a rise.
+        accept = (norm(g_new) < norm(g)) & (f_new <= f + 1e-14 * jnp.maximum(1.0, jnp.abs(f)))
+        accept = accept & jnp.isfinite(f_new) & ~rejected
+        return (
+            jnp.where(accept, w + step, w),
+            jnp.where(accept, f_new, f),
+            jnp.where(accept, g_new, g),
+            jnp.where(accept, mu / 10, mu * 10),
+            it + 1,
+            products + spent,
+        )
+
+    start = (weights, loss, grad, jnp.asarray(1e-8, weights.dtype), jnp.asarray(0), jnp.asarray(0))
+    w, f, g, _, it, products = jax.lax.while_loop(cond, body, start)
+    converged = norm(g) <= grad_tol
+    return (
+        jnp.where(converged, w, weights),
+        jnp.where(converged, f, loss),
+        jnp.where(converged, norm(g), norm(grad)),
+        it,
+        converged,
+        products,
+    )
+
+
 @functools.partial(jax.jit, static_argnames=("objective", "iterations"))
 def newton_polish(
     weights: jax.Array,
@@ -41,82 +83,24 @@ def newton_polish(
 
     On failure the returned weights are the input weights, untouched.
     """
-    shape = weights.shape
-    loss, grad = objective.loss_and_grad(weights, data)
 
-    def norm(g):
-        return jnp.sqrt(jnp.sum(g * g))
-
-    def cond(carry):
-        _, _, g, _, it = carry
-        return (norm(g) > grad_tol) & (it < iterations) & jnp.isfinite(norm(g))
-
-    def body(carry):
-        w, f, g, mu, it = carry
+    def solve(w, g, mu):
         eigenvalues, vectors = jnp.linalg.eigh(objective.hessian(w, data))
         along = vectors.T @ g.reshape(-1)
-        step = -(vectors @ (along / (jnp.abs(eigenvalues) + mu))).reshape(shape)
-        f_new, g_new = objective.loss_and_grad(w + step, data)
-        # Rounding makes the loss jitter by ~1e-16 near a minimum; that is not a rise.
-        accept = (norm(g_new) < norm(g)) & (f_new <= f + 1e-14 * jnp.maximum(1.0, jnp.abs(f)))
-        accept = accept & jnp.isfinite(f_new)
-        return (
-            jnp.where(accept, w + step, w),
-            jnp.where(accept, f_new, f),
-            jnp.where(accept, g_new, g),
-            jnp.where(accept, mu / 10, mu * 10),
-            it + 1,
-        )
+        step = -(vectors @ (along / (jnp.abs(eigenvalues) + mu))).reshape(w.shape)
+        return step, 0, jnp.asarray(False)
 
-    start = (weights, loss, grad, jnp.asarray(1e-8, weights.dtype), jnp.asarray(0))
-    w, f, g, _, it = jax.lax.while_loop(cond, body, start)
-    converged = norm(g) <= grad_tol
-    return (
-        jnp.where(converged, w, weights),
-        jnp.where(converged, f, loss),
-        jnp.where(converged, norm(g), norm(grad)),
-        it,
-        converged,
-    )
+    return _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve)[:5]
 
 
 def _damped_one(weights, data, grad_tol, objective, iterations):
-    def norm(g):
-        return jnp.sqrt(jnp.sum(g * g))
+    def solve(w, g, mu):
+        def hvp(v):
+            return hessian_vector_product(objective, w, data, v)
 
-    loss, grad = objective.loss_and_grad(weights, data)
+        return conjugate_gradients(hvp, -g, 1e-3 * jnp.sqrt(jnp.sum(g * g)), mu)
 
-    def cond(carry):
-        _, _, g, _, it, _ = carry
-        return (norm(g) > grad_tol) & (it < iterations) & jnp.isfinite(norm(g))
-
-    def body(carry):
-        w, f, g, mu, it, hvps = carry
-        hvp = lambda v: hessian_vector_product(objective, w, data, v)  # noqa: E731
-        step, cg_steps, negative = conjugate_gradients(hvp, -g, 1e-3 * norm(g), mu)
-        f_new, g_new = objective.loss_and_grad(w + step, data)
-        accept = (norm(g_new) < norm(g)) & (f_new <= f + 1e-14 * jnp.maximum(1.0, jnp.abs(f)))
-        accept = accept & jnp.isfinite(f_new) & ~negative
-        return (
-            jnp.where(accept, w + step, w),
-            jnp.where(accept, f_new, f),
-            jnp.where(accept, g_new, g),
-            jnp.where(accept, mu / 10, mu * 10),
-            it + 1,
-            hvps + cg_steps,
-        )
-
-    start = (weights, loss, grad, jnp.asarray(1e-8, weights.dtype), jnp.asarray(0), jnp.asarray(0))
-    w, f, g, _, it, hvps = jax.lax.while_loop(cond, body, start)
-    converged = norm(g) <= grad_tol
-    return (
-        jnp.where(converged, w, weights),
-        jnp.where(converged, f, loss),
-        jnp.where(converged, norm(g), norm(grad)),
-        it,
-        converged,
-        hvps,
-    )
+    return _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve)
 
 
 @quick_to_compile(static_argnames=("objective", "iterations"))
