@@ -1,7 +1,7 @@
 """What a run that paused or stopped gets on the host, between training segments.
 
-- `in_basin`: runs paused at |grad| <= stop.basin_grad get the basin finish
-  (`basin.py`), in batches; those it does not take resume, to pause again closer in.
+- `finish_in_basin`: runs paused at |grad| <= stop.basin_grad (`in_basin`) get the basin
+  finish (`basin.py`), in batches; those it does not take resume, to pause again closer in.
 - `settle`: runs at a checkpoint (stop.polish_after and its doublings) or at max_steps
   get the problem's finish (the Newton polish; on data the exact finish onto a kink), and
   failing that the plateau test.
@@ -10,47 +10,38 @@
 import jax
 import numpy as np
 
-from . import basin, train
+from . import train
 from .outcomes import Finished, StopReason
 from .problems import Problem
 
 
-def in_basin(
-    state: train.RunState,
-    stopped: np.ndarray,
-    slot_run: np.ndarray,
-    problem: Problem,
-    counters,
-    seen: dict,
-) -> tuple[train.RunState, np.ndarray, Finished | None]:
-    """The basin finish (`basin.py`) of the stopped slots paused for it, once there are
-    `basin.CHUNK` of them or no run is left training (until then they wait, frozen).
+def in_basin(state: train.RunState, stopped: np.ndarray) -> np.ndarray:
+    """Which of the stopped slots paused for the basin finish (not at a checkpoint)."""
+    fields = (state.reason, state.grad_norm, state.finish_below, state.steps, state.pause_at)
+    reason, grad_norm, below, steps, pause_at = (np.asarray(x) for x in jax.device_get(fields))
+    return stopped[
+        (reason[stopped] == train.PAUSED)
+        & (grad_norm[stopped] <= below[stopped])
+        & (steps[stopped] < pause_at[stopped])
+    ]
+
+
+def finish_in_basin(
+    rows: train.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
+) -> tuple[Finished | None, np.ndarray]:
+    """The basin finish (`basin.py`) of runs paused for it, as host rows (leading axis m).
 
     A run the basin test does not take, and whose own convergence since its previous
     pause (`seen`: run -> (steps, |grad|), updated here) predicts more steps to
     stop.grad_tol than it has taken so far, gets the matrix-free Newton polish now
     (`Problem.polish_runs`): near a minimum that is not strict (wide students) gradient
     descent slows to a crawl, and waiting for the fixed checkpoint is idle work (with
-    stop.polish_after = 0 there is no polish at all). Runs neither finish takes resume.
-    Returns the state, the other stopped slots, and the finished runs (or None).
+    stop.polish_after = 0 there is no polish at all). Returns the finished runs (or None)
+    and a mask of the runs neither finish took, which go back to gradient descent.
     """
-    if not stopped.size:
-        return state, stopped, None
-    fields = (state.reason, state.grad_norm, state.finish_below, state.steps, state.pause_at)
-    reason, grad_norm, below, steps, pause_at = (np.asarray(x) for x in jax.device_get(fields))
-    waiting = stopped[
-        (reason[stopped] == train.PAUSED)
-        & (grad_norm[stopped] <= below[stopped])
-        & (steps[stopped] < pause_at[stopped])
-    ]
-    others = np.setdiff1d(stopped, waiting)
-    if not waiting.size or (waiting.size < basin.CHUNK and np.any(reason == train.RUNNING)):
-        return state, others, None
-    host = jax.device_get((state.weights, state.step_size, state.loss, state.watched))
-    weights, step_size, loss, watched = (np.asarray(x)[waiting] for x in host)
-    runs, steps, grad_norm = slot_run[waiting], steps[waiting], grad_norm[waiting]
+    weights, step_size, steps, grad_norm = rows.weights, rows.step_size, rows.steps, rows.grad_norm
     found = problem.basin_finish(weights, step_size)
-    counters.basin_attempts += waiting.size
+    counters.basin_attempts += len(runs)
     counters.finish_cost += int(2 * found.hvps.sum() + found.iterations.sum())
     out = Finished(
         runs=runs.copy(),
@@ -60,9 +51,9 @@ def in_basin(
         step_size=step_size,
         loss=found.loss,
         grad_norm=found.grad_norm,
-        reason=np.full(waiting.size, StopReason.BASIN, np.int8),
-        watched=watched,
-        trained_loss=loss,
+        reason=np.full(len(runs), StopReason.BASIN, np.int8),
+        watched=rows.watched,
+        trained_loss=rows.loss,
         predicted_steps=steps + found.spared,
     )
     done = found.accepted.copy()
@@ -83,9 +74,7 @@ def in_basin(
         done[index] = True
     for run, step, norm in zip(runs[~done], steps[~done], grad_norm[~done], strict=True):
         seen[int(run)] = (int(step), float(norm))
-    if not done.all():
-        state = train.resume_runs(state, np.isin(np.arange(len(slot_run)), waiting[~done]))
-    return state, others, out.select(done) if done.any() else None
+    return (out.select(done) if done.any() else None), ~done
 
 
 def _slow(runs, steps, grad_norm, seen, grad_tol) -> np.ndarray:

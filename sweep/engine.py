@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import checkpoints, train
+from . import basin, checkpoints, train
 from .config import Config
 from .datasets import TrainData
 from .init import run_key
@@ -141,24 +141,29 @@ def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
 
 
 class _Slots:
-    """Which run each slot of the batch holds (-1: none), and the queue of pending runs."""
+    """Which run each slot of the batch holds (-1: none), and the queue of pending runs:
+    a run index (to start) or a (run, host row) pair (to resume as it left)."""
 
     def __init__(self, runs: Iterable[int], batch: int):
         self.queue = collections.deque(int(r) for r in runs)
         self.run = np.full(batch, -1)
 
-    def refill(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Pending runs into free slots: (mask of refilled slots, run per slot), or None."""
-        free = np.flatnonzero(self.run < 0)
-        if not (self.queue and free.size):
-            return None
-        take = free[: len(self.queue)]
+    def refill(self) -> tuple[np.ndarray, np.ndarray, list]:
+        """Pending runs into free slots: (mask of slots of fresh runs, run per slot, and
+        [(slot, row)] of resumed ones)."""
+        free = np.flatnonzero(self.run < 0)[: len(self.queue)]
+        fresh = np.zeros(len(self.run), bool)
         runs = np.zeros(len(self.run), np.int64)
-        runs[take] = [self.queue.popleft() for _ in take]
-        mask = np.zeros(len(self.run), bool)
-        mask[take] = True
-        self.run[take] = runs[take]
-        return mask, runs
+        resumed = []
+        for slot in free:
+            entry = self.queue.popleft()
+            if isinstance(entry, tuple):
+                entry, row = entry
+                resumed.append((slot, row))
+            else:
+                fresh[slot] = True
+            runs[slot] = self.run[slot] = entry
+        return fresh, runs, resumed
 
 
 class Engine:
@@ -212,13 +217,22 @@ class Engine:
         segment = _SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
+        self._basin_on = bool(spec.basin_grad)
+        parked = []  # (run, host row) of runs waiting for the basin finish
         while True:
-            refill = slots.refill()
-            if refill is not None:
-                state = start_runs(state, *refill, cell_args, data, spec)
+            fresh, run_index, back = slots.refill()
+            if fresh.any():
+                state = start_runs(state, fresh, run_index, cell_args, data, spec)
+            if back:
+                state = self._place(state, back)
             active = np.flatnonzero(slots.run >= 0)
             if not active.size:
-                return
+                if not parked:
+                    return
+                out = self._finish_parked(parked, slots, problem)
+                if out is not None:
+                    yield out
+                continue
             batch = len(slots.run)
             smaller = self._smaller(batch, active.size)
             if not slots.queue and smaller < batch:
@@ -227,11 +241,12 @@ class Engine:
             state, stopped = self._segment(state, data, spec, updates, recorder, slots)
             self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
             stopped = stopped[slots.run[stopped] >= 0]
-            state, stopped, basin_out = self._finish_in_basin(state, stopped, slots, problem)
-            if basin_out is not None:
-                self.counters.steps_useful += int(basin_out.steps.sum())
-                segment.observe(basin_out.steps)
-                yield basin_out
+            stopped = self._park(state, stopped, slots, parked)
+            if len(parked) >= basin.CHUNK:
+                out = self._finish_parked(parked, slots, problem)
+                if out is not None:
+                    segment.observe(out.steps)
+                    yield out
             if not stopped.size:
                 continue
             state, out = self._retire(state, stopped, slots, problem, previous_loss)
@@ -254,16 +269,48 @@ class Engine:
         self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
         return state, np.flatnonzero(reason != train.RUNNING)
 
-    def _finish_in_basin(self, state, stopped, slots, problem):
-        """The basin finish of the stopped slots paused for it (`checkpoints.in_basin`):
-        finished runs leave their slots. Returns the state, the other stopped slots and
-        the finished runs (or None)."""
-        state, others, out = checkpoints.in_basin(
-            state, stopped, slots.run, problem, self.counters, self._basin_seen
+    def _park(self, state, stopped, slots, parked) -> np.ndarray:
+        """Runs paused for the basin finish leave their slots for `parked`, so that the
+        slots train other runs while they wait for a full chunk. Returns the other
+        stopped slots."""
+        if not stopped.size or not self._basin_on:
+            return stopped
+        waiting = checkpoints.in_basin(state, stopped)
+        if waiting.size:
+            rows = jax.tree.map(lambda x: np.asarray(x)[waiting], jax.device_get(state))
+            for i, slot in enumerate(waiting):
+                parked.append((int(slots.run[slot]), jax.tree.map(lambda x, i=i: x[i], rows)))
+            slots.run[waiting] = -1
+        return np.setdiff1d(stopped, waiting)
+
+    def _finish_parked(self, parked, slots, problem):
+        """The basin finish of every parked run; those it does not take go to the front
+        of the queue, to resume where they left. Returns the finished runs or None."""
+        runs = np.array([run for run, _ in parked])
+        rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in parked])
+        parked.clear()
+        out, back = checkpoints.finish_in_basin(
+            rows, runs, problem, self.counters, self._basin_seen
         )
+        again = train.resumed(jax.tree.map(lambda x: x[back], rows))
+        for i in reversed(range(int(back.sum()))):
+            slots.queue.appendleft((int(runs[back][i]), jax.tree.map(lambda x, i=i: x[i], again)))
         if out is not None:
-            slots.run[np.isin(slots.run, out.runs)] = -1
-        return state, others, out
+            self.counters.steps_useful += int(out.steps.sum())
+        return out
+
+    def _place(self, state, back):
+        """Resumed runs back into their new slots, exactly as they left."""
+        slots = np.array([slot for slot, _ in back])
+        rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in back])
+
+        def scatter(batch, values):
+            batch = np.zeros(batch.shape, batch.dtype)
+            batch[slots] = values
+            return batch
+
+        mask = np.isin(np.arange(state.steps.shape[0]), slots)
+        return train.place_runs(state, mask, jax.tree.map(scatter, state, rows))
 
     def _retire(self, state, stopped, slots, problem, previous_loss):
         """Settle the stopped slots' runs: finished ones leave their slots, paused ones that

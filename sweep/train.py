@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
@@ -220,6 +221,21 @@ def _segment(state, data, spec, steps):
 
     done, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
     return state, (done * steps_per_update(spec, data))[None]
+
+
+@functools.partial(jax.jit, donate_argnames=("state",))
+def place_runs(state: RunState, mask: jax.Array, rows: RunState) -> RunState:
+    """Slots in `mask` take the runs in `rows` (a batch of the same shape): runs that left
+    the batch for a while come back exactly as they left."""
+    return select_runs(mask, rows, state)
+
+
+def resumed(rows: RunState) -> RunState:
+    """Host rows of runs paused for the basin finish that did not finish: running again,
+    to pause at a tenth of the gradient norm (as `resume_runs` does in place)."""
+    return rows._replace(
+        reason=np.full_like(rows.reason, RUNNING), finish_below=rows.finish_below / 10
+    )
 
 
 @functools.partial(jax.jit, donate_argnames=("state",))
