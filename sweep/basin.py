@@ -132,7 +132,7 @@ def basin_finish(
 
 
 # Runs per compiled call of a batched finish: one program per cell shape.
-CHUNK = 16
+CHUNK = 64
 
 
 def in_chunks(finish, weights: np.ndarray, *per_run: np.ndarray) -> tuple:
