@@ -14,6 +14,8 @@ from . import train
 from .outcomes import Finished, StopReason
 from .problems import Problem
 
+SINGULAR = 1e-6
+
 
 def in_basin(state: train.RunState, stopped: np.ndarray) -> np.ndarray:
     """Which of the stopped slots paused for the basin finish (not at a checkpoint)."""
@@ -33,7 +35,8 @@ def finish_in_basin(
 
     A run the basin test does not take, and whose own convergence since its previous
     pause (`seen`: run -> (steps, |grad|), updated here) predicts more steps to
-    stop.grad_tol than it has taken so far, gets the matrix-free Newton polish now
+    stop.grad_tol than it has taken so far, or whose Hessian is singular where Newton got
+    to, gets the matrix-free Newton polish now
     (`Problem.polish_runs`): near a minimum that is not strict (wide students) gradient
     descent slows to a crawl, and waiting for the fixed checkpoint is idle work (with
     stop.polish_after = 0 there is no polish at all). Returns the finished runs (or None)
@@ -59,7 +62,12 @@ def finish_in_basin(
     done = found.accepted.copy()
     counters.basin_finished += int(done.sum())
     stop = problem.config.stop
-    slow = ~done & _slow(runs, steps, grad_norm, seen, stop.grad_tol) & bool(stop.polish_after)
+    # Slow: the rate measured since the previous pause says so, or the Hessian where
+    # Newton got to is singular (its smallest eigenvalue x step below SINGULAR: a minimum
+    # that is not strict, which GD approaches sublinearly).
+    singular = found.min_eig * step_size < SINGULAR
+    slow = _slow(runs, steps, grad_norm, seen, stop.grad_tol) | singular
+    slow &= ~done & bool(stop.polish_after)
     if slow.any():
         point, value, norm, iterations, converged, hvps = problem.polish_runs(weights[slow])
         counters.finish_cost += int(2 * hvps.sum() + iterations.sum())

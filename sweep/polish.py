@@ -26,6 +26,9 @@ from .datasets import TrainData
 from .krylov import conjugate_gradients, hessian_vector_product, quick_to_compile
 
 ITERATIONS = 30
+# Conjugate-gradient steps per damped Newton step: an inexact step is enough, the damping
+# does the rest, and a batch waits for its slowest run.
+POLISH_CG_STEPS = 30
 
 
 def _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve):
@@ -98,7 +101,7 @@ def _damped_one(weights, data, grad_tol, objective, iterations):
         def hvp(v):
             return hessian_vector_product(objective, w, data, v)
 
-        return conjugate_gradients(hvp, -g, 1e-3 * jnp.sqrt(jnp.sum(g * g)), mu)
+        return conjugate_gradients(hvp, -g, 1e-3 * jnp.sqrt(jnp.sum(g * g)), mu, POLISH_CG_STEPS)
 
     return _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve)
 
