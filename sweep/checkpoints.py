@@ -14,6 +14,8 @@ from . import train
 from .outcomes import Finished, StopReason
 from .problems import Problem
 
+# A Hessian whose smallest eigenvalue times the step is below this is taken as singular:
+# GD would need more than ~1e6 steps per e-fold there.
 SINGULAR = 1e-6
 
 
@@ -33,14 +35,14 @@ def finish_in_basin(
 ) -> tuple[Finished | None, np.ndarray]:
     """The basin finish (`basin.py`) of runs paused for it, as host rows (leading axis m).
 
-    A run the basin test does not take, and whose own convergence since its previous
-    pause (`seen`: run -> (steps, |grad|), updated here) predicts more steps to
-    stop.grad_tol than it has taken so far, or whose Hessian is singular where Newton got
-    to, gets the matrix-free Newton polish now
-    (`Problem.polish_runs`): near a minimum that is not strict (wide students) gradient
-    descent slows to a crawl, and waiting for the fixed checkpoint is idle work (with
-    stop.polish_after = 0 there is no polish at all). Returns the finished runs (or None)
-    and a mask of the runs neither finish took, which go back to gradient descent.
+    A run the basin test does not take gets the matrix-free Newton polish
+    (`Problem.polish_runs`) at once when its own convergence since its previous pause
+    (`seen`: run -> (steps, |grad|), updated here) predicts more steps to stop.grad_tol
+    than it has taken so far, or when the Hessian is singular where Newton got to: near a
+    minimum that is not strict (wide students) gradient descent slows to a crawl, and
+    waiting for the fixed checkpoint is idle work (stop.polish_after = 0: no polish at
+    all). Returns the finished runs (or None) and a mask of the runs neither finish took,
+    which go back to gradient descent.
     """
     weights, step_size, steps, grad_norm = rows.weights, rows.step_size, rows.steps, rows.grad_norm
     found = problem.basin_finish(weights, step_size)
