@@ -10,6 +10,10 @@ import functools
 import jax
 import jax.numpy as jnp
 
+# Above this many parameters (k = n = 32) curvature comes from Hessian-vector products
+# only: a dense eigendecomposition costs O(p^3) time and p^2 memory (800 MB at k = 100).
+DENSE_LIMIT = 1024
+
 # Most conjugate-gradient steps per solve. A well-conditioned Newton system needs far
 # fewer; one that needs more is a sign the point is no strict minimum, so a finish gives
 # up early rather than spending thousands of products there.

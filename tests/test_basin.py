@@ -136,3 +136,27 @@ def test_lanczos_smallest_eigenvalue_agrees_with_the_dense_one():
     lanczos = matrix_free_min_eigenvalues(points, teacher, objective, steps=60)
     assert dense.min() < 0 < dense.max()
     np.testing.assert_allclose(lanczos, dense, rtol=0, atol=1e-9)
+
+
+def test_checkpoint_polish_is_matrix_free_above_the_dense_limit(monkeypatch):
+    """Above krylov.DENSE_LIMIT parameters the checkpoint polish uses Hessian-vector
+    products (a dense eigendecomposition per iteration is out of reach at k = 100); both
+    paths finish the same run on the same minimum."""
+    from sweep import config as config_module
+    from sweep import problems
+    from sweep.problems import base
+
+    config = config_module.from_dict({"sweep": {"k": "6", "n": "k+1", "seeds": 1}})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    rng = np.random.default_rng(5)
+    teacher, objective = problem.data.train, problem.objective
+    step = jax.jit(lambda w: objective.loss_and_grad(w, teacher))
+    w = rng.standard_normal((7, 6)) / np.sqrt(6)
+    for _ in range(1500):
+        w = w - 5 / 6 * step(w)[1]
+    dense = problem.finish(np.asarray(w))
+    monkeypatch.setattr(base, "DENSE_LIMIT", 10)
+    free = problem.finish(np.asarray(w))
+    assert dense.converged and free.converged
+    assert free.grad_norm <= config.stop.grad_tol
+    assert abs(free.loss - dense.loss) <= 1e-12

@@ -8,11 +8,9 @@ import jax
 import numpy as np
 
 from ..datasets import TrainData
-from ..krylov import hessian_vector_product, lanczos_extremes, start_vector
+from ..krylov import DENSE_LIMIT, hessian_vector_product, lanczos_extremes, start_vector
 
-# Above this many parameters (k = n = 32) the smallest eigenvalue comes from Lanczos on
-# Hessian-vector products: a dense eigendecomposition costs O(p^3) and p^2 memory.
-DENSE_LIMIT = 1024
+# Above krylov.DENSE_LIMIT parameters the smallest eigenvalue comes from Lanczos.
 LANCZOS_STEPS = 300
 
 _hessians = jax.jit(

@@ -21,6 +21,7 @@ from jax.typing import DTypeLike
 from .. import basin, polish
 from ..config import Cell, Config
 from ..datasets import Data, TrainData
+from ..krylov import DENSE_LIMIT
 from ..outcomes import Classified, Finished, StopReason
 
 
@@ -85,10 +86,14 @@ class Problem(abc.ABC):
     def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
         """Try to finish a run at a checkpoint: the float64 Newton polish (`polish.py`).
         `step_size` is the run's own (for finishes that take gradient steps first); `final`
-        says the run stops here whatever the finish does."""
-        found = polish.newton_polish(
-            weights, self.data.train, self.config.stop.grad_tol, self.objective
-        )
+        says the run stops here whatever the finish does. Above `krylov.DENSE_LIMIT`
+        parameters the polish is matrix-free."""
+        data, tol = self.data.train, self.config.stop.grad_tol
+        if np.size(weights) > DENSE_LIMIT:
+            found = polish.damped_newton_cg(np.asarray(weights)[None], data, tol, self.objective)
+            found = [np.asarray(x)[0] for x in found[:5]]
+        else:
+            found = polish.newton_polish(weights, data, tol, self.objective)
         point, loss, grad_norm, iterations, converged = found
         return Finish(np.asarray(point), float(loss), float(grad_norm), int(iterations),
                       bool(converged))  # fmt: skip
