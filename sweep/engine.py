@@ -2,24 +2,22 @@
 
 Runs of one cell need from hundreds to 100,000 steps, so training a cell in lockstep until
 its slowest run finishes wastes most of the work. Instead a fixed-size batch of slots
-trains in jitted segments of S steps (S adapts to the run lengths seen, see
-`_SegmentLength`); after each segment only the small per-run stop vector comes back to
-the host, finished runs are retired and their slots refilled with pending runs. Once the
-queue is empty and at most half the slots are busy, the survivors are compacted into the
-next smaller batch on a ladder of sizes (a quarter at a time, each compiled once per
-cell shape), so the tail of a cell does not pay for empty slots. A run that pauses
+trains in jitted segments (`slots.SegmentLength`); after each only the per-run stop vector
+comes back to the host, finished runs retire and pending runs refill their slots. Once the
+queue is empty the survivors are compacted into batches a quarter the size (each size
+compiled once per cell shape), so a cell's tail does not pay for empty slots. A paused run
 (`StopReason.PAUSED`) gets a finish on the host (`checkpoints.py`): the basin finish once
-its gradient is small (`basin.py`), the problem's own at a polish checkpoint (the Newton
-polish, `polish.py`). It retires if that finishes it, and otherwise resumes where it
-paused.
-Replays run through the same loop with a `Recorder` that sees every step.
+its gradient is small (`basin.py`), the problem's own at a polish checkpoint (`polish.py`);
+it retires if that finishes it, else resumes where it paused. With `optimizer.precision =
+"mixed"` runs first train in float32 (`_float32_phase`) and the float64 loop takes each
+over where it stopped. Replays run through the same loop with a `Recorder`.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
 independent and starts from its own key (see `init.py`), so results do not depend on
 which slot, batch or device a run trained in.
 """
 
-import collections
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from .datasets import TrainData
 from .init import run_key
 from .outcomes import Finished, StopReason
 from .problems import Problem
+from .slots import SegmentLength, Slots
 from .train import RunState
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
@@ -44,6 +43,12 @@ DEFAULT_BATCH_PER_DEVICE = {"cpu": 256, "gpu": 8192, "tpu": 8192}
 
 # Steps per segment when every step is recorded (`Recorder`): one compiled length.
 TRACE_SEGMENT = 1000
+
+# The float32 phase (`optimizer.precision = "mixed"`) ends once |grad| <= this, well above
+# float32's rounding of the gradient (about 1e-6 here), and hands the run to float64.
+FLOAT32_UNTIL = 1e-4
+# Runs per float32 phase, in batches: each group goes through both phases before the next.
+FLOAT32_GROUP = 16
 
 # Called after every segment with the run in each slot (-1: none) and what happened at
 # every step (`train.History`, host arrays (S, B)); see `replay.py`.
@@ -64,12 +69,22 @@ class Counters:
     # Gradient-step equivalents the basin finish cost: a Hessian-vector product costs
     # about two gradients (`benchmarks/bench.py` measures it).
     finish_cost: int = 0
+    float32_steps: int = 0  # steps the runs took in the float32 phase
     batch_sizes: set = field(default_factory=set)
 
     @property
     def useful_fraction(self) -> float:
         """Steps the runs needed over steps computed, the finish's cost included."""
         return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
+
+
+def _leave(state: RunState, leaving: np.ndarray, slots: Slots) -> list[tuple[int, RunState]]:
+    """(run, host row) of the runs in slots `leaving`, which are freed."""
+    rows = jax.tree.map(lambda x: np.asarray(x)[leaving], jax.device_get(state))
+    out = [(int(slots.run[slot]), jax.tree.map(lambda x, i=i: x[i], rows))
+           for i, slot in enumerate(leaving)]  # fmt: skip
+    slots.run[leaving] = -1
+    return out
 
 
 class CellArgs(NamedTuple):
@@ -105,10 +120,13 @@ def start_runs(
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
     keys = jax.vmap(lambda r: run_key(cell.seed, cell.k, cell.n, cell.d, r))(runs)
     objective = spec.objective
-    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, state.weights.dtype))(keys)
+    # Drawn in float64 and rounded, so that the float32 phase starts each run where the
+    # float64 engine would.
+    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, jnp.float64))(keys)
     rates = jnp.full_like(state.step_size, cell.step_size)
     if spec.optimizer.step_unit == "ntk":
         rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
+    weights = weights.astype(state.weights.dtype)
     fresh = train.RunState(
         weights=weights,
         opt_state=train.init_opt_state(spec, weights),
@@ -138,32 +156,6 @@ def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
         polish_after=problem.first_checkpoint(),
         basin_grad=config.stop.basin_grad if problem.basin_applies() else 0.0,
     )
-
-
-class _Slots:
-    """Which run each slot of the batch holds (-1: none), and the queue of pending runs:
-    a run index (to start) or a (run, host row) pair (to resume as it left)."""
-
-    def __init__(self, runs: Iterable[int], batch: int):
-        self.queue = collections.deque(int(r) for r in runs)
-        self.run = np.full(batch, -1)
-
-    def refill(self) -> tuple[np.ndarray, np.ndarray, list]:
-        """Pending runs into free slots: (mask of slots of fresh runs, run per slot, and
-        [(slot, row)] of resumed ones)."""
-        free = np.flatnonzero(self.run < 0)[: len(self.queue)]
-        fresh = np.zeros(len(self.run), bool)
-        runs = np.zeros(len(self.run), np.int64)
-        resumed = []
-        for slot in free:
-            entry = self.queue.popleft()
-            if isinstance(entry, tuple):
-                entry, row = entry
-                resumed.append((slot, row))
-            else:
-                fresh[slot] = True
-            runs[slot] = self.run[slot] = entry
-        return fresh, runs, resumed
 
 
 class Engine:
@@ -203,44 +195,41 @@ class Engine:
         """Train runs (indices) of a problem's cell; yields `Finished` batches as runs stop.
 
         With a `recorder`, every step of every run is recorded (segments of a fixed
-        length, `TRACE_SEGMENT`); the runs and their results are the same.
+        length, `TRACE_SEGMENT`); the runs and their results are the same. With
+        `optimizer.precision = "mixed"` the runs go through the float32 phase first, a
+        group of runs at a time (`FLOAT32_GROUP` batches), so the host holds few of them.
         """
         runs = list(runs)
+        if self.config.optimizer.precision != "mixed":
+            yield from self._train(problem, runs, recorder)
+            return
+        group = FLOAT32_GROUP * self.batch_size
+        for first in range(0, len(runs), group):
+            handed = self._float32_phase(problem, runs[first : first + group], recorder)
+            yield from self._train(problem, handed, recorder)
+
+    def _train(self, problem, runs, recorder):
+        """`train` in float64 for runs to start (indices) or to resume ((run, row) pairs)."""
         if not runs:
             return
         spec = train_spec(self.config, problem)
         data = jax.device_put(problem.data.train)
-        cell_args = CellArgs.of(problem)
-        per_update = train.steps_per_update(spec, data)
-        slots = _Slots(runs, self._first_batch(len(runs)))
+        slots = Slots(runs, self._first_batch(len(runs)))
         state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
-        segment = _SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
+        segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
         self._basin_on = bool(spec.basin_grad)
         parked = []  # (run, host row) of runs waiting for the basin finish
         while True:
-            fresh, run_index, back = slots.refill()
-            if fresh.any():
-                state = start_runs(state, fresh, run_index, cell_args, data, spec)
-            if back:
-                state = self._place(state, back)
-            active = np.flatnonzero(slots.run >= 0)
-            if not active.size:
+            state, stopped = self._advance(state, slots, problem, spec, data, segment, recorder)
+            if stopped is None:  # no run in the batch
                 if not parked:
                     return
                 out = self._finish_parked(parked, slots, problem)
                 if out is not None:
                     yield out
                 continue
-            batch = len(slots.run)
-            smaller = self._smaller(batch, active.size)
-            if not slots.queue and smaller < batch:
-                state = self._compact(state, slots, active, smaller)
-            updates = max(1, segment.length // per_update)
-            state, stopped = self._segment(state, data, spec, updates, recorder, slots)
-            self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
-            stopped = stopped[slots.run[stopped] >= 0]
             stopped = self._park(state, stopped, slots, parked)
             if len(parked) >= basin.CHUNK:
                 out = self._finish_parked(parked, slots, problem)
@@ -254,6 +243,50 @@ class Engine:
             segment.observe(out.steps)
             if out.runs.size:
                 yield out
+
+    def _float32_phase(self, problem, runs, recorder) -> list:
+        """Train runs in float32 until |grad| <= FLOAT32_UNTIL, their first checkpoint or
+        max_steps, whichever comes first: nothing is decided here. Returns (run, float64
+        host row) pairs for the float64 engine to resume, exactly where each stopped."""
+        float64_spec = train_spec(self.config, problem)
+        spec = dataclasses.replace(float64_spec, grad_tol=0.0, loss_tol=0.0,
+                                   basin_grad=FLOAT32_UNTIL)  # fmt: skip
+        data = jax.device_put(train.in_float32(problem.data.train))
+        slots = Slots(runs, self._first_batch(len(runs)))
+        shape = spec.objective.param_shape()
+        state = self._shard(train.empty_state(spec, len(slots.run), shape, jnp.float32))
+        segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
+        handed = []
+        while True:
+            state, stopped = self._advance(state, slots, problem, spec, data, segment, recorder)
+            if stopped is None:
+                return handed
+            if not stopped.size:
+                continue
+            steps = np.asarray(state.steps)[stopped]
+            handed.extend((run, train.in_float64(row, float64_spec.basin_grad))
+                          for run, row in _leave(state, stopped, slots))  # fmt: skip
+            self.counters.float32_steps += int(steps.sum())
+            segment.observe(steps)
+
+    def _advance(self, state, slots, problem, spec, data, segment, recorder):
+        """Fill the free slots from the queue, compact the tail, and train one segment.
+        Returns the new state and the slots whose run stopped (None: no run to train)."""
+        fresh, run_index, back = slots.refill()
+        if fresh.any():
+            state = start_runs(state, fresh, run_index, CellArgs.of(problem), data, spec)
+        if back:
+            state = self._place(state, back)
+        active = np.flatnonzero(slots.run >= 0)
+        if not active.size:
+            return state, None
+        smaller = self._smaller(len(slots.run), active.size)
+        if not slots.queue and smaller < len(slots.run):
+            state = self._compact(state, slots, active, smaller)
+        updates = max(1, segment.length // train.steps_per_update(spec, data))
+        state, stopped = self._segment(state, data, spec, updates, recorder, slots)
+        self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
+        return state, stopped[slots.run[stopped] >= 0]
 
     def _segment(self, state, data, spec, updates, recorder, slots):
         """One segment of `updates` updates; returns the new state and the slots whose run
@@ -277,10 +310,7 @@ class Engine:
             return stopped
         waiting = checkpoints.in_basin(state, stopped)
         if waiting.size:
-            rows = jax.tree.map(lambda x: np.asarray(x)[waiting], jax.device_get(state))
-            for i, slot in enumerate(waiting):
-                parked.append((int(slots.run[slot]), jax.tree.map(lambda x, i=i: x[i], rows)))
-            slots.run[waiting] = -1
+            parked.extend(_leave(state, waiting, slots))
         return np.setdiff1d(stopped, waiting)
 
     def _finish_parked(self, parked, slots, problem):
@@ -356,7 +386,7 @@ class Engine:
             batch //= 4
         return batch
 
-    def _compact(self, state: RunState, slots: _Slots, active: np.ndarray, size: int) -> RunState:
+    def _compact(self, state: RunState, slots: Slots, active: np.ndarray, size: int) -> RunState:
         """Move the active runs into a batch of `size` slots; the new slots past the
         active runs hold copies of an idle (frozen) slot."""
         index = np.full(size, np.flatnonzero(slots.run < 0)[0])
@@ -367,25 +397,3 @@ class Engine:
         # compile per pair of sizes.
         host = jax.device_get(state)
         return self._shard(jax.tree.map(lambda x: np.asarray(x)[index], host))
-
-
-class _SegmentLength:
-    """Steps per segment: fixed if configured, else a small fraction of a typical run.
-
-    A finished run idles in its slot until the segment ends, about half a segment on
-    average, so segments are kept to ~1/32 of the median run length seen so far in the
-    cell; the host round trip between segments costs about as much as one step of a
-    large batch, so they are not made shorter than 16 steps.
-    """
-
-    def __init__(self, fixed: int):
-        self.fixed = fixed
-        self.length = fixed or 32
-        self.seen = []
-
-    def observe(self, steps: np.ndarray) -> None:
-        if self.fixed:
-            return
-        self.seen.extend(int(s) for s in steps)
-        if self.seen:  # empty while only paused runs have come back
-            self.length = int(np.clip(np.median(self.seen) // 32, 16, 2048))

@@ -99,7 +99,7 @@ def empty_state(
         grad_norm=jnp.zeros(batch, dtype),
         reason=jnp.full(batch, EMPTY, jnp.int8),
         pause_at=jnp.full(batch, NEVER, jnp.int32),
-        step_size=jnp.zeros(batch, dtype),
+        step_size=jnp.zeros(batch, jnp.float64),  # exact in the float32 phase too
         key=jnp.zeros((batch, 2), jnp.uint32),
         watched=jnp.zeros(batch, bool),
         finish_below=jnp.zeros(batch, dtype),
@@ -138,7 +138,8 @@ def stop_reason(
 
 def _gradient_step(weights, opt_state, grad, step_size, steps, spec):
     """One full-batch update of one run with the gradient already at hand."""
-    rate = step_size * schedule(spec, steps)
+    # In the float32 phase the update is float32 too; the step size itself stays float64.
+    rate = (step_size * schedule(spec, steps)).astype(weights.dtype)
     updates, opt_state = make_optimizer(spec.optimizer, rate).update(grad, opt_state)
     return optax.apply_updates(weights, updates), opt_state
 
@@ -235,6 +236,29 @@ def resumed(rows: RunState) -> RunState:
     to pause at a tenth of the gradient norm (as `resume_runs` does in place)."""
     return rows._replace(
         reason=np.full_like(rows.reason, RUNNING), finish_below=rows.finish_below / 10
+    )
+
+
+def in_float32(data: TrainData) -> TrainData:
+    """The training data of the float32 phase: float arrays in float32."""
+    return jax.tree.map(
+        lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, data
+    )
+
+
+def in_float64(rows: RunState, finish_below: float) -> RunState:
+    """Host rows of runs from the float32 phase, every float in float64, running again
+    with the float64 engine's `finish_below`: they go on from where they stopped, to
+    decide their stop in float64."""
+
+    def widen(x):
+        x = np.asarray(x)
+        return x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x
+
+    rows = jax.tree.map(widen, rows)
+    return rows._replace(
+        reason=np.full_like(rows.reason, RUNNING),
+        finish_below=np.full_like(rows.finish_below, finish_below),
     )
 
 

@@ -28,7 +28,7 @@ LAYERS = [
     # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
     ["analysis", "certify", "kinks"],
     ["problems"],  # one module per problem kind behind one interface
-    ["train", "checkpoints", "engine"],  # training segments, pauses, the scheduler
+    ["train", "checkpoints", "slots", "engine"],  # training segments, pauses, the scheduler
     # sweeps and their files
     [
         "results",

@@ -21,6 +21,7 @@ PARAMETERIZATIONS = ("standard", "ntk")
 OPTIMIZERS = ("gd", "momentum", "adam")
 SCHEDULES = ("constant", "cosine", "inverse_time")
 STEP_UNITS = ("absolute", "ntk")
+PRECISIONS = ("float64", "mixed")
 
 
 def option(
@@ -104,6 +105,11 @@ class Optimizer:
         "absolute",
         'empirical: "ntk" divides step_size by lambda_max of the initial NTK',
         choices=STEP_UNITS,
+    )
+    precision: str = option(
+        "float64",
+        'or "mixed": float32 until |grad| <= 1e-4, then float64 (TPUs, slow-float64 GPUs)',
+        choices=PRECISIONS,
     )
 
 
