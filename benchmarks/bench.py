@@ -26,6 +26,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -84,10 +85,8 @@ def run_sweep_process(ks, runs, max_steps, out, cache, extra=()):
 
 
 def useful_fraction(stdout):
-    for line in stdout.splitlines():
-        if "useful-step fraction" in line:
-            return float(line.rsplit(" ", 1)[1])
-    return float("nan")
+    found = re.search(r"useful-step fraction ([0-9.]+)", stdout)
+    return float(found.group(1)) if found else float("nan")
 
 
 def initial_points(config, cell, runs):
@@ -180,7 +179,10 @@ def main():
     tol, max_steps = config.stop.grad_tol, config.stop.max_steps
     total = {"torch": 0.0, "numpy": 0.0, "jax": 0.0}
     computed = {"torch": 0, "jax": 0}
-    useful = int(ours["steps"].sum())
+    # The steps plain gradient descent takes to grad_tol: a run the basin finish ended
+    # reports them in predicted_steps (applied steps plus the linear rate's remainder).
+    ours["plain_steps"] = ours["predicted_steps"].fillna(ours["steps"]).astype(int)
+    useful = int(ours["plain_steps"].sum())
     checks = []
     for cell in config_module.cells(config):
         initial = initial_points(config, cell, args.runs)
@@ -206,7 +208,7 @@ def main():
             peers.numpy_per_run, initial[:sample], teacher, lr, tol, max_steps
         )
         per_step = seconds / max(int(steps.sum()) + sample, 1)
-        total["numpy"] += per_step * (int(rows.steps.sum()) + len(rows))
+        total["numpy"] += per_step * (int(rows.plain_steps.sum()) + len(rows))
         sample_rows = rows.iloc[:sample]
         checks.append(
             (

@@ -98,6 +98,7 @@ def _run(args):
             f"{outcome.engine.devices[0].platform} device(s); useful-step fraction "
             f"{counters.useful_fraction:.2f}"
             + (f"; basin finish: {counters.basin_finished} runs" if counters.basin_attempts else "")
+            + (f"; {counters.float32_steps} steps in float32" if counters.float32_steps else "")
         )
     frame = results.load(out)
     print(report.format_summary(report.summary(frame)))
