@@ -16,8 +16,9 @@ Reference workload: k = n in {8, 12, 16}, 512 runs each, the Safran-Shamir proto
 
 The peers start from the same initial weights; their final points are classified by the
 same float64 checks, and the spurious counts must agree with sweep's (the bench fails
-otherwise). Also measured: the step throughput at k = n = 20 against the PyTorch step,
-and the peak RSS of a 100,000-run sweep at k = 6.
+otherwise). Also measured: the step throughput at k = n = 20 against the PyTorch step;
+the step's GFLOP/s at k = 8, 20 and 50 (XLA's own flop count) against a large float64
+matrix product on the same machine; and the peak RSS of a 100,000-run sweep at k = 6.
 """
 
 import argparse
@@ -131,6 +132,12 @@ def throughput(k, batch, steps=200):
     state, _ = train.train_segment(state, teacher, spec, steps, engine.mesh)
     state.reason.block_until_ready()
     ours = (time.perf_counter() - start) / steps / batch * 1e6
+    # XLA's own count of the floating-point operations of one step of the batch.
+    host = jax.device_get(state)
+    cost = jax.jit(lambda s: train.train_step(s, teacher, spec)).lower(host).compile()
+    cost = cost.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    gflops = cost["flops"] / batch / ours / 1e3
 
     w = torch.tensor(np.asarray(state.weights))
     v = torch.tensor(np.asarray(teacher))
@@ -141,7 +148,21 @@ def throughput(k, batch, steps=200):
             g = peers.torch_gradient(w, v)
             w -= cell.step_size * g * (torch.sqrt((g * g).sum(dim=(1, 2))) > 0)[:, None, None]
     theirs = (time.perf_counter() - start) / steps / batch * 1e6
-    return ours, theirs
+    return ours, theirs, gflops
+
+
+def matmul_peak(size=2048, repeats=5):
+    """GFLOP/s of a large float64 matrix product on this machine (XLA, every core): the
+    float64 rate the machine actually reaches, against which the step is measured."""
+    a = jax.random.normal(jax.random.key(0), (size, size))
+    product = jax.jit(lambda a: a @ a)
+    product(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def main():
@@ -238,7 +259,9 @@ def main():
         f"| JAX, vmap lockstep | {total['jax']:.1f} | {runs_total / total['jax']:.1f} | "
         f"{total['jax'] / cold:.1f} | {useful / computed['jax']:.3f} |",
     ]
-    ours_20, torch_20 = throughput(20, batch=512)
+    rates = {k: throughput(k, batch=512) for k in (8, 20, 50)}
+    ours_20, torch_20, _ = rates[20]
+    peak = matmul_peak()
     lines = [
         f"# sweep benchmark, {datetime.date.today()}",
         "",
@@ -255,6 +278,14 @@ def main():
         "",
         f"Step throughput at k = n = 20, 512 runs: sweep {ours_20:.2f} us per run-step, "
         f"PyTorch {torch_20:.2f} us ({torch_20 / ours_20:.2f}x).",
+        "",
+        f"Step rate (XLA's flop count), against a 2048 x 2048 float64 matrix product "
+        f"({peak:.1f} GFLOP/s): "
+        + ", ".join(
+            f"k = {k}: {us:.2f} us per run-step, {rate:.1f} GFLOP/s ({rate / peak:.0%})"
+            for k, (us, _, rate) in rates.items()
+        )
+        + ".",
     ]
     report = {
         "cold_s": cold,
@@ -263,6 +294,8 @@ def main():
         "peers_s": total,
         "checks": checks,
         "k20_us_per_run_step": {"sweep": ours_20, "torch": torch_20},
+        "step_gflops": {k: rate for k, (_, _, rate) in rates.items()},
+        "matmul_gflops": peak,
     }
     if args.rss_runs:
         seconds, _, rss = run_sweep_process(
