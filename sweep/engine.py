@@ -19,6 +19,7 @@ which slot, batch or device a run trained in.
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -245,12 +246,14 @@ class Engine:
                 yield out
 
     def _float32_phase(self, problem, runs, recorder) -> list:
-        """Train runs in float32 until |grad| <= FLOAT32_UNTIL, their first checkpoint or
-        max_steps, whichever comes first: nothing is decided here. Returns (run, float64
-        host row) pairs for the float64 engine to resume, exactly where each stopped."""
+        """Train runs in float32 until |grad| <= FLOAT32_UNTIL, their loss test, their
+        first checkpoint or max_steps: nothing is decided here. Returns (run, float64 host
+        row) pairs for the float64 engine to resume, exactly where each stopped."""
         float64_spec = train_spec(self.config, problem)
-        spec = dataclasses.replace(float64_spec, grad_tol=0.0, loss_tol=0.0,
-                                   basin_grad=FLOAT32_UNTIL)  # fmt: skip
+        # Handed over before any stop or pause the float64 engine could make (the loss
+        # test may fire early on float32's rounding: float64 then goes on).
+        until = max(FLOAT32_UNTIL, float64_spec.grad_tol, float64_spec.basin_grad)
+        spec = dataclasses.replace(float64_spec, grad_tol=0.0, basin_grad=until)
         data = jax.device_put(train.in_float32(problem.data.train))
         slots = Slots(runs, self._first_batch(len(runs)))
         shape = spec.objective.param_shape()
@@ -372,10 +375,7 @@ class Engine:
 
     def _ladder(self, count: int) -> int:
         """The batch size for `count` runs: devices x a power of two, at least `count`."""
-        size = self.min_batch
-        while size < count:
-            size *= 2
-        return size
+        return self.min_batch * 2 ** max(0, math.ceil(math.log2(max(count, 1) / self.min_batch)))
 
     def _smaller(self, batch: int, count: int) -> int:
         """The batch to compact `count` runs into: the smallest of batch / 4^j (a multiple

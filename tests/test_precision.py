@@ -83,3 +83,14 @@ def test_the_recorder_sees_the_float32_phase_then_float64(tiny_config):
 def test_an_unknown_precision_is_a_one_line_error(tiny_config):
     with pytest.raises(config_module.ConfigError, match="optimizer.precision"):
         _config(tiny_config, "half")
+
+
+def test_float32_hands_over_before_a_loose_gradient_stop(tiny_config):
+    """With grad_tol above 1e-4 the float32 phase ends at grad_tol, where float64 stops
+    the run: the same steps as the float64 engine, give or take the crossing step."""
+    exact, _ = _train(_config(tiny_config, "float64", grad_tol=1e-3, basin_grad=0))
+    mixed, engine = _train(_config(tiny_config, "mixed", grad_tol=1e-3, basin_grad=0))
+    assert (exact["reason"] == StopReason.GRAD).all()
+    np.testing.assert_array_equal(mixed["reason"], exact["reason"])
+    assert np.abs(mixed["steps"] - exact["steps"]).max() <= 1
+    assert engine.counters.float32_steps >= mixed["steps"].sum() - 12
