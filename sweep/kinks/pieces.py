@@ -30,12 +30,19 @@ def _piece(theta, data, slopes, rows, net):
         residual = net.apply(t, inputs, slopes) - targets
         return 0.5 * jnp.mean(residual * residual)
 
-    def picked(t):
-        z = jnp.stack(net.preactivations(t, inputs, slopes))
-        return z[rows[:, 0], rows[:, 1], rows[:, 2]]
+    def one(t, row):
+        """The pre-activation of one pair, from its own data point: its gradient costs
+        one point's backward pass, not the data set's."""
+        layer, point, neuron = row
+        point_slopes = tuple(s[point][None] for s in slopes)
+        z = jnp.stack(net.preactivations(t, inputs[point][None], point_slopes))
+        return z[layer, 0, neuron]
 
     value, gradient = jax.value_and_grad(loss)(theta)
-    return value, gradient, picked(theta), jax.jacrev(picked)(theta)
+    z = jnp.stack(net.preactivations(theta, inputs, slopes))
+    picked = z[rows[:, 0], rows[:, 1], rows[:, 2]]
+    jacobian = jax.vmap(jax.grad(one), (None, 0))(theta, rows)
+    return value, gradient, picked, jacobian
 
 
 @functools.partial(jax.jit, static_argnames="net")
@@ -55,7 +62,9 @@ class Pairs:
     """The kink pairs of a point at a relative tolerance, and the pieces around it."""
 
     def __init__(self, net: Network, theta: np.ndarray, data: tuple, tol: float, also=None):
-        self.net, self.data = net, data
+        # On the device once: the finish evaluates pieces thousands of times.
+        self.net, self.data = net, jax.device_put(data)
+        self._slopes, self._rows = {}, None
         z = np.stack([np.asarray(layer) for layer in net.preactivations(theta, data[0])])
         self.z = z
         self.on = np.abs(z) <= tol * scales(net, theta, data[0], z)
@@ -86,15 +95,20 @@ class Pairs:
 
     def slopes(self, sides: np.ndarray) -> tuple:
         """The slopes of the piece where kink pair p is on side sides[p] (+1 / -1)."""
-        slopes = self.base.copy()
-        layer, point, neuron = self.rows.T
-        slopes[layer, point, neuron] = np.where(sides > 0, 1.0, self.net.alpha)
-        return tuple(jnp.asarray(s) for s in slopes)
+        key = np.asarray(sides).tobytes()
+        if key not in self._slopes:  # the last piece only: Newton stays on one
+            slopes = self.base.copy()
+            layer, point, neuron = self.rows.T
+            slopes[layer, point, neuron] = np.where(sides > 0, 1.0, self.net.alpha)
+            self._slopes = {key: tuple(jnp.asarray(s) for s in slopes)}
+        return self._slopes[key]
 
     def padded_rows(self) -> jnp.ndarray:
-        rows = np.zeros((padded(self.count), 3), int)
-        rows[: self.count] = self.rows
-        return jnp.asarray(rows)
+        if self._rows is None:
+            rows = np.zeros((padded(self.count), 3), int)
+            rows[: self.count] = self.rows
+            self._rows = jnp.asarray(rows)
+        return self._rows
 
     def piece(self, theta, sides):
         """(loss, gradient, z of the pairs, their Jacobian (m, p)) on a piece."""
