@@ -67,9 +67,7 @@ class Counters:
     polished: int = 0  # runs the Newton polish finished
     basin_attempts: int = 0
     basin_finished: int = 0  # runs the basin finish ended
-    # Gradient-step equivalents the basin finish cost: a Hessian-vector product costs
-    # about two gradients (`benchmarks/bench.py` measures it).
-    finish_cost: int = 0
+    finish_cost: int = 0  # gradient steps the basin finish cost (a Hessian product: ~2)
     float32_steps: int = 0  # steps the runs took in the float32 phase
     batch_sizes: set = field(default_factory=set)
 
@@ -254,14 +252,16 @@ class Engine:
         # test may fire early on float32's rounding: float64 then goes on).
         until = max(FLOAT32_UNTIL, float64_spec.grad_tol, float64_spec.basin_grad)
         spec = dataclasses.replace(float64_spec, grad_tol=0.0, basin_grad=until)
-        data = jax.device_put(train.in_float32(problem.data.train))
+        exact = jax.device_put(problem.data.train)  # for the runs' start (NTK step sizes)
+        data = jax.device_put(train.in_float32(exact))
         slots = Slots(runs, self._first_batch(len(runs)))
         shape = spec.objective.param_shape()
         state = self._shard(train.empty_state(spec, len(slots.run), shape, jnp.float32))
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         handed = []
         while True:
-            state, stopped = self._advance(state, slots, problem, spec, data, segment, recorder)
+            state, stopped = self._advance(state, slots, problem, spec, data, segment,
+                                           recorder, exact)  # fmt: skip
             if stopped is None:
                 return handed
             if not stopped.size:
@@ -272,12 +272,13 @@ class Engine:
             self.counters.float32_steps += int(steps.sum())
             segment.observe(steps)
 
-    def _advance(self, state, slots, problem, spec, data, segment, recorder):
+    def _advance(self, state, slots, problem, spec, data, segment, recorder, start_data=None):
         """Fill the free slots from the queue, compact the tail, and train one segment.
         Returns the new state and the slots whose run stopped (None: no run to train)."""
         fresh, run_index, back = slots.refill()
         if fresh.any():
-            state = start_runs(state, fresh, run_index, CellArgs.of(problem), data, spec)
+            start_data = data if start_data is None else start_data
+            state = start_runs(state, fresh, run_index, CellArgs.of(problem), start_data, spec)
         if back:
             state = self._place(state, back)
         active = np.flatnonzero(slots.run >= 0)
@@ -292,8 +293,7 @@ class Engine:
         return state, stopped[slots.run[stopped] >= 0]
 
     def _segment(self, state, data, spec, updates, recorder, slots):
-        """One segment of `updates` updates; returns the new state and the slots whose run
-        has stopped."""
+        """One segment of `updates` updates: the new state, and the slots whose run stopped."""
         batch = len(slots.run)
         if recorder is None:
             state, taken = train.train_segment(state, data, spec, updates, self.mesh)

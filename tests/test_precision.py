@@ -31,7 +31,7 @@ def _train(cfg, recorder=None):
     order = np.argsort(runs)
     out = {
         key: np.concatenate([getattr(p, key) for p in parts])[order]
-        for key in ("runs", "weights", "steps", "reason", "loss")
+        for key in ("runs", "weights", "steps", "reason", "loss", "step_size")
     }
     return out, engine
 
@@ -94,3 +94,25 @@ def test_float32_hands_over_before_a_loose_gradient_stop(tiny_config):
     np.testing.assert_array_equal(mixed["reason"], exact["reason"])
     assert np.abs(mixed["steps"] - exact["steps"]).max() <= 1
     assert engine.counters.float32_steps >= mixed["steps"].sum() - 12
+
+
+def test_ntk_step_sizes_are_the_float64_ones(tiny_config):
+    """Step sizes in NTK units come from the float64 initial point and data, so both
+    phases step with exactly the float64 engine's step size."""
+    raw = tiny_config(seeds=4).to_raw()
+
+    def config(precision):
+        return config_module.from_dict(
+            {
+                **raw,
+                "problem": {"kind": "empirical", "samples": 20, "test_samples": 20},
+                "optimizer": {"precision": precision, "step_size": 1.0, "step_unit": "ntk"},
+                "stop": {"max_steps": 50, "polish_after": 0},
+                "engine": {"batch_size": 4, "segment_steps": 50},
+            }
+        )
+
+    exact, _ = _train(config("float64"))
+    mixed, _ = _train(config("mixed"))
+    np.testing.assert_array_equal(mixed["step_size"], exact["step_size"])
+    np.testing.assert_array_equal(mixed["steps"], exact["steps"])
