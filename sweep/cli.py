@@ -100,7 +100,7 @@ def _run(args):
             + (f"; basin finish: {counters.basin_finished} runs" if counters.basin_attempts else "")
             + (f"; {counters.float32_steps} steps in float32" if counters.float32_steps else "")
         )
-    frame = results.load(out)
+    frame = results.load(out, columns=report.SUMMARY_INPUT)
     print(report.format_summary(report.summary(frame)))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
     return 0

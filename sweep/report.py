@@ -27,6 +27,10 @@ def wilson_interval(
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+# The runs columns `summary` reads.
+SUMMARY_INPUT = ["k", "n", "status", "loss", "min_eig", "steps", "symmetry"]
+
+
 def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (k, n): counts per status, % spurious with its 95% Wilson interval,
     mean objective and mean smallest Hessian eigenvalue over the spurious runs, the median

@@ -175,11 +175,15 @@ def sweep_root(path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFrame:
+def load(
+    path: str | Path, table: str = "runs", columns: list[str] | None = None, **filters: object
+) -> pd.DataFrame:
     """The runs of a sweep folder as a DataFrame, optionally filtered.
 
     Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of
-    its values. ``table="minima"`` loads the catalogue of distinct minima instead. Shard
+    its values. `columns` reads only those runs columns (with k, n, run and the filtered
+    ones), which keeps a large sweep's memory small. ``table="minima"`` loads the
+    catalogue of distinct minima instead (all its columns). Shard
     files that are damaged, truncated or foreign are left out, one line each on stderr
     (`python -m sweep status` moves them aside; the next run trains them again).
     """
@@ -195,11 +199,14 @@ def load(path: str | Path, table: str = "runs", **filters: object) -> pd.DataFra
                 detail=f"{root / MINIMA} is damaged ({type(error).__name__}); the same "
                 "`python -m sweep run` command rebuilds it",
             ) from None  # fmt: skip
-    elif (root / MANIFEST).is_file():
-        good = integrity.check(root, shard_rows(root), move=False, log=_warn)
-        frame = _with_certified(_read(good), root)
-    else:  # a plain folder of Parquet files
-        frame = pd.read_parquet(root)
+    else:
+        if columns is not None:
+            columns = list(dict.fromkeys([*columns, "k", "n", "run", *filters]))
+        if (root / MANIFEST).is_file():
+            good = integrity.check(root, shard_rows(root), move=False, log=_warn)
+            frame = _with_certified(_read(good, columns), root)
+        else:  # a plain folder of Parquet files
+            frame = pd.read_parquet(root, columns=columns)
     for column, value in filters.items():
         if column not in frame.columns:
             raise KeyError(f"no column {column!r} in {path}")
@@ -220,11 +227,11 @@ def _with_certified(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
     return frame.assign(certified=frame["certified"].astype("boolean").fillna(False).astype(bool))
 
 
-def _read(files: list[Path]) -> pd.DataFrame:
+def _read(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
     if not files:
-        return SCHEMA.empty_table().to_pandas()
+        return SCHEMA.empty_table().select(columns or SCHEMA.names).to_pandas()
     dataset = ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet")
-    return dataset.to_table().to_pandas()
+    return dataset.to_table(columns=columns).to_pandas()
 
 
 def _warn(line: str) -> None:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from . import plan, problems, status
-from .analysis.catalogue import catalogue
+from .analysis.catalogue import CATALOGUE_INPUT, catalogue
 from .config import Config
 from .engine import Engine
 from .layout import MINIMA
@@ -188,7 +188,7 @@ def _write_minima_when_complete(store, shards):
     """The catalogue of minima, once every shard is in (the last cluster task writes it).
     Only kinds whose loss has the permutation symmetries are catalogued."""
     if all(store.done(s) for s in shards):
-        runs = load(store.root)
+        runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])
         catalogued = [kind for kind, cls in problems.KINDS.items() if cls.closed_form]
         write_minima(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
 

@@ -96,6 +96,15 @@ def test_engine_settings_do_not_change_identity(tiny_config):
     assert a.identity() == b.identity()
 
 
+def test_load_reads_only_the_columns_asked_for(finished):
+    _, out, frame = finished
+    full = results.load(out)
+    some = results.load(out, columns=["status", "loss"], k=5)
+    assert list(some.columns) == ["status", "loss", "k", "n", "run"]
+    expected = full[full["k"] == 5].reset_index(drop=True)[list(some.columns)]
+    pd.testing.assert_frame_equal(some, expected)
+
+
 def test_load_with_filters(finished):
     _, out, frame = finished
     subset = results.load(out, k=4, run=[0, 1, 2])

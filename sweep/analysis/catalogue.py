@@ -15,6 +15,11 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+# The runs columns `catalogue` reads.
+CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", "min_eig",
+                   "weights"]  # fmt: skip
+
+
 def catalogue(
     runs: pd.DataFrame, statuses: tuple[str, ...] = CATALOGUED, tol: float = 1e-6
 ) -> pd.DataFrame:
