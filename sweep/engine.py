@@ -266,9 +266,9 @@ class Engine:
                 return handed
             if not stopped.size:
                 continue
-            steps = np.asarray(state.steps)[stopped]
-            handed.extend((run, train.in_float64(row, float64_spec.basin_grad))
-                          for run, row in _leave(state, stopped, slots))  # fmt: skip
+            left = _leave(state, stopped, slots)
+            handed += [(run, train.in_float64(row, float64_spec.basin_grad)) for run, row in left]
+            steps = np.array([row.steps for _, row in left])
             self.counters.float32_steps += int(steps.sum())
             segment.observe(steps)
 

@@ -201,7 +201,12 @@ def load(
             ) from None  # fmt: skip
     else:
         if columns is not None:
-            columns = list(dict.fromkeys([*columns, "k", "n", "run", *filters]))
+            unknown = sorted(set(columns) - set(SCHEMA.names) - {"certified"})
+            if unknown:
+                raise KeyError(f"no column {unknown[0]!r} in {path}")
+            # `certified` is not a shard column: it is joined in after the read.
+            wanted = [*columns, "k", "n", "run", *filters]
+            columns = [c for c in dict.fromkeys(wanted) if c in SCHEMA.names]
         if (root / MANIFEST).is_file():
             good = integrity.check(root, shard_rows(root), move=False, log=_warn)
             frame = _with_certified(_read(good, columns), root)

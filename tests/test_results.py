@@ -103,6 +103,8 @@ def test_load_reads_only_the_columns_asked_for(finished):
     assert list(some.columns) == ["status", "loss", "k", "n", "run"]
     expected = full[full["k"] == 5].reset_index(drop=True)[list(some.columns)]
     pd.testing.assert_frame_equal(some, expected)
+    with pytest.raises(KeyError, match="colour"):
+        results.load(out, columns=["colour"])
 
 
 def test_load_with_filters(finished):
