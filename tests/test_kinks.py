@@ -174,6 +174,16 @@ def test_the_deep_finish_lands_on_a_kink_minimum():
     assert deep.verdict(net, point, data, GRAD_TOL, eig_tol=1e-9).kind == MINIMUM
 
 
+def test_the_deep_newton_gives_up_once_it_leaves_the_ball():
+    net, data, theta = deep_case()
+    start = theta + np.array([2e-4, -1e-4, 3e-4, 0.0])
+    pairs = finish_deep.Pairs(net, start, data, 1e-3)
+    point, steps = finish_deep._newton(pairs, start, start, 1.0)
+    assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
+    # Its first step moves farther than 1e-5: in a ball that small the solve ends there.
+    assert finish_deep._newton(pairs, start, start, 1e-5) == (None, 1)
+
+
 def test_gauss_newton_reaches_a_zero_loss_point():
     # Targets the deep case fits exactly (a realizable teacher); start next to it.
     net, data, theta = deep_case()

@@ -46,9 +46,9 @@ def finish(
             if pairs.count > MAX_HELD or pairs.on.tobytes() in seen:
                 continue
             seen.add(pairs.on.tobytes())
-            found, steps = _newton(pairs, theta)
+            found, steps = _newton(pairs, theta, theta, limit)
             used += steps
-            if found is None or np.linalg.norm(found - theta) > limit:
+            if found is None:
                 continue
             after = Pairs(net, found, data, 0.0)
             off = ~pairs.on
@@ -62,9 +62,9 @@ def finish(
                 if moved is None:
                     return found, used
                 start, keep = moved
-                found, steps = _newton(Pairs(net, start, data, 0.0, keep), start)
+                found, steps = _newton(Pairs(net, start, data, 0.0, keep), start, theta, limit)
                 used += steps
-                if found is None or np.linalg.norm(found - theta) > limit:
+                if found is None:
                     break
                 value = float(_losses(jnp.asarray(found)[None], data, net)[0])
     return None
@@ -96,10 +96,13 @@ def _kkt(pairs: Pairs, point, sides, lam):
     return np.concatenate([gradient + jacobian.T @ lam, z]), jacobian
 
 
-def _newton(pairs: Pairs, theta: np.ndarray):
+def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
     """Newton on the Lagrange conditions of the piece with every pair's side +1 (on the
-    kink the side does not change the loss) and z_pairs = 0, each step halved until the
-    residual of the conditions shrinks."""
+    kink the side does not change the loss) and z_pairs = 0 from theta, each step halved
+    until the residual of the conditions shrinks. It gives up as soon as an iterate is
+    farther than `limit` from `centre`: the finish only takes points that near, and a
+    path that leaves the ball is not settling on one (most failed finishes leave at the
+    first step, and following them to NEWTON_STEPS was most of a deep sweep's time)."""
     sides = np.ones(pairs.count)
     point, lam, dim = theta.copy(), np.zeros(pairs.count), len(theta)
     residual, jacobian = _kkt(pairs, point, sides, lam)
@@ -116,6 +119,8 @@ def _newton(pairs: Pairs, theta: np.ndarray):
         else:
             return None, step
         point, lam, residual, jacobian = trial, trial_lam, found, found_jacobian
+        if np.linalg.norm(point - centre) > limit:
+            return None, step
         size = max(1.0, np.abs(point).max())
         if (np.linalg.norm(residual[:dim]) <= 1e-12
                 and np.all(np.abs(residual[dim:]) <= 1e-12 * size)):  # fmt: skip
