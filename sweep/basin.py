@@ -31,14 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .batching import in_chunks, quick_to_compile
 from .datasets import TrainData
-from .krylov import (
-    conjugate_gradients,
-    hessian_vector_product,
-    lanczos_extremes,
-    quick_to_compile,
-    start_vector,
-)
+from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes, start_vector
 
 NEWTON_ITERATIONS = 6
 LANCZOS_STEPS = 40
@@ -129,24 +124,6 @@ def basin_finish(
     """The basin finish of a batch of runs (B, *param_shape) with their GD step sizes (B,)
     on `data`; see the module docstring for the test."""
     return jax.vmap(_one, (0, None, 0, None, None))(weights, data, step_size, grad_tol, objective)
-
-
-# Runs per compiled call of a batched finish: one program per cell shape.
-CHUNK = 64
-
-
-def in_chunks(finish, weights: np.ndarray, *per_run: np.ndarray) -> tuple:
-    """`finish(weights, *per_run)` (batched, jitted, returning a tuple of arrays with
-    leading axis B) over any number of runs as host arrays, in chunks of CHUNK (the last
-    one padded with copies of its first run), so that one compiled size serves all."""
-    parts = []
-    for start in range(0, len(weights), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        size = len(weights[chunk])
-        pad = np.r_[np.arange(size), np.zeros(CHUNK - size, int)]
-        found = finish(weights[chunk][pad], *(x[chunk][pad] for x in per_run))
-        parts.append([np.asarray(field)[:size] for field in found])
-    return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
 
 
 def finish_runs(

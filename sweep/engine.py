@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from . import basin, checkpoints, train
+from . import batching, checkpoints, train
 from .config import Config
 from .datasets import TrainData
 from .init import run_key
@@ -230,7 +230,7 @@ class Engine:
                     yield out
                 continue
             stopped = self._park(state, stopped, slots, parked)
-            if len(parked) >= basin.CHUNK:
+            if len(parked) >= batching.CHUNK:
                 out = self._finish_parked(parked, slots, problem)
                 if out is not None:
                     segment.observe(out.steps)

@@ -5,8 +5,6 @@ Newton finishes and the curvature checks cost the same per iteration at k = 100 
 k = 6 relative to a step, and never hold an (nd x nd) matrix.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -91,28 +89,3 @@ def start_vector(shape, dtype=jnp.float64):
     """A fixed pseudo-random start for Lanczos: the same point always gets the same
     estimate, and no symmetry of the point makes it miss an eigenvector."""
     return jax.random.normal(jax.random.key(0), shape, dtype)
-
-
-# XLA's CPU backend spends most of a finish program's compile time optimizing code that
-# runs a few dozen times per cell: at level 0 it compiles in half the time and runs about
-# 1.6x slower, a net gain on a cold cache. Other backends keep their defaults.
-_QUICK_COMPILE = {"cpu": {"xla_backend_optimization_level": 0}}
-
-
-def quick_to_compile(static_argnames: tuple[str, ...]):
-    """`jax.jit` for the finish programs, with the platform's quick-compile options
-    (chosen at the first call, when the platform is known)."""
-
-    def wrap(function):
-        @functools.cache
-        def compiled(platform):
-            options = _QUICK_COMPILE.get(platform)
-            return jax.jit(function, static_argnames=static_argnames, compiler_options=options)
-
-        @functools.wraps(function)
-        def call(*args, **kwargs):
-            return compiled(jax.devices()[0].platform)(*args, **kwargs)
-
-        return call
-
-    return wrap

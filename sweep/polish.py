@@ -22,8 +22,9 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
+from .batching import quick_to_compile
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product, quick_to_compile
+from .krylov import conjugate_gradients, hessian_vector_product
 
 ITERATIONS = 30
 # Conjugate-gradient steps per damped Newton step: an inexact step is enough, the damping

@@ -19,6 +19,7 @@ LAYERS = [
         "datasets",
         "init",
         "krylov",
+        "batching",
         "polish",
         "basin",
         "plan",

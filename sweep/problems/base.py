@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from .. import basin, polish
+from .. import basin, batching, polish
 from ..config import Cell, Config
 from ..datasets import Data, TrainData
 from ..krylov import DENSE_LIMIT
@@ -112,7 +112,10 @@ class Problem(abc.ABC):
         """The matrix-free Newton polish (`polish.damped_newton_cg`) of runs
         (m, *param_shape): (weights, loss, grad_norm, iterations, converged, hvps)."""
         data, tol, objective = self.data.train, self.config.stop.grad_tol, self.objective
-        return basin.in_chunks(lambda w: polish.damped_newton_cg(w, data, tol, objective), weights)
+        polished = batching.in_chunks(
+            lambda w: polish.damped_newton_cg(w, data, tol, objective), weights
+        )
+        return polished
 
     def certify(self, weights: np.ndarray) -> object | None:
         """A rigorous proof of what a classified point is; None where the kind has none."""
