@@ -184,6 +184,17 @@ def test_the_deep_newton_gives_up_once_it_leaves_the_ball():
     assert finish_deep._newton(pairs, start, start, 1e-5) == (None, 1)
 
 
+def test_a_newton_system_that_is_not_finite_ends_the_solve():
+    # In a deep_students sweep (k = 5) LAPACK's SVD did not converge on a Newton system,
+    # and its error ended the sweep. Such a system (here one that is not finite) ends
+    # the solve instead.
+    net, data, theta = deep_case()
+    pairs = finish_deep.Pairs(net, theta, data, 1e-3)
+    pairs.hessian = lambda *_: np.full((4, 4), np.nan)
+    assert finish_deep._newton(pairs, theta, theta, 1.0) == (None, 1)
+    assert finish_deep._least_squares(np.eye(2), np.array([1.0, np.inf])) is None
+
+
 def test_gauss_newton_reaches_a_zero_loss_point():
     # Targets the deep case fits exactly (a realizable teacher); start next to it.
     net, data, theta = deep_case()

@@ -109,7 +109,9 @@ def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
     for step in range(1, NEWTON_STEPS + 1):
         hessian = pairs.hessian(point, sides, lam)
         system = np.block([[hessian, jacobian.T], [jacobian, np.zeros((pairs.count,) * 2)]])
-        move, *_ = np.linalg.lstsq(system, -residual, rcond=None)
+        move = _least_squares(system, -residual)
+        if move is None:
+            return None, step
         for _ in range(HALVINGS):
             trial, trial_lam = point + move[:dim], lam + move[dim:]
             found, found_jacobian = _kkt(pairs, trial, sides, trial_lam)
@@ -126,6 +128,18 @@ def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
                 and np.all(np.abs(residual[dim:]) <= 1e-12 * size)):  # fmt: skip
             return point, step
     return None, NEWTON_STEPS
+
+
+def _least_squares(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """The least-squares solution, or None where the system is not finite or LAPACK's SVD
+    does not converge on it: a Newton step from there is no step (its trial point would
+    not be finite either, so the solve ends where it would have)."""
+    if not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(rhs))):
+        return None
+    try:
+        return np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return None
 
 
 @functools.partial(jax.jit, static_argnames="net")
@@ -150,7 +164,9 @@ def interpolate(
     limit = MOVE_TOL * max(1.0, float(np.linalg.norm(point)))
     r, jacobian = (np.asarray(a) for a in _residuals(jnp.asarray(point), data, net))
     for step in range(1, steps + 1):
-        move, *_ = np.linalg.lstsq(jacobian, -r, rcond=None)
+        move = _least_squares(jacobian, -r)
+        if move is None:
+            return None
         for _ in range(HALVINGS):
             trial = point + move
             found, found_jacobian = (
