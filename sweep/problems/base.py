@@ -112,10 +112,9 @@ class Problem(abc.ABC):
         """The matrix-free Newton polish (`polish.damped_newton_cg`) of runs
         (m, *param_shape): (weights, loss, grad_norm, iterations, converged, hvps)."""
         data, tol, objective = self.data.train, self.config.stop.grad_tol, self.objective
-        polished = batching.in_chunks(
+        return batching.in_chunks(
             lambda w: polish.damped_newton_cg(w, data, tol, objective), weights
         )
-        return polished
 
     def certify(self, weights: np.ndarray) -> object | None:
         """A rigorous proof of what a classified point is; None where the kind has none."""
