@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sweep.kinks import deep, finish_deep, finish_shallow, shallow
+from sweep.kinks.pieces import Pairs
 from sweep.kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE
 from sweep.landscape import Network
 from sweep.problems.dataset import linear_regression_error
@@ -177,7 +178,7 @@ def test_the_deep_finish_lands_on_a_kink_minimum():
 def test_the_deep_newton_gives_up_once_it_leaves_the_ball():
     net, data, theta = deep_case()
     start = theta + np.array([2e-4, -1e-4, 3e-4, 0.0])
-    pairs = finish_deep.Pairs(net, start, data, 1e-3)
+    pairs = Pairs(net, start, data, 1e-3)
     point, steps = finish_deep._newton(pairs, start, start, 1.0)
     assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
     # Its first step moves farther than 1e-5: in a ball that small the solve ends there.
@@ -189,7 +190,7 @@ def test_a_newton_system_that_is_not_finite_ends_the_solve():
     # and its error ended the sweep. Such a system (here one that is not finite) ends
     # the solve instead.
     net, data, theta = deep_case()
-    pairs = finish_deep.Pairs(net, theta, data, 1e-3)
+    pairs = Pairs(net, theta, data, 1e-3)
     pairs.hessian = lambda *_: np.full((4, 4), np.nan)
     assert finish_deep._newton(pairs, theta, theta, 1.0) == (None, 1)
     assert finish_deep._least_squares(np.eye(2), np.array([1.0, np.inf])) is None
