@@ -1,10 +1,57 @@
-"""How the finish programs run over many runs: in fixed-size chunks of one compiled
-shape, compiled with options that favour a short compile over fast code."""
+"""How runs are grouped for the programs that train and finish them.
+
+- Training on a CPU: each device trains its slice of the batch a chunk of runs at a time
+  (`chunk_runs`).
+- The finish programs: fixed-size chunks of one compiled shape (`in_chunks`), compiled
+  with options that favour a short compile over fast code (`quick_to_compile`).
+"""
 
 import functools
+import math
+from typing import Any
 
 import jax
 import numpy as np
+
+# A CPU device trains its slice of the batch a chunk of runs at a time, each chunk small
+# enough for the core's caches (about CHUNK_FLOATS parameters, at most MAX_CHUNK runs): a
+# step's intermediates then stay in cache, and a chunk whose runs have all stopped costs
+# nothing. XLA rounds some reductions differently for different array shapes, so the
+# chunk size, which depends only on the parameter count, also makes a run's arithmetic
+# the same in every batch of at least one chunk per device.
+CHUNK_FLOATS = 4096
+MAX_CHUNK = 16
+
+
+def chunk_runs(params: int, platform: str) -> int:
+    """Runs per chunk on a device of `platform` for runs of `params` parameters: a power
+    of two on CPUs, 0 (the device's whole slice at once) on GPUs and TPUs, which want the
+    widest batch."""
+    if platform != "cpu":
+        return 0
+    runs = max(1, min(MAX_CHUNK, CHUNK_FLOATS // max(params, 1)))
+    return 1 << (runs.bit_length() - 1)
+
+
+def param_count(weights: Any) -> int:
+    """Parameters per run of a batch of params (every leaf has leading axis B)."""
+    return sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(weights))
+
+
+def split(tree: Any, size: int) -> Any:
+    """Leaves (B, ...) -> (B / size, size, ...): the chunks of a device's slice."""
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] // size, size, *x.shape[1:]), tree)
+
+
+def join(tree: Any) -> Any:
+    """The inverse of `split`."""
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]), tree)
+
+
+def chunk_size(batch: int, chunk: int) -> int:
+    """The chunk a device with `batch` runs trains in, for a `chunk_runs` of `chunk`."""
+    return math.gcd(batch, chunk) if chunk else batch
+
 
 # Runs per compiled call of a batched finish: one program per cell shape.
 CHUNK = 64

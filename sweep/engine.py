@@ -35,7 +35,7 @@ from .datasets import TrainData
 from .init import run_key
 from .outcomes import Finished, StopReason
 from .problems import Problem
-from .slots import SegmentLength, Slots
+from .slots import SegmentLength, Slots, fewest_chunks, ladder, smaller
 from .train import RunState
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
@@ -60,7 +60,7 @@ Recorder = Callable[[np.ndarray, train.History], None]
 class Counters:
     """Work done, for the useful-step fraction and compile checks."""
 
-    steps_computed: int = 0  # slots x steps of every segment
+    steps_computed: int = 0  # run-steps computed: runs x steps of every chunk that ran
     steps_useful: int = 0  # steps the finished runs actually needed
     segments: int = 0
     polish_attempts: int = 0
@@ -169,8 +169,8 @@ class Engine:
             self.devices[0].platform, 256
         ) * len(self.devices)
         self.batch_size = self._round(size)
-        self.min_batch = len(self.devices)
         self.counters = Counters()
+        self._chunk = 0  # runs per chunk of the cell in training (`batching.chunk_runs`)
 
     def _round(self, size: int) -> int:
         """Round a batch size up to a multiple of the device count."""
@@ -180,12 +180,18 @@ class Engine:
     def _shard(self, state: RunState) -> RunState:
         return jax.device_put(state, self.sharding)
 
-    def _first_batch(self, count: int) -> int:
-        batch = min(self.batch_size, self._ladder(count))
+    def _first_batch(self, count: int, spec: train.TrainSpec) -> int:
+        """The cell's batch size; also sets the cell's chunk (`batching.chunk_runs`)."""
+        devices = len(self.devices)
+        params = math.prod(spec.objective.param_shape())
+        self._chunk = batching.chunk_runs(params, self.devices[0].platform)
+        batch = min(self.batch_size, ladder(count, devices))
         if not self.config.engine.batch_size:
             # Slots are refilled only while runs are queued: with at most a quarter of
             # the cell in flight, the tail (queue empty, slots emptying) stays short.
-            batch = min(batch, self._ladder(-(-count // 4)))
+            # At least a chunk per device, so that every run has the same arithmetic.
+            batch = min(batch, ladder(-(-count // 4), devices))
+            batch = min(max(batch, devices * self._chunk), self.batch_size)
         return batch
 
     def train(
@@ -213,7 +219,7 @@ class Engine:
             return
         spec = train_spec(self.config, problem)
         data = jax.device_put(problem.data.train)
-        slots = Slots(runs, self._first_batch(len(runs)))
+        slots = Slots(runs, self._first_batch(len(runs), spec))
         state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
@@ -254,7 +260,7 @@ class Engine:
         spec = dataclasses.replace(float64_spec, grad_tol=0.0, basin_grad=until)
         exact = jax.device_put(problem.data.train)  # for the runs' start (NTK step sizes)
         data = jax.device_put(train.in_float32(exact))
-        slots = Slots(runs, self._first_batch(len(runs)))
+        slots = Slots(runs, self._first_batch(len(runs), spec))
         shape = spec.objective.param_shape()
         state = self._shard(train.empty_state(spec, len(slots.run), shape, jnp.float32))
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
@@ -284,9 +290,8 @@ class Engine:
         active = np.flatnonzero(slots.run >= 0)
         if not active.size:
             return state, None
-        smaller = self._smaller(len(slots.run), active.size)
-        if not slots.queue and smaller < len(slots.run):
-            state = self._compact(state, slots, active, smaller)
+        if not slots.queue:
+            state = self._regroup(state, slots, active.size)
         updates = max(1, segment.length // train.steps_per_update(spec, data))
         state, stopped = self._segment(state, data, spec, updates, recorder, slots)
         self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
@@ -294,7 +299,6 @@ class Engine:
 
     def _segment(self, state, data, spec, updates, recorder, slots):
         """One segment of `updates` updates: the new state, and the slots whose run stopped."""
-        batch = len(slots.run)
         if recorder is None:
             state, taken = train.train_segment(state, data, spec, updates, self.mesh)
         else:
@@ -302,7 +306,7 @@ class Engine:
             recorder(slots.run.copy(), jax.tree.map(np.asarray, history))
         reason = np.asarray(state.reason)
         self.counters.segments += 1
-        self.counters.steps_computed += batch // len(self.devices) * int(np.sum(taken))
+        self.counters.steps_computed += int(np.sum(taken))
         return state, np.flatnonzero(reason != train.RUNNING)
 
     def _park(self, state, stopped, slots, parked) -> np.ndarray:
@@ -373,26 +377,21 @@ class Engine:
         slots.run[stopped[done]] = -1
         return state, out.select(done)
 
-    def _ladder(self, count: int) -> int:
-        """The batch size for `count` runs: devices x a power of two, at least `count`."""
-        return self.min_batch * 2 ** max(0, math.ceil(math.log2(max(count, 1) / self.min_batch)))
-
-    def _smaller(self, batch: int, count: int) -> int:
-        """The batch to compact `count` runs into: the smallest of batch / 4^j (a multiple
-        of the device count) that holds them. Steps of 4 rather than 2 halve the batch
-        sizes a cell compiles for, at the price of at most 4x idle slots in the tail."""
-        quarter = 4 * len(self.devices)
-        while batch % quarter == 0 and batch // 4 >= count:
-            batch //= 4
-        return batch
-
-    def _compact(self, state: RunState, slots: Slots, active: np.ndarray, size: int) -> RunState:
-        """Move the active runs into a batch of `size` slots; the new slots past the
-        active runs hold copies of an idle (frozen) slot."""
-        index = np.full(size, np.flatnonzero(slots.run < 0)[0])
-        index[: active.size] = active
-        slots.run = slots.run[index]
-        slots.run[active.size :] = -1
+    def _regroup(self, state: RunState, slots: Slots, count: int) -> RunState:
+        """The tail of a cell (no run queued): on a CPU, gather the runs into as few chunks
+        as they fill (a chunk without runs costs nothing); elsewhere, into a batch a
+        quarter the size or smaller (`slots.smaller`), compiled once per cell shape."""
+        devices, batch = len(self.devices), len(slots.run)
+        if self._chunk:
+            size = batch
+            chunk = batching.chunk_size(batch // devices, self._chunk)
+            if slots.chunks_in_use(chunk) <= fewest_chunks(count, devices, chunk):
+                return state
+        else:
+            size = smaller(batch, count, devices)
+            if size == batch:
+                return state
+        index = slots.regroup(size, devices)
         # Through the host: the state is small, and a gather on the devices would cost a
         # compile per pair of sizes.
         host = jax.device_get(state)

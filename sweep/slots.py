@@ -2,6 +2,7 @@
 runs, and how many steps a segment takes."""
 
 import collections
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -31,6 +32,45 @@ class Slots:
                 fresh[slot] = True
             runs[slot] = self.run[slot] = entry
         return fresh, runs, resumed
+
+    def chunks_in_use(self, chunk: int) -> int:
+        """Chunks of `chunk` slots that hold at least one run."""
+        return int(np.sum(np.any(self.run.reshape(-1, chunk) >= 0, axis=1)))
+
+    def regroup(self, size: int, devices: int) -> np.ndarray:
+        """Move the runs into a batch of `size` slots, spread evenly over the devices and
+        at the front of each device's slice, so that they fill as few chunks as they can.
+        Returns, for each new slot, the old slot whose state it takes (an idle, frozen one
+        for a slot left empty)."""
+        active = np.flatnonzero(self.run >= 0)
+        order = np.arange(active.size)
+        target = order % devices * (size // devices) + order // devices
+        index = np.full(size, np.flatnonzero(self.run < 0)[0])
+        index[target] = active
+        run = np.full(size, -1)
+        run[target] = self.run[active]
+        self.run = run
+        return index
+
+
+def fewest_chunks(count: int, devices: int, chunk: int) -> int:
+    """Chunks `count` runs fill when spread evenly over the devices (`Slots.regroup`)."""
+    per_device = [count // devices + (d < count % devices) for d in range(devices)]
+    return sum(-(-runs // chunk) for runs in per_device)
+
+
+def ladder(count: int, devices: int) -> int:
+    """The batch size for `count` runs: devices x a power of two, at least `count`."""
+    return devices * 2 ** max(0, math.ceil(math.log2(max(count, 1) / devices)))
+
+
+def smaller(batch: int, count: int, devices: int) -> int:
+    """The batch to compact `count` runs into: the smallest of batch / 4^j (a multiple
+    of the device count) that holds them. Steps of 4 rather than 2 halve the batch sizes
+    a cell compiles for, at the price of at most 4x idle slots in the tail."""
+    while batch % (4 * devices) == 0 and batch // 4 >= count:
+        batch //= 4
+    return batch
 
 
 class SegmentLength:

@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import DTypeLike
 
+from . import batching
 from .config import Optimizer
 from .datasets import TrainData
 from .outcomes import StopReason
@@ -209,8 +210,9 @@ def train_step(state: RunState, data: TrainData, spec: TrainSpec) -> RunState:
     )
 
 
-def _segment(state, data, spec, steps):
-    """The segment on one device's slice of the batch; `done` has shape (1,)."""
+def _loop(state, data, spec, steps):
+    """Up to `steps` updates of a chunk of runs, ending once they have all stopped.
+    Returns the new state and the updates taken."""
 
     def cond(carry):
         done, state = carry
@@ -221,7 +223,18 @@ def _segment(state, data, spec, steps):
         return done + 1, train_step(state, data, spec)
 
     done, state = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), state))
-    return state, (done * steps_per_update(spec, data))[None]
+    return state, done
+
+
+def _segment(state, data, spec, steps, chunk):
+    """The segment on one device's slice of the batch, a chunk after another. Returns the
+    new state and the run-steps computed (runs x optimizer steps), shape (1,)."""
+    size = batching.chunk_size(state.reason.shape[0], chunk)
+    state, done = jax.lax.map(
+        lambda part: _loop(part, data, spec, steps), batching.split(state, size)
+    )
+    computed = jnp.sum(done.astype(int)) * size * steps_per_update(spec, data)
+    return batching.join(state), computed[None]
 
 
 @functools.partial(jax.jit, donate_argnames=("state",))
@@ -276,22 +289,28 @@ def resume_runs(state: RunState, mask: jax.Array) -> RunState:
     )
 
 
+def _platform(mesh: Mesh | None) -> str:
+    return mesh.devices.flat[0].platform if mesh is not None else jax.default_backend()
+
+
 @functools.partial(jax.jit, static_argnames=("spec", "mesh"), donate_argnames=("state",))
 def train_segment(
     state: RunState, data: TrainData, spec: TrainSpec, steps: int, mesh: Mesh | None = None
 ) -> tuple[RunState, jax.Array]:
     """Up to `steps` updates (`train_step`) for a batch of runs.
 
-    Returns the new RunState and the optimizer steps taken on each device, shape (devices,).
-    `steps` is traced, so segments of any length share one compiled program. With a
-    `mesh` (1-D, axis "runs"), every device loops over its own slice of the batch: the
-    loop's stop test then needs no communication between devices, and a device whose
-    runs have all stopped ends its segment early.
+    Returns the new RunState and the run-steps computed on each device (runs x optimizer
+    steps, frozen runs of a chunk that ran included), shape (devices,). `steps` is
+    traced, so segments of any length share one compiled program. With a `mesh` (1-D,
+    axis "runs"), every device loops over its own slice of the batch, in chunks on a CPU
+    (`chunk_runs`): the loop's stop test then needs no communication between devices, and
+    a chunk whose runs have all stopped ends its loop early.
     """
+    chunk = batching.chunk_runs(batching.param_count(state.weights), _platform(mesh))
     if mesh is None:
-        return _segment(state, data, spec, steps)
+        return _segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
-        lambda state, data, steps: _segment(state, data, spec, steps),
+        lambda state, data, steps: _segment(state, data, spec, steps, chunk),
         mesh=mesh,
         in_specs=(P("runs"), P(), P()),
         out_specs=(P("runs"), P("runs")),
@@ -308,14 +327,24 @@ class History(NamedTuple):
     evaluated: jax.Array  # bool: the run was training, so the entries are its own
 
 
-def _traced_segment(state, data, spec, steps):
+def _traced_segment(state, data, spec, steps, chunk):
+    """`_segment` as a fixed scan that records every step, in the same chunks (so the
+    same arithmetic)."""
+
     def body(state, _):
         new = train_step(state, data, spec)
         running = state.reason == RUNNING
         return new, History(state.steps, new.loss, new.grad_norm, running)
 
-    state, history = jax.lax.scan(body, state, None, length=steps)
-    return state, (steps * steps_per_update(spec, data) * jnp.ones(1, jnp.int32)), history
+    def scan(part):
+        part, history = jax.lax.scan(body, part, None, length=steps)
+        return part, jax.tree.map(lambda x: x.T, history)  # runs first, as the state
+
+    size = batching.chunk_size(state.reason.shape[0], chunk)
+    state, history = jax.lax.map(scan, batching.split(state, size))
+    batch = state.reason.shape[0] * size
+    computed = steps * batch * steps_per_update(spec, data) * jnp.ones(1, int)
+    return batching.join(state), computed, jax.tree.map(lambda x: batching.join(x).T, history)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "steps", "mesh"), donate_argnames=("state",))
@@ -324,13 +353,15 @@ def trace_segment(
 ) -> tuple[RunState, jax.Array, History]:
     """`train_segment` that also records every step (`History`), for replays.
 
-    The same `train_step`, so a run's trajectory is the one the engine trains; `steps`
-    is static (a fixed scan), so replays use one segment length.
+    The same `train_step` in the same chunks, so a run's trajectory is the one the engine
+    trains, bit for bit; `steps` is static (a fixed scan), so replays use one segment
+    length.
     """
+    chunk = batching.chunk_runs(batching.param_count(state.weights), _platform(mesh))
     if mesh is None:
-        return _traced_segment(state, data, spec, steps)
+        return _traced_segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
-        lambda state, data: _traced_segment(state, data, spec, steps),
+        lambda state, data: _traced_segment(state, data, spec, steps, chunk),
         mesh=mesh,
         in_specs=(P("runs"), P()),
         out_specs=(P("runs"), P("runs"), P(None, "runs")),

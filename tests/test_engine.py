@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 
 from sweep import config as config_module
-from sweep import problems, train
+from sweep import batching, problems, train
 from sweep.engine import Engine
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 from sweep.outcomes import StopReason
+from sweep.slots import Slots, fewest_chunks, smaller
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -82,10 +83,38 @@ def test_one_compile_per_batch_size_and_shape(tiny_config):
     assert train.train_segment._cache_size() - before == len(used)
 
 
-def test_tail_is_compacted_into_a_smaller_batch(tiny_config):
+def test_a_cell_trains_in_one_batch_size_on_a_cpu(tiny_config):
     _, engine = trained(tiny_config(seeds=64), range(64), batch_size=64)
-    sizes = sorted(size for _, size in engine.counters.batch_sizes)
-    assert sizes[-1] == 64 and sizes[0] < 64
+    assert {size for _, size in engine.counters.batch_sizes} == {64}
+
+
+def test_the_tail_fills_as_few_chunks_as_it_can():
+    slots = Slots([], 32)
+    slots.run[[1, 6, 9, 14, 17, 22, 30]] = [10, 11, 12, 13, 14, 15, 16]  # 7 runs, 7 chunks
+    before = slots.run.copy()
+    index = slots.regroup(32, devices=2)
+    # Spread over both devices' slices (16 slots each), at the front of each.
+    assert list(np.flatnonzero(slots.run >= 0)) == [0, 1, 2, 3, 16, 17, 18]
+    np.testing.assert_array_equal(slots.run[slots.run >= 0], before[index][slots.run >= 0])
+    assert sorted(slots.run[slots.run >= 0]) == list(range(10, 17))
+    assert np.all(before[index][slots.run < 0] < 0)  # empty slots copy an idle slot
+    assert slots.chunks_in_use(4) == fewest_chunks(7, devices=2, chunk=4) == 2
+    # Accelerators have no chunks: the tail goes into batches a quarter the size.
+    assert smaller(256, 20, devices=2) == 64 and smaller(256, 70, devices=2) == 256
+
+
+def test_a_run_trains_bit_for_bit_the_same_in_any_batch(tiny_config):
+    """On a CPU a device trains in chunks of one size per cell shape, so a run's arithmetic
+    does not depend on its batch or slot."""
+    cfg = tiny_config(seeds=48)
+    assert batching.chunk_runs(16, "cpu") == batching.MAX_CHUNK  # k = n = 4: chunks of 64
+    small, _ = trained(cfg, range(48), batch_size=64)
+    large, _ = trained(cfg, range(47, -1, -1), batch_size=256)
+    for key in ("steps", "reason", "weights", "loss", "grad_norm"):
+        np.testing.assert_array_equal(small[key], large[key])
+    alone, _ = trained(cfg, [7], batch_size=0)  # the default batch: at least one chunk
+    for key in ("steps", "weights", "loss"):
+        np.testing.assert_array_equal(alone[key][0], small[key][7])
 
 
 @pytest.mark.parametrize("batch_size", [0, 5])

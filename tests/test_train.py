@@ -63,7 +63,8 @@ def test_stopped_runs_stay_frozen(rng):
     spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
     weights = rng.standard_normal((2, 3, 3)) / np.sqrt(3)
     state, taken = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
-    assert int(taken[0]) == int(np.max(state.steps)) + 1  # ends once every run has stopped
+    # Run-steps computed: both runs, until the last of them has stopped.
+    assert int(taken[0]) == 2 * (int(np.max(state.steps)) + 1)
     assert np.all(np.asarray(state.reason) == StopReason.GRAD)
     steps, weights = np.asarray(state.steps), np.asarray(state.weights)
     again, taken = train.train_segment(state, teacher, spec, 50)  # donates `state`
