@@ -41,7 +41,8 @@ import torch
 
 from sweep import config as config_module
 from sweep import problems, results, runtime, train
-from sweep.engine import CellArgs, Engine, start_runs, train_spec
+from sweep.engine import Engine, train_spec
+from sweep.starts import CellArgs, start_runs
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 from sweep.outcomes import Finished, StopReason

@@ -4,8 +4,9 @@ Runs of one cell need from hundreds to 100,000 steps, so training a cell in lock
 its slowest run finishes wastes most of the work. Instead a fixed-size batch of slots
 trains in jitted segments (`slots.SegmentLength`); after each only the per-run stop vector
 comes back to the host, finished runs retire and pending runs refill their slots. Once the
-queue is empty the survivors are compacted into batches a quarter the size (each size
-compiled once per cell shape), so a cell's tail does not pay for empty slots. A paused run
+queue is empty a cell's tail stops paying for empty slots (`_regroup`): on a CPU, where a
+device trains a chunk of runs after another, the survivors fill as few chunks as they can;
+on GPUs and TPUs they move to batches a quarter the size. A paused run
 (`StopReason.PAUSED`) gets a finish on the host (`checkpoints.py`): the basin finish once
 its gradient is small (`basin.py`), the problem's own at a polish checkpoint (`polish.py`);
 it retires if that finishes it, else resumes where it paused. With `optimizer.precision =
@@ -14,15 +15,14 @@ over where it stopped. Replays run through the same loop with a `Recorder`.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
 independent and starts from its own key (see `init.py`), so results do not depend on
-which slot, batch or device a run trained in.
+which slot, batch or device a run trained in (on a CPU bit for bit, given a chunk per
+device: `batching.chunk_runs`).
 """
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +31,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from . import batching, checkpoints, train
 from .config import Config
-from .datasets import TrainData
-from .init import run_key
 from .outcomes import Finished, StopReason
 from .problems import Problem
 from .slots import SegmentLength, Slots, fewest_chunks, ladder, smaller
+from .starts import CellArgs, start_runs
 from .train import RunState
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
@@ -84,64 +83,6 @@ def _leave(state: RunState, leaving: np.ndarray, slots: Slots) -> list[tuple[int
            for i, slot in enumerate(leaving)]  # fmt: skip
     slots.run[leaving] = -1
     return out
-
-
-class CellArgs(NamedTuple):
-    """What a run's start needs of its cell (traced: one compile serves every cell)."""
-
-    seed: int
-    k: int
-    n: int
-    d: int
-    init_scale: float
-    step_size: float
-
-    @staticmethod
-    def of(problem: Problem) -> "CellArgs":
-        cell = problem.cell
-        return CellArgs(problem.config.seed, cell.k, cell.n, cell.d, cell.init_scale,
-                        cell.step_size)  # fmt: skip
-
-
-# Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
-_MINIBATCH_ORDER = 1
-
-
-@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def start_runs(
-    state: train.RunState,
-    mask: jax.Array,
-    runs: jax.Array,
-    cell: CellArgs,
-    data: TrainData,
-    spec: train.TrainSpec,
-) -> train.RunState:
-    """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged."""
-    keys = jax.vmap(lambda r: run_key(cell.seed, cell.k, cell.n, cell.d, r))(runs)
-    objective = spec.objective
-    # Drawn in float64 and rounded, so that the float32 phase starts each run where the
-    # float64 engine would.
-    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, jnp.float64))(keys)
-    rates = jnp.full_like(state.step_size, cell.step_size)
-    if spec.optimizer.step_unit == "ntk":
-        rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
-    weights = weights.astype(state.weights.dtype)
-    fresh = train.RunState(
-        weights=weights,
-        opt_state=train.init_opt_state(spec, weights),
-        steps=jnp.zeros_like(state.steps),
-        loss=jnp.zeros_like(state.loss),
-        grad_norm=jnp.zeros_like(state.grad_norm),
-        reason=jnp.full_like(state.reason, train.RUNNING),
-        pause_at=jnp.full_like(state.pause_at, spec.polish_after or train.NEVER),
-        step_size=rates,
-        key=jax.vmap(lambda key: jax.random.key_data(jax.random.fold_in(key, _MINIBATCH_ORDER)))(
-            keys
-        ),
-        watched=jnp.zeros_like(state.watched),
-        finish_below=jnp.full_like(state.finish_below, spec.basin_grad),
-    )
-    return train.select_runs(mask, fresh, state)
 
 
 def train_spec(config: Config, problem: Problem) -> train.TrainSpec:

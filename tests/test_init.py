@@ -32,3 +32,15 @@ def test_xavier_scale():
     w = initial_weights(run_key(0, 10, 10, 10, 0), 2000, d, 1 / np.sqrt(d))
     assert w.dtype == np.float64
     assert abs(float(w.var()) - 1 / d) < 0.005
+
+
+def test_the_quickly_compiled_start_keys_are_the_run_keys():
+    from sweep.starts import _MINIBATCH_ORDER, CellArgs, run_keys
+
+    runs = np.array([0, 5, 999, 123456])
+    keys, order = run_keys(CellArgs(3, 6, 7, 6, 0.4, 0.8), runs)
+    for i, r in enumerate(runs):
+        key = run_key(3, 6, 7, 6, int(r))
+        np.testing.assert_array_equal(keys[i], jax.random.key_data(key))
+        minibatches = jax.random.fold_in(key, _MINIBATCH_ORDER)
+        np.testing.assert_array_equal(order[i], jax.random.key_data(minibatches))

@@ -29,7 +29,7 @@ LAYERS = [
     # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
     ["analysis", "certify", "kinks"],
     ["problems"],  # one module per problem kind behind one interface
-    ["train", "checkpoints", "slots", "engine"],  # training segments, pauses, the scheduler
+    ["train", "starts", "checkpoints", "slots", "engine"],  # training, starts, pauses, scheduler
     # sweeps and their files
     [
         "results",

@@ -1,0 +1,91 @@
+"""How a run starts: its keys, its initial point and its step size.
+
+The keys come first, from a program of integer arithmetic alone (`run_keys`): it is
+exact at any optimization level, so it is compiled for a short compile, and its shapes
+depend only on the batch size, so one compile serves every cell. XLA takes long to
+optimize the threefry hashes of a key (one per fold-in): of the hashes a start needs,
+only the initial point's draw is left in `start_runs`, which is compiled per cell shape.
+"""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from . import train
+from .batching import quick_to_compile
+from .datasets import TrainData
+from .init import run_key
+from .problems import Problem
+
+# Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
+_MINIBATCH_ORDER = 1
+
+
+class CellArgs(NamedTuple):
+    """What a run's start needs of its cell (traced: one compile serves every cell)."""
+
+    seed: int
+    k: int
+    n: int
+    d: int
+    init_scale: float
+    step_size: float
+
+    @staticmethod
+    def of(problem: Problem) -> "CellArgs":
+        cell = problem.cell
+        return CellArgs(problem.config.seed, cell.k, cell.n, cell.d, cell.init_scale,
+                        cell.step_size)  # fmt: skip
+
+
+@quick_to_compile(static_argnames=())
+def run_keys(cell: CellArgs, runs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Key data (B, 2) of each run's initial point (`init.run_key`) and of its minibatch
+    order."""
+    keys = jax.vmap(lambda r: run_key(cell.seed, cell.k, cell.n, cell.d, r))(runs)
+    order = jax.vmap(lambda key: jax.random.fold_in(key, _MINIBATCH_ORDER))(keys)
+    return jax.random.key_data(keys), jax.random.key_data(order)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
+def _start(state, mask, keys, order, cell, data, spec):
+    objective = spec.objective
+    # Drawn in float64 and rounded, so that the float32 phase starts each run where the
+    # float64 engine would.
+    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, jnp.float64))(
+        jax.random.wrap_key_data(keys)
+    )
+    rates = jnp.full_like(state.step_size, cell.step_size)
+    if spec.optimizer.step_unit == "ntk":
+        rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
+    weights = weights.astype(state.weights.dtype)
+    fresh = train.RunState(
+        weights=weights,
+        opt_state=train.init_opt_state(spec, weights),
+        steps=jnp.zeros_like(state.steps),
+        loss=jnp.zeros_like(state.loss),
+        grad_norm=jnp.zeros_like(state.grad_norm),
+        reason=jnp.full_like(state.reason, train.RUNNING),
+        pause_at=jnp.full_like(state.pause_at, spec.polish_after or train.NEVER),
+        step_size=rates,
+        key=order,
+        watched=jnp.zeros_like(state.watched),
+        finish_below=jnp.full_like(state.finish_below, spec.basin_grad),
+    )
+    return train.select_runs(mask, fresh, state)
+
+
+def start_runs(
+    state: train.RunState,
+    mask: jax.Array,
+    runs: jax.Array,
+    cell: CellArgs,
+    data: TrainData,
+    spec: train.TrainSpec,
+) -> train.RunState:
+    """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged
+    (`state` is donated)."""
+    keys, order = run_keys(cell, runs)
+    return _start(state, mask, keys, order, cell, data, spec)
