@@ -42,10 +42,10 @@ import torch
 from sweep import config as config_module
 from sweep import problems, results, runtime, train
 from sweep.engine import Engine, train_spec
-from sweep.starts import CellArgs, start_runs
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 from sweep.outcomes import Finished, StopReason
+from sweep.starts import CellArgs, start_runs
 
 runtime.prepare_process()  # as the CLI does: every core, float64, the compilation cache
 

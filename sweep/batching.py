@@ -23,19 +23,15 @@ CHUNK_FLOATS = 4096
 MAX_CHUNK = 16
 
 
-def chunk_runs(params: int, platform: str) -> int:
-    """Runs per chunk on a device of `platform` for runs of `params` parameters: a power
-    of two on CPUs, 0 (the device's whole slice at once) on GPUs and TPUs, which want the
-    widest batch."""
-    if platform != "cpu":
+def chunk_runs(objective: Any, platform: str) -> int:
+    """Runs per chunk on a device of `platform` for an objective: a power of two on CPUs,
+    0 (the device's whole slice at once) on GPUs and TPUs, which want the widest batch,
+    and for objectives without `chunk_floats`."""
+    floats = getattr(objective, "chunk_floats", lambda: None)()
+    if platform != "cpu" or floats is None:
         return 0
-    runs = max(1, min(MAX_CHUNK, CHUNK_FLOATS // max(params, 1)))
+    runs = max(1, min(MAX_CHUNK, CHUNK_FLOATS // max(floats, 1)))
     return 1 << (runs.bit_length() - 1)
-
-
-def param_count(weights: Any) -> int:
-    """Parameters per run of a batch of params (every leaf has leading axis B)."""
-    return sum(math.prod(x.shape[1:]) for x in jax.tree.leaves(weights))
 
 
 def split(tree: Any, size: int) -> Any:

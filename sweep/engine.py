@@ -20,7 +20,6 @@ device: `batching.chunk_runs`).
 """
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -124,8 +123,7 @@ class Engine:
     def _first_batch(self, count: int, spec: train.TrainSpec) -> int:
         """The cell's batch size; also sets the cell's chunk (`batching.chunk_runs`)."""
         devices = len(self.devices)
-        params = math.prod(spec.objective.param_shape())
-        self._chunk = batching.chunk_runs(params, self.devices[0].platform)
+        self._chunk = batching.chunk_runs(spec.objective, self.devices[0].platform)
         batch = min(self.batch_size, ladder(count, devices))
         if not self.config.engine.batch_size:
             # Slots are refilled only while runs are queued: with at most a quarter of
@@ -160,7 +158,7 @@ class Engine:
             return
         spec = train_spec(self.config, problem)
         data = jax.device_put(problem.data.train)
-        slots = Slots(runs, self._first_batch(len(runs), spec))
+        slots = Slots(runs, self._first_batch(len(runs), spec), len(self.devices))
         state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
@@ -201,7 +199,7 @@ class Engine:
         spec = dataclasses.replace(float64_spec, grad_tol=0.0, basin_grad=until)
         exact = jax.device_put(problem.data.train)  # for the runs' start (NTK step sizes)
         data = jax.device_put(train.in_float32(exact))
-        slots = Slots(runs, self._first_batch(len(runs), spec))
+        slots = Slots(runs, self._first_batch(len(runs), spec), len(self.devices))
         shape = spec.objective.param_shape()
         state = self._shard(train.empty_state(spec, len(slots.run), shape, jnp.float32))
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
@@ -332,7 +330,7 @@ class Engine:
             size = smaller(batch, count, devices)
             if size == batch:
                 return state
-        index = slots.regroup(size, devices)
+        index = slots.regroup(size)
         # Through the host: the state is small, and a gather on the devices would cost a
         # compile per pair of sizes.
         host = jax.device_get(state)

@@ -12,14 +12,15 @@ class Slots:
     """Which run each slot of the batch holds (-1: none), and the queue of pending runs:
     a run index (to start) or a (run, host row) pair (to resume as it left)."""
 
-    def __init__(self, runs: Iterable, batch: int):
+    def __init__(self, runs: Iterable, batch: int, devices: int = 1):
         self.queue = collections.deque(r if isinstance(r, tuple) else int(r) for r in runs)
         self.run = np.full(batch, -1)
+        self.devices = devices  # the batch is split into this many equal slices
 
     def refill(self) -> tuple[np.ndarray, np.ndarray, list]:
         """Pending runs into free slots: (mask of slots of fresh runs, run per slot, and
         [(slot, row)] of resumed ones)."""
-        free = np.flatnonzero(self.run < 0)[: len(self.queue)]
+        free = self._free_in_turn(len(self.queue))
         fresh = np.zeros(len(self.run), bool)
         runs = np.zeros(len(self.run), np.int64)
         resumed = []
@@ -33,18 +34,31 @@ class Slots:
             runs[slot] = self.run[slot] = entry
         return fresh, runs, resumed
 
+    def _free_in_turn(self, count: int) -> list[int]:
+        """Up to `count` free slots in the order runs take them: each on the device that
+        holds the fewest runs, at the front of its slice (so runs fill few chunks)."""
+        busy = (self.run >= 0).reshape(self.devices, -1)
+        load = busy.sum(axis=1)
+        free = [list(np.flatnonzero(~row) + d * busy.shape[1]) for d, row in enumerate(busy)]
+        order = []
+        while len(order) < count and any(free):
+            device = min((d for d in range(self.devices) if free[d]), key=lambda d: load[d])
+            order.append(free[device].pop(0))
+            load[device] += 1
+        return order
+
     def chunks_in_use(self, chunk: int) -> int:
         """Chunks of `chunk` slots that hold at least one run."""
         return int(np.sum(np.any(self.run.reshape(-1, chunk) >= 0, axis=1)))
 
-    def regroup(self, size: int, devices: int) -> np.ndarray:
+    def regroup(self, size: int) -> np.ndarray:
         """Move the runs into a batch of `size` slots, spread evenly over the devices and
         at the front of each device's slice, so that they fill as few chunks as they can.
         Returns, for each new slot, the old slot whose state it takes (an idle, frozen one
         for a slot left empty)."""
         active = np.flatnonzero(self.run >= 0)
         order = np.arange(active.size)
-        target = order % devices * (size // devices) + order // devices
+        target = order % self.devices * (size // self.devices) + order // self.devices
         index = np.full(size, np.flatnonzero(self.run < 0)[0])
         index[target] = active
         run = np.full(size, -1)

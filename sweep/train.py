@@ -306,7 +306,7 @@ def train_segment(
     (`chunk_runs`): the loop's stop test then needs no communication between devices, and
     a chunk whose runs have all stopped ends its loop early.
     """
-    chunk = batching.chunk_runs(batching.param_count(state.weights), _platform(mesh))
+    chunk = batching.chunk_runs(spec.objective, _platform(mesh))
     if mesh is None:
         return _segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
@@ -357,7 +357,7 @@ def trace_segment(
     trains, bit for bit; `steps` is static (a fixed scan), so replays use one segment
     length.
     """
-    chunk = batching.chunk_runs(batching.param_count(state.weights), _platform(mesh))
+    chunk = batching.chunk_runs(spec.objective, _platform(mesh))
     if mesh is None:
         return _traced_segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
-from sweep import config as config_module
 from sweep import batching, problems, train
+from sweep import config as config_module
 from sweep.engine import Engine
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
+from sweep.landscape.population import PopulationLoss
 from sweep.outcomes import StopReason
 from sweep.slots import Slots, fewest_chunks, smaller
 
@@ -89,16 +90,21 @@ def test_a_cell_trains_in_one_batch_size_on_a_cpu(tiny_config):
 
 
 def test_the_tail_fills_as_few_chunks_as_it_can():
-    slots = Slots([], 32)
+    slots = Slots([], 32, devices=2)
     slots.run[[1, 6, 9, 14, 17, 22, 30]] = [10, 11, 12, 13, 14, 15, 16]  # 7 runs, 7 chunks
     before = slots.run.copy()
-    index = slots.regroup(32, devices=2)
+    index = slots.regroup(32)
     # Spread over both devices' slices (16 slots each), at the front of each.
     assert list(np.flatnonzero(slots.run >= 0)) == [0, 1, 2, 3, 16, 17, 18]
     np.testing.assert_array_equal(slots.run[slots.run >= 0], before[index][slots.run >= 0])
     assert sorted(slots.run[slots.run >= 0]) == list(range(10, 17))
     assert np.all(before[index][slots.run < 0] < 0)  # empty slots copy an idle slot
     assert slots.chunks_in_use(4) == fewest_chunks(7, devices=2, chunk=4) == 2
+    # New runs go to the device with the fewest runs, at the front of its slice.
+    slots.queue.extend(range(20, 26))
+    fresh, runs, _ = slots.refill()
+    assert list(np.flatnonzero(fresh)) == [4, 5, 6, 19, 20, 21]
+    assert list(runs[[19, 4, 20, 5, 21, 6]]) == [20, 21, 22, 23, 24, 25]
     # Accelerators have no chunks: the tail goes into batches a quarter the size.
     assert smaller(256, 20, devices=2) == 64 and smaller(256, 70, devices=2) == 256
 
@@ -107,7 +113,8 @@ def test_a_run_trains_bit_for_bit_the_same_in_any_batch(tiny_config):
     """On a CPU a device trains in chunks of one size per cell shape, so a run's arithmetic
     does not depend on its batch or slot."""
     cfg = tiny_config(seeds=48)
-    assert batching.chunk_runs(16, "cpu") == batching.MAX_CHUNK  # k = n = 4: chunks of 64
+    assert batching.chunk_runs(PopulationLoss(4, 4), "cpu") == batching.MAX_CHUNK
+    assert batching.chunk_runs(PopulationLoss(4, 4), "gpu") == 0  # accelerators: no chunks
     small, _ = trained(cfg, range(48), batch_size=64)
     large, _ = trained(cfg, range(47, -1, -1), batch_size=256)
     for key in ("steps", "reason", "weights", "loss", "grad_norm"):

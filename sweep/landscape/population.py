@@ -27,6 +27,10 @@ class PopulationLoss:
     def param_shape(self) -> tuple[int, int]:
         return (self.n, self.d)
 
+    def chunk_floats(self) -> int:
+        """Floats per run that size its training chunk on a CPU (`batching.chunk_runs`)."""
+        return self.n * self.d
+
     def init(self, key: jax.Array, scale: float, dtype: DTypeLike = jnp.float64) -> jax.Array:
         """Xavier/He-style N(0, scale^2) weights (n, d) from the run's key."""
         return initial_weights(key, self.n, self.d, scale, dtype)

@@ -26,7 +26,8 @@ from ..outcomes import Classified, Finished, StopReason
 
 
 class Objective(Protocol):
-    """What training minimizes (hashable; see `sweep/landscape/__init__.py`)."""
+    """What training minimizes (hashable; see `sweep/landscape/__init__.py`). One may
+    also have `chunk_floats()`, to train in chunks of runs on a CPU (`batching.py`)."""
 
     def param_shape(self) -> tuple[int, ...]: ...
     def init(self, key: jax.Array, scale: float, dtype: DTypeLike = ...) -> jax.Array: ...
