@@ -16,7 +16,8 @@ Reference workload: k = n in {8, 12, 16}, 512 runs each, the Safran-Shamir proto
 
 The peers start from the same initial weights; their final points are classified by the
 same float64 checks, and the spurious counts must agree with sweep's (the bench fails
-otherwise). Also measured: the step throughput at k = n = 20 against the PyTorch step;
+otherwise). Also measured: the step throughput at k = n = 20 against the PyTorch step
+and against the same segment without CPU chunks (`sweep/batching.py`);
 the step's GFLOP/s at k = 8, 20 and 50 (XLA's own flop count) against a large float64
 matrix product on the same machine; and the peak RSS of a 100,000-run sweep at k = 6.
 """
@@ -44,6 +45,7 @@ from sweep import problems, results, runtime, train
 from sweep.engine import Engine, train_spec
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
+from sweep.landscape.population import PopulationLoss
 from sweep.outcomes import Finished, StopReason
 from sweep.starts import CellArgs, start_runs
 
@@ -114,14 +116,17 @@ def timed(function, *args):
     return time.perf_counter() - start, out
 
 
-def throughput(k, batch, steps=200):
-    """Microseconds per run-step at k = n: sweep's segment against the PyTorch step."""
-    config = config_module.load(str(CONFIG), {"sweep.k": str(k)})
-    engine = Engine(config)
-    cell = config_module.cells(config)[0]
-    problem = problems.for_cell(config, cell)
-    # Every run keeps stepping: no gradient stop, no pause for the basin finish.
-    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0, basin_grad=0.0)
+@dataclasses.dataclass(frozen=True)
+class WholeSlice(PopulationLoss):
+    """The closed form without CPU chunks: each device steps its whole slice of the batch
+    at once, as the engine did before `batching.chunk_runs`."""
+
+    def chunk_floats(self):
+        return None
+
+
+def segment_time(k, batch, steps, spec, problem, engine):
+    """Microseconds per run-step of `train_segment` from the runs' starts; and the state."""
     teacher = gaussian.orthonormal_teacher(k)
     state = train.empty_state(spec, batch, (k, k))
     runs = np.arange(batch)
@@ -132,7 +137,22 @@ def throughput(k, batch, steps=200):
     start = time.perf_counter()
     state, _ = train.train_segment(state, teacher, spec, steps, engine.mesh)
     state.reason.block_until_ready()
-    ours = (time.perf_counter() - start) / steps / batch * 1e6
+    return (time.perf_counter() - start) / steps / batch * 1e6, state
+
+
+def throughput(k, batch, steps=200):
+    """Microseconds per run-step at k = n: sweep's segment against the same segment
+    without chunks (the previous layout) and against the PyTorch step."""
+    config = config_module.load(str(CONFIG), {"sweep.k": str(k)})
+    engine = Engine(config)
+    cell = config_module.cells(config)[0]
+    problem = problems.for_cell(config, cell)
+    # Every run keeps stepping: no gradient stop, no pause for the basin finish.
+    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0, basin_grad=0.0)
+    whole_spec = dataclasses.replace(spec, objective=WholeSlice(k, k))
+    whole, _ = segment_time(k, batch, steps, whole_spec, problem, engine)
+    ours, state = segment_time(k, batch, steps, spec, problem, engine)
+    teacher = gaussian.orthonormal_teacher(k)
     # XLA's own count of the floating-point operations of one step of the batch.
     host = jax.device_get(state)
     cost = jax.jit(lambda s: train.train_step(s, teacher, spec)).lower(host).compile()
@@ -149,7 +169,7 @@ def throughput(k, batch, steps=200):
             g = peers.torch_gradient(w, v)
             w -= cell.step_size * g * (torch.sqrt((g * g).sum(dim=(1, 2))) > 0)[:, None, None]
     theirs = (time.perf_counter() - start) / steps / batch * 1e6
-    return ours, theirs, gflops
+    return ours, theirs, gflops, whole
 
 
 def matmul_peak(size=2048, repeats=5):
@@ -261,7 +281,7 @@ def main():
         f"{total['jax'] / cold:.1f} | {useful / computed['jax']:.3f} |",
     ]
     rates = {k: throughput(k, batch=512) for k in (8, 20, 50)}
-    ours_20, torch_20, _ = rates[20]
+    ours_20, torch_20, _, whole_20 = rates[20]
     peak = matmul_peak()
     lines = [
         f"# sweep benchmark, {datetime.date.today()}",
@@ -278,13 +298,15 @@ def main():
         + ", ".join(f"{name} k={k}: {got}/{want}" for name, k, got, want in checks),
         "",
         f"Step throughput at k = n = 20, 512 runs: sweep {ours_20:.2f} us per run-step, "
-        f"PyTorch {torch_20:.2f} us ({torch_20 / ours_20:.2f}x).",
+        f"PyTorch {torch_20:.2f} us ({torch_20 / ours_20:.2f}x); the same segment without "
+        f"CPU chunks (each device's whole slice at once) {whole_20:.2f} us "
+        f"({whole_20 / ours_20:.2f}x).",
         "",
         f"Step rate (XLA's flop count), against a 2048 x 2048 float64 matrix product "
         f"({peak:.1f} GFLOP/s): "
         + ", ".join(
             f"k = {k}: {us:.2f} us per run-step, {rate:.1f} GFLOP/s ({rate / peak:.0%})"
-            for k, (us, _, rate) in rates.items()
+            for k, (us, _, rate, _) in rates.items()
         )
         + ".",
     ]
@@ -294,8 +316,8 @@ def main():
         "useful_fraction": fraction,
         "peers_s": total,
         "checks": checks,
-        "k20_us_per_run_step": {"sweep": ours_20, "torch": torch_20},
-        "step_gflops": {k: rate for k, (_, _, rate) in rates.items()},
+        "k20_us_per_run_step": {"sweep": ours_20, "torch": torch_20, "whole_slice": whole_20},
+        "step_gflops": {k: rate for k, (_, _, rate, _) in rates.items()},
         "matmul_gflops": peak,
     }
     if args.rss_runs:

@@ -20,7 +20,7 @@ import numpy as np
 # chunk size, which depends only on the parameter count, also makes a run's arithmetic
 # the same in every batch of at least one chunk per device.
 CHUNK_FLOATS = 4096
-MAX_CHUNK = 16
+MAX_CHUNK = 4
 
 
 def chunk_runs(objective: Any, platform: str) -> int:
