@@ -340,9 +340,8 @@ def _traced_segment(state, data, spec, steps, chunk):
         part, history = jax.lax.scan(body, part, None, length=steps)
         return part, jax.tree.map(lambda x: x.T, history)  # runs first, as the state
 
-    size = batching.chunk_size(state.reason.shape[0], chunk)
-    state, history = jax.lax.map(scan, batching.split(state, size))
-    batch = state.reason.shape[0] * size
+    batch = state.reason.shape[0]
+    state, history = jax.lax.map(scan, batching.split(state, batching.chunk_size(batch, chunk)))
     computed = steps * batch * steps_per_update(spec, data) * jnp.ones(1, int)
     return batching.join(state), computed, jax.tree.map(lambda x: batching.join(x).T, history)
 
