@@ -31,9 +31,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .batching import in_chunks, quick_to_compile
+from .batching import in_chunks, over_runs, quick_to_compile
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product, lanczos_extremes, start_vector
+from .krylov import (
+    conjugate_gradients,
+    hessian_operator,
+    lanczos_tridiagonal,
+    ritz_extremes,
+    start_vector,
+)
 
 NEWTON_ITERATIONS = 6
 LANCZOS_STEPS = 40
@@ -55,12 +61,28 @@ class BasinFinish(NamedTuple):
     accepted: jax.Array  # bool: the test passed
 
 
-def _one(weights, data, step_size, grad_tol, objective):
+class _Newton(NamedTuple):
+    """What Newton's method and Lanczos find for one run (`_newton`), before the test."""
+
+    point: jax.Array  # x*
+    loss: jax.Array
+    grad_norm: jax.Array
+    iterations: jax.Array
+    hvps: jax.Array
+    failed: jax.Array  # negative curvature met, or a non-finite loss
+    alphas: jax.Array  # the Lanczos tridiagonal at x*
+    betas: jax.Array
+    change: jax.Array  # |(H(x0) - H(x*)) u| along the unit u from x* to x0
+    loss0: jax.Array
+    norm0: jax.Array  # |grad| at x0
+
+
+def _newton(weights, data, grad_tol, objective) -> _Newton:
     def gradient(w):
         return objective.loss_and_grad(w, data)
 
     def hvp_at(w):
-        return lambda v: hessian_vector_product(objective, w, data, v)
+        return hessian_operator(objective, w, data)
 
     loss0, grad0 = gradient(weights)
     norm0 = jnp.linalg.norm(grad0)
@@ -83,29 +105,39 @@ def _one(weights, data, step_size, grad_tol, objective):
 
     start = (weights, loss0, grad0, jnp.asarray(0), jnp.asarray(0), jnp.asarray(False))
     point, loss, grad, iterations, hvps, failed = jax.lax.while_loop(cond, body, start)
-    grad_norm = jnp.linalg.norm(grad)
 
     steps = min(LANCZOS_STEPS, weights.size)
-    mu, top = lanczos_extremes(hvp_at(point), start_vector(weights.shape, weights.dtype), steps)
+    alphas, betas = lanczos_tridiagonal(
+        hvp_at(point), start_vector(weights.shape, weights.dtype), steps
+    )
     distance = jnp.linalg.norm(weights - point)
     unit = (weights - point) / jnp.where(distance > 0, distance, 1.0)
     change = jnp.linalg.norm(hvp_at(weights)(unit) - hvp_at(point)(unit))
-    spread = SAFETY * change  # the Hessian's change over the ball, as taken
+    return _Newton(point, loss, jnp.linalg.norm(grad), iterations, hvps + steps + 2, failed,
+                   alphas, betas, change, loss0, norm0)  # fmt: skip
+
+
+def _judge(weights, found: _Newton, step_size, grad_tol) -> BasinFinish:
+    """The basin test of one run from what `_newton` found."""
+    mu, top = ritz_extremes(found.alphas, found.betas)
+    spread = SAFETY * found.change  # the Hessian's change over the ball, as taken
     accepted = (
-        ~failed
-        & (grad_norm <= grad_tol)
+        ~found.failed
+        & (found.grad_norm <= grad_tol)
         & (mu > 0)
         & (spread <= mu / 2)
         & (step_size * (top + mu / 2) < 2)
     )
     rate = jnp.maximum(jnp.abs(1 - step_size * mu), jnp.abs(1 - step_size * top))
-    spared = jnp.ceil(jnp.log(norm0 / grad_tol) / -jnp.log(jnp.clip(rate, 1e-300, 1 - 1e-16)))
+    spared = jnp.ceil(
+        jnp.log(found.norm0 / grad_tol) / -jnp.log(jnp.clip(rate, 1e-300, 1 - 1e-16))
+    )
     return BasinFinish(
-        weights=jnp.where(accepted, point, weights),
-        loss=jnp.where(accepted, loss, loss0),
-        grad_norm=jnp.where(accepted, grad_norm, norm0),
-        iterations=iterations,
-        hvps=hvps + steps + 2,
+        weights=jnp.where(accepted, found.point, weights),
+        loss=jnp.where(accepted, found.loss, found.loss0),
+        grad_norm=jnp.where(accepted, found.grad_norm, found.norm0),
+        iterations=found.iterations,
+        hvps=found.hvps,
         min_eig=mu,
         max_eig=top,
         spared=jnp.where(accepted, jnp.maximum(spared, 0), 0).astype(jnp.int64),
@@ -113,7 +145,12 @@ def _one(weights, data, step_size, grad_tol, objective):
     )
 
 
-@quick_to_compile(static_argnames=("objective",))
+# The test runs apart from the Newton program, on one device: LAPACK's batched eigvalsh
+# waits on the CPU thread pool that the devices share, so it must not run on two devices
+# at once (both would wait for each other).
+_judged = jax.jit(jax.vmap(_judge, (0, 0, 0, None)))
+
+
 def basin_finish(
     weights: jax.Array,
     data: TrainData,
@@ -123,7 +160,14 @@ def basin_finish(
 ) -> BasinFinish:
     """The basin finish of a batch of runs (B, *param_shape) with their GD step sizes (B,)
     on `data`; see the module docstring for the test."""
-    return jax.vmap(_one, (0, None, 0, None, None))(weights, data, step_size, grad_tol, objective)
+    found = jax.device_get(_newton_program(weights, data, grad_tol, objective))
+    return _judged(weights, found, step_size, grad_tol)
+
+
+@quick_to_compile(static_argnames=("objective",))
+def _newton_program(weights, data, grad_tol, objective) -> _Newton:
+    return over_runs(lambda w, data, tol: _newton(w, data, tol, objective), (weights,),
+                     (data, grad_tol))  # fmt: skip
 
 
 def finish_runs(

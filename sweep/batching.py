@@ -2,16 +2,20 @@
 
 - Training on a CPU: each device trains its slice of the batch a chunk of runs at a time
   (`chunk_runs`).
-- The finish programs: fixed-size chunks of one compiled shape (`in_chunks`), compiled
-  with options that favour a short compile over fast code (`quick_to_compile`).
+- The finish programs: fixed-size calls of one compiled shape (`in_chunks`), split over
+  the devices (`over_runs`), compiled with options that favour a short compile over
+  fast code (`quick_to_compile`).
 """
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 # A CPU device trains its slice of the batch a chunk of runs at a time, each chunk small
 # enough for the core's caches (about CHUNK_FLOATS of the objective's `chunk_floats` per
@@ -50,22 +54,56 @@ def chunk_size(batch: int, chunk: int) -> int:
     return math.gcd(batch, chunk) if chunk else batch
 
 
-# Runs per compiled call of a batched finish: one program per cell shape.
+# Runs per device in one compiled call of a finish program (`in_chunks`): one program per
+# cell shape. XLA rounds some of a vmapped program's reductions differently for different
+# batch sizes, so this also fixes a finish's arithmetic (on any number of devices).
 CHUNK = 64
+
+
+def finish_batch() -> int:
+    """Runs per call of a finish program: CHUNK per local device."""
+    return CHUNK * jax.local_device_count()
 
 
 def in_chunks(finish, weights: np.ndarray, *per_run: np.ndarray) -> tuple:
     """`finish(weights, *per_run)` (batched, jitted, returning a tuple of arrays with
-    leading axis B) over any number of runs as host arrays, in chunks of CHUNK (the last
-    one padded with copies of its first run), so that one compiled size serves all."""
-    parts = []
-    for start in range(0, len(weights), CHUNK):
-        chunk = slice(start, start + CHUNK)
-        size = len(weights[chunk])
-        pad = np.r_[np.arange(size), np.zeros(CHUNK - size, int)]
+    leading axis B) over any number of runs as host arrays, in chunks of `finish_batch`
+    (the last one padded with copies of its first run), so that one compiled size serves
+    all."""
+    parts, size = [], finish_batch()
+    for start in range(0, len(weights), size):
+        chunk = slice(start, start + size)
+        count = len(weights[chunk])
+        pad = np.r_[np.arange(count), np.zeros(size - count, int)]
         found = finish(weights[chunk][pad], *(x[chunk][pad] for x in per_run))
-        parts.append([np.asarray(field)[:size] for field in found])
+        parts.append([np.asarray(field)[:count] for field in found])
     return tuple(np.concatenate(field) for field in zip(*parts, strict=True))
+
+
+@functools.cache
+def _mesh(devices: tuple) -> Mesh:
+    return Mesh(np.array(devices), ("runs",))
+
+
+def over_runs(one: Callable, per_run: tuple, shared: tuple = ()) -> Any:
+    """`one(*run, *shared)` for every run (vmapped), inside a jitted finish program:
+    `per_run` holds arrays with a leading run axis, `shared` arrays common to all runs.
+    The runs are split over the local devices (padded to a multiple of their count), so
+    that every core works on them."""
+    devices = jax.local_devices()
+    batch = jax.tree.leaves(per_run)[0].shape[0]
+    padded = -(-batch // len(devices)) * len(devices)
+    if padded > batch:
+        index = np.r_[np.arange(batch), np.zeros(padded - batch, int)]
+        per_run = jax.tree.map(lambda x: x[index], per_run)
+    # No collectives: each device's loops are its own (check_vma would ask every constant
+    # in a loop's carry to be marked as varying over the devices).
+    found = jax.shard_map(
+        lambda per_run, shared: jax.vmap(lambda *run: one(*run, *shared))(*per_run),
+        mesh=_mesh(tuple(devices)), in_specs=(P("runs"), P()), out_specs=P("runs"),
+        check_vma=False,
+    )(per_run, shared)  # fmt: skip
+    return found if padded == batch else jax.tree.map(lambda x: x[:batch], found)
 
 
 # XLA's CPU backend spends most of a finish program's compile time optimizing code that

@@ -175,8 +175,8 @@ class Engine:
                     yield out
                 continue
             stopped = self._park(state, stopped, slots, parked)
-            if len(parked) >= batching.CHUNK:
-                out = self._finish_parked(parked, slots, problem)
+            if len(parked) >= batching.finish_batch():
+                out = self._finish_parked(parked, slots, problem, whole_calls=True)
                 if out is not None:
                     segment.observe(out.steps)
                     yield out
@@ -259,12 +259,16 @@ class Engine:
             parked.extend(_leave(state, waiting, slots))
         return np.setdiff1d(stopped, waiting)
 
-    def _finish_parked(self, parked, slots, problem):
-        """The basin finish of every parked run; those it does not take go to the front
-        of the queue, to resume where they left. Returns the finished runs or None."""
-        runs = np.array([run for run, _ in parked])
-        rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in parked])
-        parked.clear()
+    def _finish_parked(self, parked, slots, problem, whole_calls=False):
+        """The basin finish of the parked runs (with `whole_calls`, only as many as fill
+        whole calls of the finish program: the rest wait for the next); those it does not
+        take go to the front of the queue, to resume where they left. Returns the
+        finished runs or None."""
+        size = batching.finish_batch()
+        count = len(parked) // size * size if whole_calls else len(parked)
+        runs = np.array([run for run, _ in parked[:count]])
+        rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in parked[:count]])
+        del parked[:count]
         out, back = checkpoints.finish_in_basin(
             rows, runs, problem, self.counters, self._basin_seen
         )

@@ -18,13 +18,20 @@ DENSE_LIMIT = 1024
 CG_STEPS = 100
 
 
+def hessian_operator(objective, weights, data):
+    """x -> the objective's Hessian at `weights` applied to x: its own matrix-free operator
+    where it has one, else the dense Hessian's product. Either way what depends only on
+    the point is computed once, so each product in a solve costs little."""
+    operator = getattr(objective, "hessian_operator", None)
+    if operator is not None:
+        return operator(weights, data)
+    hessian = objective.hessian(weights, data)
+    return lambda x: (hessian @ x.reshape(-1)).reshape(x.shape)
+
+
 def hessian_vector_product(objective, weights, data, x):
-    """The objective's Hessian at `weights` applied to `x`: its own matrix-free product
-    where it has one, else the dense Hessian's."""
-    product = getattr(objective, "hessian_vector_product", None)
-    if product is not None:
-        return product(weights, data, x)
-    return (objective.hessian(weights, data) @ x.reshape(-1)).reshape(x.shape)
+    """The objective's Hessian at `weights` applied to `x` (`hessian_operator`)."""
+    return hessian_operator(objective, weights, data)(x)
 
 
 def _dot(a, b):
@@ -57,9 +64,10 @@ def conjugate_gradients(hvp, rhs, tol, shift=0.0, max_steps=CG_STEPS):
     return x, steps, negative
 
 
-def lanczos_extremes(hvp, start, steps):
-    """(smallest, largest) Ritz value of H after `steps` Lanczos steps from `start`, with
-    full reorthogonalization (few steps, so it is cheap and keeps the extremes honest)."""
+def lanczos_tridiagonal(hvp, start, steps):
+    """The Lanczos tridiagonal of H after `steps` steps from `start`, with full
+    reorthogonalization (few steps, so it is cheap and keeps the extremes honest):
+    (diagonal, off-diagonal), each of length `steps` (the last off-diagonal is unused)."""
     size = start.size
     basis = jnp.zeros((steps, size), start.dtype)
     q = start.reshape(-1) / jnp.linalg.norm(start)
@@ -80,9 +88,19 @@ def lanczos_extremes(hvp, start, steps):
     zeros = jnp.zeros(steps, start.dtype)
     start_carry = (basis, q, jnp.zeros_like(q), jnp.asarray(0.0, start.dtype), zeros, zeros)
     _, _, _, _, alphas, betas = jax.lax.fori_loop(0, steps, body, start_carry)
+    return alphas, betas
+
+
+def ritz_extremes(alphas, betas):
+    """(smallest, largest) eigenvalue of the tridiagonal (`lanczos_tridiagonal`)."""
     tridiagonal = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
     ritz = jnp.linalg.eigvalsh(tridiagonal)
     return ritz[0], ritz[-1]
+
+
+def lanczos_extremes(hvp, start, steps):
+    """(smallest, largest) Ritz value of H after `steps` Lanczos steps from `start`."""
+    return ritz_extremes(*lanczos_tridiagonal(hvp, start, steps))
 
 
 def start_vector(shape, dtype=jnp.float64):

@@ -22,9 +22,9 @@ from collections.abc import Hashable
 import jax
 import jax.numpy as jnp
 
-from .batching import quick_to_compile
+from .batching import over_runs, quick_to_compile
 from .datasets import TrainData
-from .krylov import conjugate_gradients, hessian_vector_product
+from .krylov import conjugate_gradients, hessian_operator
 
 ITERATIONS = 30
 # Conjugate-gradient steps per damped Newton step: an inexact step is enough, the damping
@@ -99,9 +99,7 @@ def newton_polish(
 
 def _damped_one(weights, data, grad_tol, objective, iterations):
     def solve(w, g, mu):
-        def hvp(v):
-            return hessian_vector_product(objective, w, data, v)
-
+        hvp = hessian_operator(objective, w, data)
         return conjugate_gradients(hvp, -g, 1e-3 * jnp.sqrt(jnp.sum(g * g)), mu, POLISH_CG_STEPS)
 
     return _levenberg_marquardt(weights, data, grad_tol, objective, iterations, solve)
@@ -118,6 +116,5 @@ def damped_newton_cg(
     """`newton_polish` of a batch of runs (B, *param_shape), matrix-free. Returns
     (weights, loss, grad_norm, iterations, converged, hessian-vector products), each with
     leading axis B; where not converged the weights are the input weights."""
-    return jax.vmap(_damped_one, (0, None, None, None, None))(
-        weights, data, grad_tol, objective, iterations
-    )
+    return over_runs(lambda w, data, tol: _damped_one(w, data, tol, objective, iterations),
+                     (weights,), (data, grad_tol))  # fmt: skip

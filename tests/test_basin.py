@@ -62,6 +62,18 @@ def test_basin_finish_lands_where_gradient_descent_ends(minima):
     np.testing.assert_allclose(found.max_eig, dense[:, -1], rtol=1e-6)
 
 
+def test_a_runs_basin_finish_does_not_depend_on_its_batch(minima):
+    """The finish splits a call's runs over the devices (padding to their count); a run
+    gets the same result, bit for bit, alone or beside others."""
+    early = np.stack([m[0] for m in minima] + [minima[0][0] + 1e-3])
+    steps = np.full(len(early), STEP)
+    together = basin.finish_runs(early, TEACHER, steps, 1e-12, OBJECTIVE)
+    for i in range(len(early)):
+        alone = basin.finish_runs(early[i : i + 1], TEACHER, steps[:1], 1e-12, OBJECTIVE)
+        for field, value in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(field[i], value[0])
+
+
 def test_basin_test_refuses_saddles_and_far_points(minima):
     # A saddle: the symmetric point with every neuron at the teacher's mean direction.
     saddle = np.full((K, K), 1.0 / K)

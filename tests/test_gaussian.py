@@ -217,7 +217,7 @@ def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
 
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("n, k, d", [(6, 6, 6), (7, 5, 9)])
-def test_hessian_vector_product_equals_the_dense_hessian(n, k, d, alpha, rng):
+def test_hessian_operator_equals_the_dense_hessian(n, k, d, alpha, rng):
     objective = PopulationLoss(n=n, d=d, alpha=alpha)
     teacher = gaussian.orthonormal_teacher(k, d)
     weights = rng.standard_normal((n, d))
@@ -225,5 +225,5 @@ def test_hessian_vector_product_equals_the_dense_hessian(n, k, d, alpha, rng):
     x = rng.standard_normal((n, d))
     dense = (objective.hessian(weights, teacher) @ x.ravel()).reshape(n, d)
     np.testing.assert_allclose(
-        objective.hessian_vector_product(weights, teacher, x), dense, rtol=0, atol=1e-13
+        objective.hessian_operator(weights, teacher)(x), dense, rtol=0, atol=1e-13
     )

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from ..datasets import TrainData
-from ..krylov import DENSE_LIMIT, hessian_vector_product, lanczos_extremes, start_vector
+from ..krylov import DENSE_LIMIT, hessian_operator, lanczos_extremes, start_vector
 
 # Above krylov.DENSE_LIMIT parameters the smallest eigenvalue comes from Lanczos.
 LANCZOS_STEPS = 300
@@ -83,9 +83,7 @@ def distinct_min_eigenvalues(
 
 @functools.partial(jax.jit, static_argnames=("objective", "steps"))
 def _lanczos_minimum(weights, data, objective, steps):
-    def hvp(v):
-        return hessian_vector_product(objective, weights, data, v)
-
+    hvp = hessian_operator(objective, weights, data)
     return lanczos_extremes(hvp, start_vector(weights.shape, weights.dtype), steps)[0]
 
 

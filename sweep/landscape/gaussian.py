@@ -22,6 +22,8 @@ autodiff through ``arccos`` returns NaN; the code below takes that limit explici
 All functions take one run: ``weights`` is (n, d), ``teacher`` is (k, d).
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -190,21 +192,31 @@ def _inverse_sin(sin):
     return jnp.where(parallel, 0.0, 1.0 / jnp.where(parallel, 1.0, sin))
 
 
-def _own_block_products(x, unit_w, along, rows, scale, cos, sin):
-    """sum_j dh(w_i, y_j)/dw_i applied to x_i, for every i: `rows` (m, d) are the unit
-    y_j, scale_ij = |y_j| / (2 pi |w_i|) (0 for pairs left out), along_i = u_i . x_i.
+def _own_block_operator(unit_w, rows, scale, cos, sin):
+    """x -> sum_j dh(w_i, y_j)/dw_i applied to x_i, for every i: `rows` (m, d) are the unit
+    y_j, scale_ij = |y_j| / (2 pi |w_i|) (0 for pairs left out); takes x and
+    along_i = u_i . x_i. The terms that depend only on the point are computed here, once.
 
     dh/dw x = scale (sin (x - u (u . x)) + p (p . x) / sin) with p = y_hat - cos u."""
-    coupling = scale * _inverse_sin(sin) * (x @ rows.T - cos * along[:, None])
-    radial = jnp.sum(scale * sin, axis=1)[:, None] * (x - along[:, None] * unit_w)
-    return radial + coupling @ rows - jnp.sum(coupling * cos, axis=1)[:, None] * unit_w
+    weight = scale * _inverse_sin(sin)
+    radial_scale = jnp.sum(scale * sin, axis=1)[:, None]
+
+    def apply(x, along):
+        coupling = weight * (x @ rows.T - cos * along[:, None])
+        radial = radial_scale * (x - along[:, None] * unit_w)
+        return radial + coupling @ rows - jnp.sum(coupling * cos, axis=1)[:, None] * unit_w
+
+    return apply
 
 
-def hessian_vector_product(
-    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"]
-) -> Float[Array, "n d"]:
-    """The Hessian of F at `weights` applied to `x` (n, d), without forming it: a few
-    Gram-matrix products, O(n (n + k) d) like the gradient. Equal to
+def hessian_operator(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
+) -> Callable[[Float[Array, "n d"]], Float[Array, "n d"]]:
+    """x -> the Hessian of F at `weights` applied to x (n, d), without forming it.
+
+    The point's geometry (norms, angles, arccos) is computed once here; each product is
+    then a few Gram-matrix products, O(n (n + k) d), so that the many products of a
+    conjugate-gradient solve or a Lanczos run at one point cost little. Equal to
     ``(hessian(weights, teacher) @ x.ravel()).reshape(n, d)`` where no neuron is zero."""
     n = weights.shape[0]
     off = ~jnp.eye(n, dtype=bool)
@@ -215,22 +227,37 @@ def hessian_vector_product(
     sin_wv, _ = _h_terms(cos_wv)
     unit_w = weights / jnp.where(norm_w > 0, norm_w, 1.0)[:, None]
     unit_v = teacher / jnp.where(norm_v > 0, norm_v, 1.0)[:, None]
-    along = jnp.sum(unit_w * x, axis=1)
     inverse = 1.0 / (_TWO_PI * jnp.where(norm_w > 0, norm_w, 1.0))[:, None]
-    own = _own_block_products(
-        x, unit_w, along, unit_w, jnp.where(off, norm_w[None, :] * inverse, 0.0), cos_ww, sin_ww
-    ) - _own_block_products(x, unit_w, along, unit_v, norm_v[None, :] * inverse, cos_wv, sin_wv)
+    own_ww = _own_block_operator(
+        unit_w, unit_w, jnp.where(off, norm_w[None, :] * inverse, 0.0), cos_ww, sin_ww
+    )
+    own_wv = _own_block_operator(unit_w, unit_v, norm_v[None, :] * inverse, cos_wv, sin_wv)
     # sum_{j != i} dh(w_i, w_j)/dw_j x_j, dh/dv y = ((pi - t) y + sin u (v_hat . y)
     # + p (q . y) / sin) / (2 pi) with q = u - cos v_hat.
     sin_off = jnp.where(off, sin_ww, 0.0)
-    coupling = jnp.where(off, _inverse_sin(sin_ww), 0.0) * (unit_w @ x.T - cos_ww * along[None, :])
-    cross = (
-        jnp.where(off, rest_ww, 0.0) @ x
-        + (sin_off @ along)[:, None] * unit_w
-        + coupling @ unit_w
-        - jnp.sum(coupling * cos_ww, axis=1)[:, None] * unit_w
-    ) / _TWO_PI
-    return 0.5 * x + own + cross
+    inverse_sin = jnp.where(off, _inverse_sin(sin_ww), 0.0)
+    rest_off = jnp.where(off, rest_ww, 0.0)
+
+    def apply(x):
+        along = jnp.sum(unit_w * x, axis=1)
+        own = own_ww(x, along) - own_wv(x, along)
+        coupling = inverse_sin * (unit_w @ x.T - cos_ww * along[None, :])
+        cross = (
+            rest_off @ x
+            + (sin_off @ along)[:, None] * unit_w
+            + coupling @ unit_w
+            - jnp.sum(coupling * cos_ww, axis=1)[:, None] * unit_w
+        ) / _TWO_PI
+        return 0.5 * x + own + cross
+
+    return apply
+
+
+def hessian_vector_product(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"]
+) -> Float[Array, "n d"]:
+    """The Hessian of F at `weights` applied to `x` (n, d): `hessian_operator`'s product."""
+    return hessian_operator(weights, teacher)(x)
 
 
 def min_hessian_eigenvalue(

@@ -14,6 +14,8 @@ alpha (sum_i w_i - sum_j v_j) to every row, its Hessian adds alpha (1 1^T) (x) I
 alpha = 0 is the ReLU landscape, alpha = 1 the linear one.
 """
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -39,12 +41,20 @@ def hessian(
     return (1 - alpha) ** 2 * gaussian.hessian(weights, teacher) + linear
 
 
+def hessian_operator(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
+) -> Callable[[Float[Array, "n d"]], Float[Array, "n d"]]:
+    """x -> `hessian(...) @ x.ravel()` without forming the Hessian (see
+    `gaussian.hessian_operator`)."""
+    relu = gaussian.hessian_operator(weights, teacher)
+    return lambda x: (1 - alpha) ** 2 * relu(x) + alpha * jnp.sum(x, axis=0)[None, :]
+
+
 def hessian_vector_product(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"], alpha: float
 ) -> Float[Array, "n d"]:
     """`hessian(...) @ x.ravel()` without forming the Hessian."""
-    product = gaussian.hessian_vector_product(weights, teacher, x)
-    return (1 - alpha) ** 2 * product + alpha * jnp.sum(x, axis=0)[None, :]
+    return hessian_operator(weights, teacher, alpha)(x)
 
 
 def loss_and_grad_orthonormal(

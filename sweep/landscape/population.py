@@ -5,6 +5,7 @@ students of n neurons in d dimensions, unit output weights, under x ~ N(0, I_d).
 fast path of `gaussian.loss_and_grad_orthonormal`), the only one the closed form serves.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -51,13 +52,12 @@ class PopulationLoss:
             return leaky.hessian(weights, teacher, self.alpha)
         return gaussian.hessian(weights, teacher)
 
-    def hessian_vector_product(
-        self, weights: jax.Array, teacher: jax.Array, x: jax.Array
-    ) -> jax.Array:
-        """The Hessian applied to `x` (n, d), matrix-free (for Newton-CG and Lanczos)."""
+    def hessian_operator(self, weights: jax.Array, teacher: jax.Array) -> Callable:
+        """x -> the Hessian at `weights` applied to x (n, d), matrix-free, with the point's
+        terms computed once (for the many products of Newton-CG and Lanczos)."""
         if self.alpha:
-            return leaky.hessian_vector_product(weights, teacher, x, self.alpha)
-        return gaussian.hessian_vector_product(weights, teacher, x)
+            return leaky.hessian_operator(weights, teacher, self.alpha)
+        return gaussian.hessian_operator(weights, teacher)
 
     def watch(self, weights: jax.Array, teacher: jax.Array) -> jax.Array:
         """Nothing to track along the way here (see `Network.watch`)."""
