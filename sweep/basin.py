@@ -129,9 +129,7 @@ def _judge(weights, found: _Newton, step_size, grad_tol) -> BasinFinish:
         & (step_size * (top + mu / 2) < 2)
     )
     rate = jnp.maximum(jnp.abs(1 - step_size * mu), jnp.abs(1 - step_size * top))
-    spared = jnp.ceil(
-        jnp.log(found.norm0 / grad_tol) / -jnp.log(jnp.clip(rate, 1e-300, 1 - 1e-16))
-    )
+    spared = jnp.ceil(jnp.log(found.norm0 / grad_tol) / -jnp.log(jnp.clip(rate, 1e-300, 1 - 1e-16)))
     return BasinFinish(
         weights=jnp.where(accepted, found.point, weights),
         loss=jnp.where(accepted, found.loss, found.loss0),
@@ -168,6 +166,12 @@ def basin_finish(
 def _newton_program(weights, data, grad_tol, objective) -> _Newton:
     return over_runs(lambda w, data, tol: _newton(w, data, tol, objective), (weights,),
                      (data, grad_tol))  # fmt: skip
+
+
+def compile_ahead(weights, data: TrainData, grad_tol: float, objective: Hashable) -> None:
+    """Start compiling `basin_finish`'s program for runs like `weights` (a
+    `jax.ShapeDtypeStruct` of a whole call, `batching.finish_batch`) in the background."""
+    _newton_program.ahead(weights, data, grad_tol, objective)
 
 
 def finish_runs(

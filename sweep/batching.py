@@ -7,12 +7,15 @@
   fast code (`quick_to_compile`).
 """
 
+import concurrent.futures
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
@@ -114,18 +117,59 @@ _QUICK_COMPILE = {"cpu": {"xla_backend_optimization_level": 0}}
 
 def quick_to_compile(static_argnames: tuple[str, ...]):
     """`jax.jit` for the finish programs, with the platform's quick-compile options
-    (chosen at the first call, when the platform is known)."""
+    (chosen at the first call, when the platform is known).
+
+    The wrapped function also has `ahead(*args, **kwargs)`: compile it for those arguments
+    (arrays or `jax.ShapeDtypeStruct`s) on a background thread, so that the compile
+    overlaps training; a later call with the same shapes waits for it and runs it."""
 
     def wrap(function):
+        signature = inspect.signature(function)
+
         @functools.cache
         def compiled(platform):
             options = _QUICK_COMPILE.get(platform)
             return jax.jit(function, static_argnames=static_argnames, compiler_options=options)
 
+        def split(args, kwargs):
+            """The arguments by name, and the key of their shapes and static values."""
+            bound = signature.bind(*args, **kwargs).arguments
+            dynamic = {k: v for k, v in bound.items() if k not in static_argnames}
+            static = tuple((k, v) for k, v in bound.items() if k in static_argnames)
+            shapes = tuple(_shape_and_type(x) for x in jax.tree.leaves(dynamic))
+            return bound, dynamic, (jax.tree.structure(dynamic), shapes, static)
+
+        ahead_of_time = {}  # key -> Future of the compiled program
+
         @functools.wraps(function)
         def call(*args, **kwargs):
-            return compiled(jax.devices()[0].platform)(*args, **kwargs)
+            bound, dynamic, key = split(args, kwargs)
+            future = ahead_of_time.get(key)
+            if future is not None and future.exception() is None:
+                return future.result()(**dynamic)
+            return compiled(jax.devices()[0].platform)(**bound)
 
+        def ahead(*args, **kwargs) -> None:
+            bound, _, key = split(args, kwargs)
+            if key not in ahead_of_time:
+                jitted = compiled(jax.devices()[0].platform)
+                ahead_of_time[key] = _compiler().submit(lambda: jitted.lower(**bound).compile())
+
+        call.ahead = ahead
         return call
 
     return wrap
+
+
+def _shape_and_type(x) -> tuple:
+    """An argument's shape and dtype, for arrays, scalars and `jax.ShapeDtypeStruct`s."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return tuple(x.shape), np.dtype(x.dtype)
+    return (), np.dtype(jnp.result_type(x))
+
+
+@functools.cache
+def _compiler() -> concurrent.futures.ThreadPoolExecutor:
+    """The thread that compiles programs ahead of their first call (XLA compiles on one
+    core and releases the GIL, so it overlaps the training on the others)."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile")

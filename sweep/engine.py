@@ -164,6 +164,8 @@ class Engine:
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
         self._basin_on = bool(spec.basin_grad)
+        if self._basin_on:
+            problem.compile_finishes_ahead()
         parked = []  # (run, host row) of runs waiting for the basin finish
         while True:
             state, stopped = self._advance(state, slots, problem, spec, data, segment, recorder)

@@ -1,3 +1,4 @@
+import jax
 import numpy as np
 import pytest
 
@@ -241,3 +242,22 @@ def test_basin_finished_runs_do_not_depend_on_the_batch(tiny_config):
     for key in ("steps", "newton_steps", "reason"):
         np.testing.assert_array_equal(wide[key], narrow[key])
     np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)
+
+
+def test_a_program_compiled_ahead_is_the_one_called():
+    """`quick_to_compile(...).ahead` compiles in the background; a later call with the
+    same shapes and static values runs that program instead of tracing again."""
+    traced = []
+
+    @batching.quick_to_compile(static_argnames=("scale",))
+    def scaled(x, scale):
+        traced.append(scale)
+        return x * scale
+
+    scaled.ahead(jax.ShapeDtypeStruct((4,), np.float64), scale=2.0)
+    x = np.arange(4.0)
+    np.testing.assert_array_equal(scaled(x, 2.0), 2 * x)
+    assert traced == [2.0]  # traced once, ahead of the call
+    np.testing.assert_array_equal(scaled(x, 3.0), 3 * x)  # another static value
+    np.testing.assert_array_equal(scaled(x[:3], 2.0), 2 * x[:3])  # another shape
+    assert traced == [2.0, 3.0, 2.0]

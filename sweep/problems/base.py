@@ -109,6 +109,17 @@ class Problem(abc.ABC):
         return basin.finish_runs(weights, self.data.train, step_size,
                                  self.config.stop.grad_tol, self.objective)  # fmt: skip
 
+    def compile_finishes_ahead(self) -> None:
+        """Start compiling this cell's basin finish and matrix-free polish in the
+        background (`batching.quick_to_compile`), so that it overlaps the training."""
+        weights = jax.ShapeDtypeStruct(
+            (batching.finish_batch(), *self.objective.param_shape()), np.float64
+        )
+        data, tol = self.data.train, self.config.stop.grad_tol
+        basin.compile_ahead(weights, data, tol, self.objective)
+        if self.config.stop.polish_after:  # else no polish (`checkpoints.finish_in_basin`)
+            polish.damped_newton_cg.ahead(weights, data, tol, self.objective)
+
     def polish_runs(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
         """The matrix-free Newton polish (`polish.damped_newton_cg`) of runs
         (m, *param_shape): (weights, loss, grad_norm, iterations, converged, hvps)."""
