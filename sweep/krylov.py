@@ -29,11 +29,6 @@ def hessian_operator(objective, weights, data):
     return lambda x: (hessian @ x.reshape(-1)).reshape(x.shape)
 
 
-def hessian_vector_product(objective, weights, data, x):
-    """The objective's Hessian at `weights` applied to `x` (`hessian_operator`)."""
-    return hessian_operator(objective, weights, data)(x)
-
-
 def _dot(a, b):
     return jnp.sum(a * b)
 

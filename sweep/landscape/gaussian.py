@@ -253,13 +253,6 @@ def hessian_operator(
     return apply
 
 
-def hessian_vector_product(
-    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"]
-) -> Float[Array, "n d"]:
-    """The Hessian of F at `weights` applied to `x` (n, d): `hessian_operator`'s product."""
-    return hessian_operator(weights, teacher)(x)
-
-
 def min_hessian_eigenvalue(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"]
 ) -> Float[Array, ""]:

@@ -50,13 +50,6 @@ def hessian_operator(
     return lambda x: (1 - alpha) ** 2 * relu(x) + alpha * jnp.sum(x, axis=0)[None, :]
 
 
-def hessian_vector_product(
-    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], x: Float[Array, "n d"], alpha: float
-) -> Float[Array, "n d"]:
-    """`hessian(...) @ x.ravel()` without forming the Hessian."""
-    return hessian_operator(weights, teacher, alpha)(x)
-
-
 def loss_and_grad_orthonormal(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
 ) -> tuple[Float[Array, ""], Float[Array, "n d"]]:
