@@ -81,3 +81,36 @@ def test_escape_neuron_decides_at_a_dead_neuron():
 def test_no_escape_when_the_residual_is_zero():
     # A zero extra neuron beside an exact fit: no direction lowers the loss.
     assert min_escape_slope(np.eye(3), np.eye(3)) > -1e-12
+
+
+def test_points_with_dead_neurons_are_classified_alike_in_a_batch_and_alone():
+    # The living neurons' spectra are batched by how many neurons live: each point's
+    # values must be those it gets alone, bit for bit, whatever shares its batch (a point
+    # with every neuron alive gets its spectrum at its grid point, `distinct_min_eigenvalues`).
+    rng = np.random.default_rng(3)
+    eye = np.eye(4)
+    points = np.stack([
+        np.vstack([eye, np.zeros((1, 4))]),                        # 4 living: global
+        np.vstack([eye[:3], np.zeros((2, 4))]),                    # 3 living: escape
+        np.vstack([np.zeros((1, 4)), 0.3 + 0.1 * rng.random((4, 4))]),
+        np.vstack([eye[[1, 0, 2]], np.zeros((1, 4)), eye[3:] * 0.5]),
+        np.zeros((5, 4)),                                          # none living
+        0.5 * eye[[0, 1, 2, 3, 3]] + 0.1 * rng.random((5, 4)),     # all living
+    ])  # fmt: skip
+    reasons = np.full(len(points), StopReason.GRAD)
+    losses = np.array([loss(p, 4) for p in points])
+    config = config_module.from_dict({"sweep": {"k": 4, "n": 5}})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    found = problem.classify(Finished.at(points, losses, reasons))
+    for i, (point, value) in enumerate(zip(points, losses, strict=True)):
+        status, min_eig, decided_by = problem.classify_point(point, value)
+        assert (found.status[i], found.decided_by[i]) == (status, decided_by)
+        if i < 5:
+            assert np.array_equal(found.min_eig[i], min_eig)
+        assert found.min_eig[i] == pytest.approx(min_eig, abs=1e-8)
+    teacher = gaussian.orthonormal_teacher(4)
+    living = points[1][:3]
+    expected = np.linalg.eigvalsh(np.asarray(gaussian.hessian(living, teacher)))[0]
+    assert found.min_eig[1] == pytest.approx(expected, abs=1e-12)
+    assert found.min_eig[4] == np.inf and found.decided_by[4] == "escape_neuron"
+    assert found.decided_by[:2] == ["escape_neuron"] * 2 and found.decided_by[5] == "hessian"

@@ -280,3 +280,22 @@ def test_sgd_is_finished_only_where_it_stops():
     # Full batch, one hidden layer: the first finish comes early.
     full = sampled(**{"stop.polish_after": 20000})
     assert problems.for_cell(full, config_module.cells(full)[0]).first_checkpoint() == 2000
+
+
+def test_a_gradient_descent_run_that_stops_on_a_plateau_is_finished_once(monkeypatch):
+    # Its checkpoint's finish failed; the final finish of the plateau stop would be the
+    # same computation on the same point, so it is not run again.
+    config = sampled(**{"stop.polish_after": 10, "stop.plateau_tol": 1e-6})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    calls = []
+    run = problem._finish_run
+    monkeypatch.setattr(problem, "_finish_run", lambda *a: calls.append(a) or run(*a))
+    cell = config_module.cells(config)[0]
+    theta = np.asarray(problem.objective.init(run_key(config.seed, 3, 3, cell.d, 0), 1.0))
+    previous = {7: 0.5}
+    out = Finished.at(theta[None], [0.5], np.array([StopReason.PAUSED], np.int8), runs=[7])
+    expected = problem._finish_run(theta, float(out.step_size[0]), True)
+    calls.clear()
+    settle(out, problem, previous)
+    assert not expected.converged  # (else no plateau)
+    assert out.reason[0] == StopReason.PLATEAU and len(calls) == 1

@@ -75,6 +75,7 @@ class DataSet(Problem):
     def __init__(self, config, cell):
         super().__init__(config, cell)
         self._verdicts = {}  # theta bytes -> verdict: the finish's, reused by classify
+        self._last_finish = (None, None)  # (point and step, its Finish) of gradient descent
 
     @property
     def objective(self) -> Network:
@@ -94,6 +95,17 @@ class DataSet(Problem):
         return datasets.make(self.config.problem, self.cell, self.config.seed)
 
     def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
+        """`_finish_run`, once per point for gradient descent: its finish does not depend
+        on `final`, and a run that stops on a plateau right after its checkpoint's finish
+        failed (`checkpoints.settle`) would repeat that finish exactly."""
+        if self._stochastic:
+            return self._finish_run(weights, step_size, final)
+        key = (np.asarray(weights, float).tobytes(), float(step_size))
+        if self._last_finish[0] != key:
+            self._last_finish = (key, self._finish_run(weights, step_size, final))
+        return self._last_finish[1]
+
+    def _finish_run(self, weights: np.ndarray, step_size: float, final: bool) -> Finish:
         """The exact finish onto the stationary point of the run's piece, its kink pairs
         held on their kinks (`kinks/`), accepted unless the piecewise conditions call the
         point not stationary. Deeper nets try the Newton polish first. SGD is finished
@@ -101,7 +113,7 @@ class DataSet(Problem):
         sits in at a checkpoint), and if it cannot be finished there it first descends
         on the full batch."""
         net, data = self.objective, self.data.train
-        start = np.asarray(weights, float)
+        start = np.array(weights, float)  # a copy: a Finish may be returned again
         if self._stochastic and not final:
             return Finish(start, float("nan"), float("nan"), 0, False)
         if net.depth != 2:

@@ -57,6 +57,10 @@ class Population(Problem):
         batched[converged & alive], _ = distinct_min_eigenvalues(
             weights[converged & alive], teacher, self.objective, canonical_form
         )
+        dead = converged & ~alive
+        batched[dead] = living_min_eigenvalues(
+            weights[dead], teacher, self.objective, tolerances.zero_tol
+        )
         m = len(weights)
         found = Classified(
             status=[], min_eig=np.full(m, np.nan), decided_by=[], symmetry=[],
@@ -91,10 +95,30 @@ class Population(Problem):
     ) -> tuple[Status, float, DecidedBy]:
         """(status, min_eig, decided_by) of one stationary point (n, d).
 
-        `min_eig`, if given, is the point's smallest Hessian eigenvalue (all neurons alive).
+        `min_eig`, if given, is the smallest eigenvalue of the Hessian of its living
+        neurons (`living_min_eigenvalues`).
         """
         return classify_point(weights, loss, self.data.teacher, self.config.classify,
                               self.objective, min_eig)  # fmt: skip
+
+
+def living_min_eigenvalues(
+    weights: np.ndarray, teacher: np.ndarray, objective: PopulationLoss, zero_tol: float
+) -> np.ndarray:
+    """Smallest eigenvalue of the Hessian of each point's living neurons (norm above
+    zero_tol), (m, n, d) -> (m,); inf where none lives. The Hessian of the living neurons
+    does not depend on the objective's n, so points with as many living neurons share
+    batched calls: the same programs and padded batches as one point at a time, so the
+    same values, bit for bit."""
+    weights = np.asarray(weights)
+    alive = np.linalg.norm(weights, axis=2) > zero_tol
+    counts = alive.sum(axis=1)
+    found = np.full(len(weights), np.inf)
+    for count in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == count)
+        living = np.stack([weights[i][alive[i]] for i in rows])
+        found[rows] = min_eigenvalues(living, teacher, objective)
+    return found
 
 
 def teacher_distance(weights: np.ndarray, teacher: np.ndarray) -> float:
@@ -120,20 +144,17 @@ def classify_point(
     objective: PopulationLoss,
     min_eig: float | None = None,
 ) -> tuple[Status, float, DecidedBy]:
-    """(status, min_eig, decided_by) of one stationary point (n, d) of `objective`."""
+    """(status, min_eig, decided_by) of one stationary point (n, d) of `objective`;
+    `min_eig`, if given, is that of `living_min_eigenvalues`."""
     teacher = np.asarray(teacher)
     alive = np.linalg.norm(weights, axis=1) > tolerances.zero_tol
-    if alive.all():
-        if min_eig is None:
-            min_eig = float(min_eigenvalues(weights[None], teacher, objective)[0])
-        decided_by = DecidedBy.HESSIAN
-    else:
-        # Hessian of the living neurons; a zero neuron must not be able to escape.
-        living = weights[alive]  # (the Hessian does not depend on the objective's n)
-        min_eig = (
-            float(min_eigenvalues(living[None], teacher, objective)[0]) if living.size else np.inf
+    if min_eig is None:
+        min_eig = float(
+            living_min_eigenvalues(weights[None], teacher, objective, tolerances.zero_tol)[0]
         )
-        decided_by = DecidedBy.ESCAPE_NEURON
+    # Where a neuron is zero, the Hessian is that of the living neurons, and a zero neuron
+    # must not be able to escape.
+    decided_by = DecidedBy.HESSIAN if alive.all() else DecidedBy.ESCAPE_NEURON
     if loss <= tolerances.global_loss_tol or teacher_distance(weights, teacher) <= (
         tolerances.match_tol
     ):
