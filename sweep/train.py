@@ -90,20 +90,21 @@ def init_opt_state(spec: TrainSpec, weights: jax.Array) -> Any:
 def empty_state(
     spec: TrainSpec, batch: int, shape: tuple[int, ...], dtype: DTypeLike = jnp.float64
 ) -> RunState:
-    """A batch of EMPTY slots (frozen until refilled) for params of the given shape."""
-    weights = jnp.zeros((batch, *shape), dtype)
+    """A batch of EMPTY slots (frozen until refilled) for params of the given shape, made
+    on the host (device arrays of new shapes would each compile a program)."""
+    weights = np.zeros((batch, *shape), dtype)
     return RunState(
         weights=weights,
         opt_state=init_opt_state(spec, weights),
-        steps=jnp.zeros(batch, jnp.int32),
-        loss=jnp.zeros(batch, dtype),
-        grad_norm=jnp.zeros(batch, dtype),
-        reason=jnp.full(batch, EMPTY, jnp.int8),
-        pause_at=jnp.full(batch, NEVER, jnp.int32),
-        step_size=jnp.zeros(batch, jnp.float64),  # exact in the float32 phase too
-        key=jnp.zeros((batch, 2), jnp.uint32),
-        watched=jnp.zeros(batch, bool),
-        finish_below=jnp.zeros(batch, dtype),
+        steps=np.zeros(batch, np.int32),
+        loss=np.zeros(batch, dtype),
+        grad_norm=np.zeros(batch, dtype),
+        reason=np.full(batch, EMPTY, np.int8),
+        pause_at=np.full(batch, NEVER, np.int32),
+        step_size=np.zeros(batch, np.float64),  # exact in the float32 phase too
+        key=np.zeros((batch, 2), np.uint32),
+        watched=np.zeros(batch, bool),
+        finish_below=np.zeros(batch, dtype),
     )
 
 

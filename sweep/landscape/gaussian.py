@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .arccos import arccos
@@ -263,7 +264,7 @@ def min_hessian_eigenvalue(
 def orthonormal_teacher(k: int, d: int | None = None, dtype=jnp.float64) -> Float[Array, "k d"]:
     """The teacher V = I_k (k neurons, input dimension d = k unless given, d >= k)."""
     d = k if d is None else d
-    return jnp.eye(k, d, dtype=dtype)
+    return jax.device_put(np.eye(k, d, dtype=dtype))  # on the host: no program to compile
 
 
 def cross_gradient(a: Float[Array, "n d"], b: Float[Array, "m d"]) -> Float[Array, "n d"]:
