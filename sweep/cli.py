@@ -89,7 +89,8 @@ def _run(args):
         flush=True,
     )
     runtime.prepare_process()
-    options = RunOptions(fresh=args.fresh, progress=None if args.progress else False)
+    options = RunOptions(fresh=args.fresh, progress=None if args.progress else False,
+                         release_programs=True)  # fmt: skip
     outcome = run_sweep(config, out, options)
     if outcome.engine is not None:
         counters = outcome.engine.counters

@@ -47,7 +47,8 @@ class Task:
 
         runtime.prepare_process()
         config = config_from_dict(self.raw_config)
-        options = RunOptions(only=frozenset(names), keep_going=True, progress=False)
+        options = RunOptions(only=frozenset(names), keep_going=True, progress=False,
+                             release_programs=True)  # fmt: skip
         outcome = run_sweep(config, self.out, options)
         return f"{outcome.runs_trained} runs trained, {outcome.shards_skipped} shards were done"
 

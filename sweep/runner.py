@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from . import plan, problems, status
+from . import batching, plan, problems, status
 from .analysis.catalogue import CATALOGUE_INPUT, catalogue
 from .config import Config
 from .engine import Engine
@@ -37,6 +37,10 @@ class RunOptions:
     progress: bool | None = None  # a bar: None = only on a terminal
     only: frozenset | None = None  # shard names to train (a cluster task's share); None: all
     keep_going: bool = False  # a failing cell marks its shards failed; the others go on
+    # Drop a cell's compiled programs before the next cell (`batching.release_programs`):
+    # for processes that run only sweeps (the CLI, SLURM tasks), whose memory then stays
+    # flat over many cells.
+    release_programs: bool = False
     log: Callable[[str], None] = print
 
 
@@ -97,7 +101,9 @@ def run_sweep(
     )
     failure = None
     with bar:
-        for cell, cell_shards in itertools.groupby(todo, key=lambda s: s.cell):
+        for index, (cell, cell_shards) in enumerate(itertools.groupby(todo, lambda s: s.cell)):
+            if index and options.release_programs:
+                batching.release_programs()  # the previous cell's
             buffers = [_ShardBuffer(s) for s in cell_shards]
             status.mark_running(out, [b.shard.name for b in buffers])
             try:

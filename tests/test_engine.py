@@ -1,8 +1,9 @@
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
-from sweep import batching, problems, train
+from sweep import batching, load, problems, train
 from sweep import config as config_module
 from sweep.engine import Engine
 from sweep.init import initial_weights, run_key
@@ -261,3 +262,22 @@ def test_a_program_compiled_ahead_is_the_one_called():
     np.testing.assert_array_equal(scaled(x, 3.0), 3 * x)  # another static value
     np.testing.assert_array_equal(scaled(x[:3], 2.0), 2 * x[:3])  # another shape
     assert traced == [2.0, 3.0, 2.0]
+
+
+def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_path):
+    # A process that runs only sweeps drops each cell's compiled programs (its memory
+    # stays flat over many cells); what it computes must not change.
+    from sweep.runner import RunOptions, run_sweep
+
+    config = tiny_config(seeds=6, stop={"basin_grad": 1e-4, "polish_after": 500})
+    run_sweep(config, tmp_path / "kept", RunOptions(progress=False, log=lambda _: None))
+    released = RunOptions(progress=False, log=lambda _: None, release_programs=True)
+    run_sweep(config, tmp_path / "released", released)
+    # Only the last cell's programs are left (of the two cells of both sweeps).
+    assert train.train_segment._cache_size() == 1
+    assert all(len(programs) <= 1 for programs in batching._COMPILED_AHEAD)
+    kept, dropped = (
+        load(tmp_path / name).sort_values(["k", "run"]).reset_index(drop=True)
+        for name in ("kept", "released")
+    )
+    pd.testing.assert_frame_equal(kept, dropped)
