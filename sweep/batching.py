@@ -126,6 +126,7 @@ def release_programs() -> None:
     again. JAX's caches are the whole process's: only for processes that exist to run
     sweeps (`RunOptions.release_programs`)."""
     for programs in _COMPILED_AHEAD:
+        concurrent.futures.wait(programs.values())  # none compiles while caches clear
         programs.clear()
     jax.clear_caches()
 
