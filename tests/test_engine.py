@@ -10,6 +10,7 @@ from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 from sweep.landscape.population import PopulationLoss
 from sweep.outcomes import StopReason
+from sweep.runner import RunOptions, run_sweep
 from sweep.slots import Slots, fewest_chunks, smaller
 
 
@@ -267,8 +268,6 @@ def test_a_program_compiled_ahead_is_the_one_called():
 def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_path):
     # A process that runs only sweeps drops each cell's compiled programs (its memory
     # stays flat over many cells); what it computes must not change.
-    from sweep.runner import RunOptions, run_sweep
-
     config = tiny_config(seeds=6, stop={"basin_grad": 1e-4, "polish_after": 500})
     run_sweep(config, tmp_path / "kept", RunOptions(progress=False, log=lambda _: None))
     released = RunOptions(progress=False, log=lambda _: None, release_programs=True)
