@@ -299,3 +299,22 @@ def test_a_gradient_descent_run_that_stops_on_a_plateau_is_finished_once(monkeyp
     settle(out, problem, previous)
     assert not expected.converged  # (else no plateau)
     assert out.reason[0] == StopReason.PLATEAU and len(calls) == 1
+
+
+def test_the_finish_on_data_runs_with_one_blas_thread_and_gives_the_threads_back(monkeypatch):
+    # Its thousands of small solves are faster on one BLAS thread; the process's own
+    # setting comes back afterwards.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    config = sampled(**{"stop.polish_after": 10})
+    problem = problems.for_cell(config, config_module.cells(config)[0])
+    inside = []
+    run = problem._finish_run
+    monkeypatch.setattr(problem, "_finish_run", lambda *a: inside.append(blas_threads()) or run(*a))
+    theta = np.asarray(problem.objective.init(run_key(config.seed, 3, 3, 3, 0), 1.0))
+    with threadpool_limits(limits=2, user_api="blas"):  # whatever the machine's cores
+        problem.finish(theta, 0.1)
+        assert inside == [{1}] and blas_threads() == {2}

@@ -26,7 +26,7 @@ import functools
 import jax
 import numpy as np
 
-from .. import datasets
+from .. import datasets, runtime
 from ..analysis.spectrum import min_eigenvalues
 from ..analysis.symmetry import NONE
 from ..datasets import Data
@@ -99,10 +99,12 @@ class DataSet(Problem):
         on `final`, and a run that stops on a plateau right after its checkpoint's finish
         failed (`checkpoints.settle`) would repeat that finish exactly."""
         if self._stochastic:
-            return self._finish_run(weights, step_size, final)
+            with runtime.one_blas_thread():
+                return self._finish_run(weights, step_size, final)
         key = (np.asarray(weights, float).tobytes(), float(step_size))
         if self._last_finish[0] != key:
-            self._last_finish = (key, self._finish_run(weights, step_size, final))
+            with runtime.one_blas_thread():
+                self._last_finish = (key, self._finish_run(weights, step_size, final))
         return self._last_finish[1]
 
     def _finish_run(self, weights: np.ndarray, step_size: float, final: bool) -> Finish:
