@@ -93,7 +93,10 @@ class SegmentLength:
     A finished run idles in its slot until the segment ends, about half a segment on
     average, so segments are kept to ~1/32 of the median run length seen so far in the
     cell; the host round trip between segments costs about as much as one step of a
-    large batch, so they are not made shorter than 16 steps.
+    large batch, so they are not made shorter than 16 steps. Before any run has ended, the
+    median is at least the steps every running run has survived (`survived`): a cell
+    whose runs all train to a late first checkpoint does not take those steps 32 at a
+    time.
     """
 
     def __init__(self, fixed: int):
@@ -107,3 +110,9 @@ class SegmentLength:
         self.seen.extend(int(s) for s in steps)
         if self.seen:  # empty while only paused runs have come back
             self.length = int(np.clip(np.median(self.seen) // 32, 16, 2048))
+
+    def survived(self, steps: np.ndarray) -> None:
+        """The steps of the runs still training, while none has ended."""
+        if self.fixed or self.seen or not len(steps):
+            return
+        self.length = int(np.clip(max(self.length, int(np.min(steps)) // 32), 16, 2048))

@@ -11,7 +11,7 @@ from sweep.landscape import gaussian
 from sweep.landscape.population import PopulationLoss
 from sweep.outcomes import StopReason
 from sweep.runner import RunOptions, run_sweep
-from sweep.slots import Slots, fewest_chunks, smaller
+from sweep.slots import SegmentLength, Slots, fewest_chunks, smaller
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -280,3 +280,23 @@ def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_pa
         for name in ("kept", "released")
     )
     pd.testing.assert_frame_equal(kept, dropped)
+
+
+def test_segments_grow_with_the_steps_runs_survive_before_any_has_ended():
+    # A deep cell's runs all train to a first checkpoint at 10,000 steps: the median run
+    # is at least that long, so segments need not stay at 32 steps until one ends.
+    segment = SegmentLength(0)
+    assert segment.length == 32
+    segment.survived(np.array([640, 900]))  # 640 // 32 = 20: never shorter than before
+    assert segment.length == 32
+    segment.survived(np.array([10_000, 12_000]))
+    assert segment.length == 10_000 // 32
+    segment.survived(np.array([10**7]))
+    assert segment.length == 2048
+    segment.observe(np.array([3200, 3200, 6400]))  # once runs end, their median decides
+    assert segment.length == 100
+    segment.survived(np.array([10**6]))
+    assert segment.length == 100
+    fixed = SegmentLength(500)
+    fixed.survived(np.array([10**6]))
+    assert fixed.length == 500
