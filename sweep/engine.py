@@ -235,8 +235,8 @@ class Engine:
             state = self._regroup(state, slots, active.size)
         updates = max(1, segment.length // train.steps_per_update(spec, data))
         state, stopped = self._segment(state, data, spec, updates, recorder, slots)
-        if not segment.seen:
-            segment.survived(np.asarray(state.steps)[active])
+        if not segment.seen:  # (`_regroup` may have moved the runs: their slots now)
+            segment.survived(np.asarray(state.steps)[slots.run >= 0])
         self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
         return state, stopped[slots.run[stopped] >= 0]
 
