@@ -1,13 +1,16 @@
 """How a run starts: its keys, its initial point and its step size.
 
-The keys come first, from a program of integer arithmetic alone (`run_keys`): it is
-exact at any optimization level, so it is compiled for a short compile, and its shapes
-depend only on the batch size, so one compile serves every cell. XLA takes long to
-optimize the threefry hashes of a key (one per fold-in): of the hashes a start needs,
-only the initial point's draw is left in `start_runs`, which is compiled per cell shape.
+XLA takes long to optimize threefry hashes, so every hash a start needs runs in programs
+of integer arithmetic alone, which are exact at any optimization level and so compiled
+for a short compile: the keys (`run_keys`, whose shapes depend only on the batch size, so
+one compile serves every cell), then the raw bits of the initial point's draws
+(`initial_bits`, `init.record_bits`). The program compiled fully per cell shape
+(`_start`) only turns those bits into the very floats `jax.random.normal` would have drawn
+(`init.replay_bits`), and sets the step sizes.
 """
 
 import functools
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import jax
@@ -16,7 +19,7 @@ import jax.numpy as jnp
 from . import train
 from .batching import quick_to_compile
 from .datasets import TrainData
-from .init import run_key
+from .init import record_bits, replay_bits, run_key
 from .problems import Problem
 
 # Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
@@ -49,14 +52,29 @@ def run_keys(cell: CellArgs, runs: jax.Array) -> tuple[jax.Array, jax.Array]:
     return jax.random.key_data(keys), jax.random.key_data(order)
 
 
+@quick_to_compile(static_argnames=("objective",))
+def initial_bits(keys: jax.Array, objective: Hashable) -> list[jax.Array]:
+    """The raw bits of every draw of each run's initial point (`init.record_bits`), from
+    the key data (B, 2): a list with one (B, *shape) array per draw."""
+
+    def one(key):
+        found = []
+        objective.init(jax.random.wrap_key_data(key), 1.0, jnp.float64, record_bits(found))
+        return found
+
+    return jax.vmap(one)(keys)
+
+
 @functools.partial(jax.jit, static_argnames=("spec",), donate_argnames=("state",))
-def _start(state, mask, keys, order, cell, data, spec):
+def _start(state, mask, keys, order, bits, cell, data, spec):
     objective = spec.objective
-    # Drawn in float64 and rounded, so that the float32 phase starts each run where the
-    # float64 engine would.
-    weights = jax.vmap(lambda key: objective.init(key, cell.init_scale, jnp.float64))(
-        jax.random.wrap_key_data(keys)
-    )
+
+    def initial(key, bits):
+        # Drawn in float64 and rounded, so that the float32 phase starts each run where
+        # the float64 engine would.
+        return objective.init(key, cell.init_scale, jnp.float64, replay_bits(bits))
+
+    weights = jax.vmap(initial)(jax.random.wrap_key_data(keys), bits)
     rates = jnp.full_like(state.step_size, cell.step_size)
     if spec.optimizer.step_unit == "ntk":
         rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
@@ -88,4 +106,7 @@ def start_runs(
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged
     (`state` is donated)."""
     keys, order = run_keys(cell, runs)
-    return _start(state, mask, keys, order, cell, data, spec)
+    # Through the host: handed from one device to the batch's sharding, the bits would
+    # cost a slicing program compiled per cell shape.
+    bits = jax.device_get(initial_bits(keys, spec.objective))
+    return _start(state, mask, keys, order, bits, cell, data, spec)

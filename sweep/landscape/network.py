@@ -28,6 +28,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float
 
+from ..init import Normal
+
 
 @dataclass(frozen=True)
 class Network:
@@ -72,7 +74,13 @@ class Network:
             offset += count
         return blocks
 
-    def init(self, key: Array, scale: float, dtype: DTypeLike = jnp.float64) -> Float[Array, " p"]:
+    def init(
+        self,
+        key: Array,
+        scale: float,
+        dtype: DTypeLike = jnp.float64,
+        normal: Normal = jax.random.normal,
+    ) -> Float[Array, " p"]:
         """Initial theta: each weight layer N(0, scale^2 d / fan_in), biases N(0, bias_scale^2).
 
         `scale` is the first layer's standard deviation (1/sqrt(d) for Xavier, sqrt(2/d) for
@@ -84,7 +92,7 @@ class Network:
             # The first layer draws from the run's key itself, as the closed-form landscape
             # does: a plain network starts where the population-loss run of that key does.
             block_key = key if index == 0 else jax.random.fold_in(key, index)
-            draw = jax.random.normal(block_key, shape, dtype)
+            draw = normal(block_key, shape, dtype)
             if fan_in is None:
                 std = self.bias_scale
             elif self.ntk:

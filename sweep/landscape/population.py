@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from ..init import initial_weights
+from ..init import Normal, initial_weights
 from . import gaussian, leaky
 
 
@@ -32,9 +32,15 @@ class PopulationLoss:
         """Floats per run that size its training chunk on a CPU (`batching.chunk_runs`)."""
         return self.n * self.d
 
-    def init(self, key: jax.Array, scale: float, dtype: DTypeLike = jnp.float64) -> jax.Array:
+    def init(
+        self,
+        key: jax.Array,
+        scale: float,
+        dtype: DTypeLike = jnp.float64,
+        normal: Normal = jax.random.normal,
+    ) -> jax.Array:
         """Xavier/He-style N(0, scale^2) weights (n, d) from the run's key."""
-        return initial_weights(key, self.n, self.d, scale, dtype)
+        return initial_weights(key, self.n, self.d, scale, dtype, normal)
 
     def loss(self, weights: jax.Array, teacher: jax.Array) -> jax.Array:
         if self.alpha:
