@@ -32,18 +32,25 @@ def _refine(labels):
     n, d = labels.shape
     rows, cols = np.zeros(n, int), np.zeros(d, int)
     while True:
-        row_sig = [(rows[i], tuple(sorted(zip(cols, labels[i], strict=True)))) for i in range(n)]
-        col_sig = [(cols[j], tuple(sorted(zip(rows, labels[:, j], strict=True)))) for j in range(d)]
-        new_rows = _relabel(row_sig)
-        new_cols = _relabel(col_sig)
+        new_rows = _recolour(rows, cols, labels)
+        new_cols = _recolour(cols, rows, labels.T)
         if len(set(new_rows)) == len(set(rows)) and len(set(new_cols)) == len(set(cols)):
-            return np.array(new_rows), np.array(new_cols)
-        rows, cols = np.array(new_rows), np.array(new_cols)
+            return new_rows, new_cols
+        rows, cols = new_rows, new_cols
 
 
-def _relabel(signatures):
-    index = {s: i for i, s in enumerate(sorted(set(signatures)))}
-    return [index[s] for s in signatures]
+def _recolour(own, other, labels):
+    """New colour of each row: the rank of its signature, its colour and the sorted
+    (colour, label) pairs of its entries, among the distinct signatures. A pair is coded
+    as one integer in the same order, so the signatures compare as integer rows."""
+    pairs = other[None, :] * (int(labels.max()) + 1) + labels
+    signatures = np.column_stack([own, np.sort(pairs, axis=1)])
+    order = np.lexsort(signatures.T[::-1])  # by the first column, then the next, ...
+    ranked = signatures[order]
+    new = np.r_[True, np.any(ranked[1:] != ranked[:-1], axis=1)]
+    colours = np.empty(len(own), int)
+    colours[order] = np.cumsum(new) - 1
+    return colours
 
 
 def _is_diagonal_block(block):
