@@ -1,11 +1,14 @@
 """What a run that paused or stopped gets on the host, between training segments.
 
+- `seen`: what the host reads of the batch after a segment, in one transfer.
 - `finish_in_basin`: runs paused at |grad| <= stop.basin_grad (`in_basin`) get the basin
   finish (`basin.py`), in batches; those it does not take resume, to pause again closer in.
 - `settle`: runs at a checkpoint (stop.polish_after and its doublings) or at max_steps
   get the problem's finish (the Newton polish; on data the exact finish onto a kink), and
   failing that the plateau test.
 """
+
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -19,14 +22,32 @@ from .problems import Problem
 SINGULAR = 1e-6
 
 
-def in_basin(state: train.RunState, stopped: np.ndarray) -> np.ndarray:
-    """Which of the stopped slots paused for the basin finish (not at a checkpoint)."""
-    fields = (state.reason, state.grad_norm, state.finish_below, state.steps, state.pause_at)
-    reason, grad_norm, below, steps, pause_at = (np.asarray(x) for x in jax.device_get(fields))
+class Seen(NamedTuple):
+    """What the host reads of a batch after each segment, in one transfer (`seen`): host
+    arrays (B,), enough to tell which runs stopped and which of them paused for the basin
+    finish."""
+
+    reason: np.ndarray
+    steps: np.ndarray
+    grad_norm: np.ndarray
+    finish_below: np.ndarray
+    pause_at: np.ndarray
+    taken: np.ndarray  # run-steps computed on each device (`train_segment`), (devices,)
+
+
+def seen(state: train.RunState, taken: jax.Array) -> Seen:
+    """`Seen` of a batch after a segment: one wait for the devices, one transfer."""
+    return Seen(*jax.device_get((state.reason, state.steps, state.grad_norm,
+                                 state.finish_below, state.pause_at, taken)))  # fmt: skip
+
+
+def in_basin(seen: Seen, stopped: np.ndarray) -> np.ndarray:
+    """Which of the stopped slots paused for the basin finish (not at a checkpoint), from
+    what the host read of the batch after the segment."""
     return stopped[
-        (reason[stopped] == train.PAUSED)
-        & (grad_norm[stopped] <= below[stopped])
-        & (steps[stopped] < pause_at[stopped])
+        (seen.reason[stopped] == train.PAUSED)
+        & (seen.grad_norm[stopped] <= seen.finish_below[stopped])
+        & (seen.steps[stopped] < seen.pause_at[stopped])
     ]
 
 

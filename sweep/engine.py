@@ -168,7 +168,8 @@ class Engine:
             problem.compile_finishes_ahead()
         parked = []  # (run, host row) of runs waiting for the basin finish
         while True:
-            state, stopped = self._advance(state, slots, problem, spec, data, segment, recorder)
+            state, seen, stopped = self._advance(state, slots, problem, spec, data, segment,
+                                                 recorder)  # fmt: skip
             if stopped is None:  # no run in the batch
                 if not parked:
                     return
@@ -176,7 +177,7 @@ class Engine:
                 if out is not None:
                     yield out
                 continue
-            stopped = self._park(state, stopped, slots, parked)
+            stopped = self._park(state, seen, stopped, slots, parked)
             if len(parked) >= batching.finish_batch():
                 out = self._finish_parked(parked, slots, problem, whole_calls=True)
                 if out is not None:
@@ -207,8 +208,8 @@ class Engine:
         segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
         handed = []
         while True:
-            state, stopped = self._advance(state, slots, problem, spec, data, segment,
-                                           recorder, exact)  # fmt: skip
+            state, _, stopped = self._advance(state, slots, problem, spec, data, segment,
+                                              recorder, exact)  # fmt: skip
             if stopped is None:
                 return handed
             if not stopped.size:
@@ -221,7 +222,8 @@ class Engine:
 
     def _advance(self, state, slots, problem, spec, data, segment, recorder, start_data=None):
         """Fill the free slots from the queue, compact the tail, and train one segment.
-        Returns the new state and the slots whose run stopped (None: no run to train)."""
+        Returns the new state, what the host read of it (`checkpoints.Seen`) and the slots
+        whose run stopped (None, None: no run to train)."""
         fresh, run_index, back = slots.refill()
         if fresh.any():
             start_data = data if start_data is None else start_data
@@ -230,35 +232,37 @@ class Engine:
             state = self._place(state, back)
         active = np.flatnonzero(slots.run >= 0)
         if not active.size:
-            return state, None
+            return state, None, None
         if not slots.queue:
             state = self._regroup(state, slots, active.size)
         updates = max(1, segment.length // train.steps_per_update(spec, data))
-        state, stopped = self._segment(state, data, spec, updates, recorder, slots)
+        state, seen = self._segment(state, data, spec, updates, recorder, slots)
         if not segment.seen:  # (`_regroup` may have moved the runs: their slots now)
-            segment.survived(np.asarray(state.steps)[slots.run >= 0])
+            segment.survived(seen.steps[slots.run >= 0])
         self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
-        return state, stopped[slots.run[stopped] >= 0]
+        stopped = np.flatnonzero(seen.reason != train.RUNNING)
+        return state, seen, stopped[slots.run[stopped] >= 0]
 
     def _segment(self, state, data, spec, updates, recorder, slots):
-        """One segment of `updates` updates: the new state, and the slots whose run stopped."""
+        """One segment of `updates` updates: the new state, and what the host reads of it
+        (`checkpoints.Seen`)."""
         if recorder is None:
             state, taken = train.train_segment(state, data, spec, updates, self.mesh)
         else:
             state, taken, history = train.trace_segment(state, data, spec, updates, self.mesh)
             recorder(slots.run.copy(), jax.tree.map(np.asarray, history))
-        reason = np.asarray(state.reason)
+        seen = checkpoints.seen(state, taken)
         self.counters.segments += 1
-        self.counters.steps_computed += int(np.sum(taken))
-        return state, np.flatnonzero(reason != train.RUNNING)
+        self.counters.steps_computed += int(np.sum(seen.taken))
+        return state, seen
 
-    def _park(self, state, stopped, slots, parked) -> np.ndarray:
+    def _park(self, state, seen, stopped, slots, parked) -> np.ndarray:
         """Runs paused for the basin finish leave their slots for `parked`, so that the
         slots train other runs while they wait for a full chunk. Returns the other
         stopped slots."""
         if not stopped.size or not self._basin_on:
             return stopped
-        waiting = checkpoints.in_basin(state, stopped)
+        waiting = checkpoints.in_basin(seen, stopped)
         if waiting.size:
             parked.extend(_leave(state, waiting, slots))
         return np.setdiff1d(stopped, waiting)
