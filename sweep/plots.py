@@ -1,20 +1,33 @@
 """PNG figures of a sweep: rates against k, spurious objective values, steps to converge.
 
 Figures are drawn on `matplotlib.figure.Figure` objects, never through pyplot: they need
-no display and leave the caller's matplotlib backend and open figures alone.
+no display and leave the caller's matplotlib backend and open figures alone. matplotlib is
+imported when the first figure is drawn: a sweep that draws none does not pay for it.
 """
 
 from pathlib import Path
 
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 
 def _figure():
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7, 4.5))
     return figure, figure.subplots()
+
+
+def _integer_ticks():
+    import matplotlib.ticker
+
+    return matplotlib.ticker.MaxNLocator(integer=True)
+
+
+def _plain_numbers():
+    import matplotlib.ticker
+
+    return matplotlib.ticker.ScalarFormatter()
 
 
 def _save(figure, path):
@@ -37,7 +50,7 @@ def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = 
         axes.plot(
             reference["k"], reference["spurious_pct"], "kx", markersize=9, label="published (n = k)"
         )
-    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes.xaxis.set_major_locator(_integer_ticks())
     axes.set_xlabel("teacher width k")
     axes.set_ylabel("runs ending in a spurious minimum (%)")
     axes.set_title("Spurious minima found by gradient descent (95% Wilson bands)")
@@ -114,7 +127,7 @@ def linear_vs_width(table: pd.DataFrame, path: Path) -> Path:
             group["n"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
         )
     axes.set_xscale("log", base=2)
-    axes.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.xaxis.set_major_formatter(_plain_numbers())
     axes.set_xlabel("student width n")
     axes.set_ylabel("runs ending essentially linear (%)")
     axes.set_ylim(-2, 102)

@@ -67,3 +67,16 @@ def test_import_sets_nothing_and_run_restores_the_callers_settings(tmp_path):
     ran = pd.read_parquet(tmp_path / "new").sort_values("run").reset_index(drop=True)
     assert (cli["status"] == ran["status"]).all() and (cli["steps"] == ran["steps"]).all()
     assert ((cli["loss"] - ran["loss"]).abs() <= 1e-12).all()
+
+
+def test_the_command_line_imports_no_plotting_and_no_optimizer_it_does_not_use():
+    """matplotlib and scipy.optimize take about 0.6 s to import: `python -m sweep` and
+    `import sweep` load them only when a figure is drawn or a finish on data needs them."""
+    probe = (
+        "import sys, sweep, sweep.cli\n"
+        "print(sorted({'matplotlib', 'scipy.optimize'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

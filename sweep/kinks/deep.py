@@ -23,7 +23,6 @@ import itertools
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import nnls
 
 from ..landscape import Network
 from .finish_shallow import null_basis
@@ -141,6 +140,8 @@ def _first_order(pairs: Pairs, theta: np.ndarray):
     multipliers lambda >= 0 nearest to g = sum lambda_p s_p J_p, and the residual
     g - sum lambda_p s_p J_p (its norm, and the residual itself: minus it is a direction of
     the piece's cone that lowers the loss). Also the largest piece gradient."""
+    from scipy.optimize import nnls  # here: scipy.optimize takes ~0.3 s to import
+
     groups, m = pairs.groups, pairs.count
     choices = (
         itertools.product((1, -1), repeat=len(groups)) if len(groups) <= MAX_PAIRS

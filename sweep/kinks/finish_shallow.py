@@ -17,7 +17,6 @@ weight falls outside [0, 1] leave it, on the side that lowers the loss. The fini
 import itertools
 
 import numpy as np
-from scipy.linalg import block_diag
 
 from ..landscape import Network
 from .neurons import Neurons
@@ -43,6 +42,8 @@ def null_basis(rows: np.ndarray, dim: int, rtol: float = 1e-12) -> np.ndarray:
 def _solve(nr: Neurons, on_kink: np.ndarray, side: np.ndarray, small: np.ndarray) -> Neurons:
     """The least-change least-squares solution on the pattern `side` (+1 / -1 per pair, for
     pairs off the kink set) with the kink pairs on their kinks."""
+    from scipy.linalg import block_diag  # here: only finishes on data need scipy
+
     n_points, dim = nr.x.shape
     slope = np.where(side > 0, 1.0, nr.alpha) * ~on_kink
     columns, start, bases, metrics = [], [], [], []

@@ -33,7 +33,6 @@ without biases, trained or fixed (unit) output weights.
 import itertools
 
 import numpy as np
-from scipy.optimize import linprog
 
 from ..landscape import Network
 from .neurons import Neurons
@@ -72,6 +71,8 @@ def _dependent_ok(g: np.ndarray, B: np.ndarray, X0: np.ndarray, tol: float) -> b
     """G.u + sum B_i max(u.x_i, 0) >= 0 for all u, with dependent x_i: for every vertex s of
     the concave part, some lambda in [0, 1]^{B>0} makes g + sum_{B<0} s_i B_i x_i +
     sum_{B>0} lambda_i B_i x_i vanish. None if there are too many vertices."""
+    from scipy.optimize import linprog  # here: scipy.optimize takes ~0.3 s to import
+
     pos, neg = B > 0, B < 0
     if neg.sum() > MAX_CONCAVE:
         return None
