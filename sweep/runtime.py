@@ -132,6 +132,10 @@ def sweep_settings(log: Callable[[str], None] = _warn) -> Iterator[None]:
 
 @functools.cache
 def _blas() -> ThreadpoolController:
+    # The controller sees the BLAS libraries loaded when it is made: SciPy's own, which
+    # the finishes on data use and import only when they run, must be loaded first.
+    import scipy.linalg  # noqa: F401
+
     return ThreadpoolController()
 
 

@@ -1,6 +1,9 @@
 """Empirical problems end to end: classification, minibatches, steps, reproducibility."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -318,3 +321,21 @@ def test_the_finish_on_data_runs_with_one_blas_thread_and_gives_the_threads_back
     with threadpool_limits(limits=2, user_api="blas"):  # whatever the machine's cores
         problem.finish(theta, 0.1)
         assert inside == [{1}] and blas_threads() == {2}
+
+
+def test_one_blas_thread_holds_for_scipy_loaded_after_it():
+    """The finishes on data import SciPy only when they run: its BLAS, loaded then, runs
+    on one thread too (a fresh process, so that nothing has loaded SciPy before)."""
+    probe = (
+        "from threadpoolctl import threadpool_info\n"
+        "from sweep import runtime\n"
+        "with runtime.one_blas_thread():\n"
+        "    import scipy.optimize\n"
+        "    print(sorted({lib['num_threads'] for lib in threadpool_info()\n"
+        "                  if lib['user_api'] == 'blas'}))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"
