@@ -32,7 +32,7 @@ from . import batching, checkpoints, train
 from .config import Config
 from .outcomes import Finished, StopReason
 from .problems import Problem
-from .slots import SegmentLength, Slots, fewest_chunks, ladder, smaller
+from .slots import COMPACTED, SegmentLength, Slots, fewest_chunks, ladder, smaller
 from .starts import CellArgs, start_runs
 from .train import RunState
 
@@ -160,7 +160,7 @@ class Engine:
         data = jax.device_put(problem.data.train)
         slots = Slots(runs, self._first_batch(len(runs), spec), len(self.devices))
         state = self._shard(train.empty_state(spec, len(slots.run), spec.objective.param_shape()))
-        segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
+        segment = self._segment_length(recorder)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
         self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
         self._basin_on = bool(spec.basin_grad)
@@ -205,7 +205,7 @@ class Engine:
         slots = Slots(runs, self._first_batch(len(runs), spec), len(self.devices))
         shape = spec.objective.param_shape()
         state = self._shard(train.empty_state(spec, len(slots.run), shape, jnp.float32))
-        segment = SegmentLength(TRACE_SEGMENT if recorder else self.config.engine.segment_steps)
+        segment = self._segment_length(recorder)
         handed = []
         while True:
             state, _, stopped = self._advance(state, slots, problem, spec, data, segment,
@@ -219,6 +219,11 @@ class Engine:
             steps = np.array([row.steps for _, row in left])
             self.counters.float32_steps += int(steps.sum())
             segment.observe(steps)
+
+    def _segment_length(self, recorder) -> SegmentLength:
+        """The cell's segment length (after `_first_batch`, which sets its chunk)."""
+        fixed = TRACE_SEGMENT if recorder else self.config.engine.segment_steps
+        return SegmentLength(fixed) if self._chunk else SegmentLength(fixed, *COMPACTED)
 
     def _advance(self, state, slots, problem, spec, data, segment, recorder, start_data=None):
         """Fill the free slots from the queue, compact the tail, and train one segment.

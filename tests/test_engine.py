@@ -5,13 +5,21 @@ import pytest
 
 from sweep import batching, load, problems, train
 from sweep import config as config_module
-from sweep.engine import Engine
+from sweep.engine import Engine, train_spec
 from sweep.init import initial_weights, run_key
 from sweep.landscape import gaussian
 from sweep.landscape.population import PopulationLoss
 from sweep.outcomes import StopReason
 from sweep.runner import RunOptions, run_sweep
-from sweep.slots import SegmentLength, Slots, fewest_chunks, smaller
+from sweep.slots import (
+    COMPACTED,
+    RUN_FRACTION,
+    SHORTEST,
+    SegmentLength,
+    Slots,
+    fewest_chunks,
+    smaller,
+)
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -284,19 +292,38 @@ def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_pa
 
 def test_segments_grow_with_the_steps_runs_survive_before_any_has_ended():
     # A deep cell's runs all train to a first checkpoint at 10,000 steps: the median run
-    # is at least that long, so segments need not stay at 32 steps until one ends.
+    # is at least that long, so segments need not stay at their shortest until one ends.
     segment = SegmentLength(0)
-    assert segment.length == 32
-    segment.survived(np.array([640, 900]))  # 640 // 32 = 20: never shorter than before
-    assert segment.length == 32
+    assert segment.length == SHORTEST
+    segment.survived(np.array([160, 900]))  # 160 // 8 = 20: never shorter than before
+    assert segment.length == SHORTEST
     segment.survived(np.array([10_000, 12_000]))
-    assert segment.length == 10_000 // 32
+    assert segment.length == 10_000 // RUN_FRACTION
     segment.survived(np.array([10**7]))
     assert segment.length == 2048
-    segment.observe(np.array([3200, 3200, 6400]))  # once runs end, their median decides
+    segment.observe(np.array([800, 800, 1600]))  # once runs end, their median decides
     assert segment.length == 100
     segment.survived(np.array([10**6]))
     assert segment.length == 100
     fixed = SegmentLength(500)
     fixed.survived(np.array([10**6]))
     assert fixed.length == 500
+
+
+def test_segments_are_longer_only_where_a_runs_arithmetic_ignores_its_batch(tiny_config):
+    """CPU chunks give a run the same bits in any batch, so their segments can be long.
+    Batches compacted in a cell's tail change a run's shape, and so its last bits, at a
+    time that depends on where segments end: those keep the segment lengths their stored
+    results came from."""
+    closed_form = tiny_config()
+    on_data = tiny_config(problem={"kind": "empirical", "data": "gaussian", "samples": 50,
+                                   "teacher": "orthonormal"})  # fmt: skip
+    lengths = {}
+    for name, config in [("closed form", closed_form), ("on data", on_data)]:
+        engine = Engine(config)
+        problem = problems.for_cell(config, config_module.cells(config)[0])
+        engine._first_batch(12, train_spec(config, problem))
+        segment = engine._segment_length(None)
+        lengths[name] = (segment.fraction, segment.shortest, engine._chunk > 0)
+    assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, True)
+    assert lengths["on data"] == (*COMPACTED, False)
