@@ -93,6 +93,7 @@ def smaller(batch: int, count: int, devices: int) -> int:
 RUN_FRACTION = 8
 SHORTEST = 32
 LONGEST = 2048
+FIRST = 32  # steps per segment before any run has ended or trained long
 # Batches compacted in a cell's tail (no CPU chunks: `batching.chunk_runs`) change the
 # shape a run trains in, and with it the last bits of its arithmetic, at a time that
 # depends on where segments end. They keep the lengths their results were measured with.
@@ -114,7 +115,7 @@ class SegmentLength:
     def __init__(self, fixed: int, fraction: int = RUN_FRACTION, shortest: int = SHORTEST):
         self.fixed = fixed
         self.fraction, self.shortest = fraction, shortest
-        self.length = fixed or shortest
+        self.length = fixed or FIRST
         self.seen = []
 
     def _clip(self, steps) -> int:

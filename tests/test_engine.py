@@ -13,6 +13,7 @@ from sweep.outcomes import StopReason
 from sweep.runner import RunOptions, run_sweep
 from sweep.slots import (
     COMPACTED,
+    FIRST,
     RUN_FRACTION,
     SHORTEST,
     SegmentLength,
@@ -294,7 +295,7 @@ def test_segments_grow_with_the_steps_runs_survive_before_any_has_ended():
     # A deep cell's runs all train to a first checkpoint at 10,000 steps: the median run
     # is at least that long, so segments need not stay at their shortest until one ends.
     segment = SegmentLength(0)
-    assert segment.length == SHORTEST
+    assert segment.length == FIRST == SHORTEST
     segment.survived(np.array([160, 900]))  # 160 // 8 = 20: never shorter than before
     assert segment.length == SHORTEST
     segment.survived(np.array([10_000, 12_000]))
@@ -324,6 +325,6 @@ def test_segments_are_longer_only_where_a_runs_arithmetic_ignores_its_batch(tiny
         problem = problems.for_cell(config, config_module.cells(config)[0])
         engine._first_batch(12, train_spec(config, problem))
         segment = engine._segment_length(None)
-        lengths[name] = (segment.fraction, segment.shortest, engine._chunk > 0)
-    assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, True)
-    assert lengths["on data"] == (*COMPACTED, False)
+        lengths[name] = (segment.fraction, segment.shortest, segment.length, engine._chunk > 0)
+    assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, FIRST, True)
+    assert lengths["on data"] == (*COMPACTED, FIRST, False)  # the first: 32 steps, as before
