@@ -2,7 +2,8 @@
 
 - `seen`: what the host reads of the batch after a segment, in one transfer.
 - `finish_in_basin`: runs paused at |grad| <= stop.basin_grad (`in_basin`) get the basin
-  finish (`basin.py`), in batches; those it does not take resume, to pause again closer in.
+  finish (`basin.py`), in batches; those it does not take resume, to pause again closer in,
+  or, when they converge too slowly, wait for the Newton polish (`polish_runs`).
 - `settle`: runs at a checkpoint (stop.polish_after and its doublings) or at max_steps
   get the problem's finish (the Newton polish; on data the exact finish onto a kink), and
   failing that the plateau test.
@@ -53,17 +54,17 @@ def in_basin(seen: Seen, stopped: np.ndarray) -> np.ndarray:
 
 def finish_in_basin(
     rows: train.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
-) -> tuple[Finished | None, np.ndarray]:
+) -> tuple[Finished | None, np.ndarray, np.ndarray]:
     """The basin finish (`basin.py`) of runs paused for it, as host rows (leading axis m).
 
-    A run the basin test does not take gets the matrix-free Newton polish
-    (`Problem.polish_runs`) at once when its own convergence since its previous pause
-    (`seen`: run -> (steps, |grad|), updated here) predicts more steps to stop.grad_tol
-    than it has taken so far, or when the Hessian is singular where Newton got to: near a
-    minimum that is not strict (wide students) gradient descent slows to a crawl, and
-    waiting for the fixed checkpoint is idle work (stop.polish_after = 0: no polish at
-    all). Returns the finished runs (or None) and a mask of the runs neither finish took,
-    which go back to gradient descent.
+    A run the basin test does not take is due for the matrix-free Newton polish
+    (`polish_runs`) at once when its own convergence since its previous pause (`seen`:
+    run -> (steps, |grad|), updated here) predicts more steps to stop.grad_tol than it has
+    taken so far, or when the Hessian is singular where Newton got to: near a minimum that
+    is not strict (wide students) gradient descent slows to a crawl, and waiting for the
+    fixed checkpoint is idle work (stop.polish_after = 0: no polish at all). Returns the
+    finished runs (or None), a mask of the runs due for the polish and a mask of the runs
+    neither takes, which go back to gradient descent.
     """
     weights, step_size, steps, grad_norm = rows.weights, rows.step_size, rows.steps, rows.grad_norm
     found = problem.basin_finish(weights, step_size)
@@ -84,28 +85,45 @@ def finish_in_basin(
     )
     done = found.accepted.copy()
     counters.basin_finished += int(done.sum())
-    stop = problem.config.stop
     # Slow: the rate measured since the previous pause says so, or the Hessian where
     # Newton got to is singular (its smallest eigenvalue x step below SINGULAR: a minimum
     # that is not strict, which GD approaches sublinearly).
     singular = found.min_eig * step_size < SINGULAR
-    slow = _slow(runs, steps, grad_norm, seen, stop.grad_tol) | singular
-    slow &= ~done & bool(stop.polish_after)
-    if slow.any():
-        point, value, norm, iterations, converged, hvps = problem.polish_runs(weights[slow])
-        counters.finish_cost += int(2 * hvps.sum() + iterations.sum())
-        counters.polish_attempts += int(slow.sum())
-        counters.polished += int(converged.sum())
-        index = np.flatnonzero(slow)[converged]
-        out.weights[index], out.loss[index] = point[converged], value[converged]
-        out.grad_norm[index] = norm[converged]
-        out.newton_steps[index] = iterations[converged]
-        out.reason[index] = StopReason.NEWTON
-        out.predicted_steps[index] = -1
-        done[index] = True
-    for run, step, norm in zip(runs[~done], steps[~done], grad_norm[~done], strict=True):
-        seen[int(run)] = (int(step), float(norm))
-    return (out.select(done) if done.any() else None), ~done
+    slow = _slow(runs, steps, grad_norm, seen, problem.config.stop.grad_tol) | singular
+    slow &= ~done & bool(problem.config.stop.polish_after)
+    back = ~done & ~slow
+    _remember(seen, runs[back], steps[back], grad_norm[back])
+    return (out.select(done) if done.any() else None), slow, back
+
+
+def polish_runs(
+    rows: train.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
+) -> tuple[Finished | None, np.ndarray]:
+    """The matrix-free Newton polish (`Problem.polish_runs`) of runs `finish_in_basin`
+    found due for it, as host rows (leading axis m), in as few whole calls as they fill:
+    what a run gets does not depend on the others in its call. Returns the runs it
+    finished (or None) and a mask of those it did not, which go back to gradient descent
+    (and are remembered in `seen`)."""
+    point, value, norm, iterations, converged, hvps = problem.polish_runs(rows.weights)
+    counters.finish_cost += int(2 * hvps.sum() + iterations.sum())
+    counters.polish_attempts += len(runs)
+    counters.polished += int(converged.sum())
+    out = Finished(
+        runs=runs.copy(),
+        weights=point,
+        steps=rows.steps.astype(np.int64),
+        newton_steps=iterations.astype(np.int64),
+        step_size=rows.step_size,
+        loss=value,
+        grad_norm=norm,
+        reason=np.full(len(runs), StopReason.NEWTON, np.int8),
+        watched=rows.watched,
+        trained_loss=rows.loss,
+        predicted_steps=np.full(len(runs), -1, np.int64),
+    )
+    back = ~converged
+    _remember(seen, runs[back], rows.steps[back], rows.grad_norm[back])
+    return (out.select(converged) if converged.any() else None), back
 
 
 def _slow(runs, steps, grad_norm, seen, grad_tol) -> np.ndarray:
@@ -119,6 +137,12 @@ def _slow(runs, steps, grad_norm, seen, grad_tol) -> np.ndarray:
         rate = np.log(norm_before / norm) / max(int(step) - step_before, 1)  # per step
         slow[i] = rate <= 0 or np.log(norm / grad_tol) / rate > step
     return slow
+
+
+def _remember(seen: dict, runs, steps, grad_norm) -> None:
+    """Note where runs that go back to gradient descent paused (for `_slow`)."""
+    for run, step, norm in zip(runs, steps, grad_norm, strict=True):
+        seen[int(run)] = (int(step), float(norm))
 
 
 def settle(out: Finished, problem: Problem, previous_loss: dict, counters=None) -> None:

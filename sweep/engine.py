@@ -78,10 +78,26 @@ class Counters:
 def _leave(state: RunState, leaving: np.ndarray, slots: Slots) -> list[tuple[int, RunState]]:
     """(run, host row) of the runs in slots `leaving`, which are freed."""
     rows = jax.tree.map(lambda x: np.asarray(x)[leaving], jax.device_get(state))
-    out = [(int(slots.run[slot]), jax.tree.map(lambda x, i=i: x[i], rows))
-           for i, slot in enumerate(leaving)]  # fmt: skip
+    out = _pairs(slots.run[leaving], rows)
     slots.run[leaving] = -1
     return out
+
+
+def _pairs(runs: np.ndarray, rows: RunState) -> list[tuple[int, RunState]]:
+    """(run, host row) pairs of stacked host rows."""
+    return [(int(run), jax.tree.map(lambda x, i=i: x[i], rows)) for i, run in enumerate(runs)]
+
+
+def _take(waiting: list, count: int) -> tuple[RunState | None, np.ndarray]:
+    """The first `count` (run, host row) pairs of `waiting`, removed from it: the rows
+    stacked, and the runs."""
+    taken = waiting[:count]
+    del waiting[:count]
+    if not taken:
+        return None, np.zeros(0, int)
+    return jax.tree.map(lambda *x: np.stack(x), *[row for _, row in taken]), np.array(
+        [run for run, _ in taken]
+    )
 
 
 def train_spec(config: Config, problem: Problem) -> train.TrainSpec:
@@ -167,20 +183,18 @@ class Engine:
         if self._basin_on:
             problem.compile_finishes_ahead()
         parked = []  # (run, host row) of runs waiting for the basin finish
+        self._to_polish = []  # (run, host row) of runs it passed on to the Newton polish
         while True:
             state, seen, stopped = self._advance(state, slots, problem, spec, data, segment,
                                                  recorder)  # fmt: skip
             if stopped is None:  # no run in the batch
-                if not parked:
+                if not parked and not self._to_polish:
                     return
-                out = self._finish_parked(parked, slots, problem)
-                if out is not None:
-                    yield out
+                yield from self._finish_parked(parked, slots, problem)
                 continue
             stopped = self._park(state, seen, stopped, slots, parked)
             if len(parked) >= batching.finish_batch():
-                out = self._finish_parked(parked, slots, problem, whole_calls=True)
-                if out is not None:
+                for out in self._finish_parked(parked, slots, problem, whole_calls=True):
                     segment.observe(out.steps)
                     yield out
             if not stopped.size:
@@ -272,25 +286,42 @@ class Engine:
             parked.extend(_leave(state, waiting, slots))
         return np.setdiff1d(stopped, waiting)
 
-    def _finish_parked(self, parked, slots, problem, whole_calls=False):
-        """The basin finish of the parked runs (with `whole_calls`, only as many as fill
-        whole calls of the finish program: the rest wait for the next); those it does not
-        take go to the front of the queue, to resume where they left. Returns the
-        finished runs or None."""
-        size = batching.finish_batch()
-        count = len(parked) // size * size if whole_calls else len(parked)
-        runs = np.array([run for run, _ in parked[:count]])
-        rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in parked[:count]])
-        del parked[:count]
-        out, back = checkpoints.finish_in_basin(
-            rows, runs, problem, self.counters, self._basin_seen
-        )
-        again = train.resumed(jax.tree.map(lambda x: x[back], rows))
-        for i in reversed(range(int(back.sum()))):
-            slots.queue.appendleft((int(runs[back][i]), jax.tree.map(lambda x, i=i: x[i], again)))
-        if out is not None:
+    def _finish_parked(self, parked, slots, problem, whole_calls=False) -> list[Finished]:
+        """The basin finish of the parked runs, then the Newton polish of those it passed on
+        (`checkpoints.finish_in_basin`, `checkpoints.polish_runs`). With `whole_calls`,
+        each takes only as many runs as fill whole calls of its program (a call costs the
+        same however few runs it holds): the rest wait for the next. Runs neither finish
+        takes go to the front of the queue, to resume where they left. Returns the
+        finished runs."""
+        found, size = [], batching.finish_batch()
+
+        def take(count):
+            return count // size * size if whole_calls else count
+
+        rows, runs = _take(parked, take(len(parked)))
+        if runs.size:
+            out, slow, back = checkpoints.finish_in_basin(
+                rows, runs, problem, self.counters, self._basin_seen
+            )
+            self._resume(rows, runs, back, slots)
+            self._to_polish += _pairs(runs[slow], jax.tree.map(lambda x: x[slow], rows))
+            found.append(out)
+        rows, runs = _take(self._to_polish, take(len(self._to_polish)))
+        if runs.size:
+            out, back = checkpoints.polish_runs(rows, runs, problem, self.counters,
+                                                self._basin_seen)  # fmt: skip
+            self._resume(rows, runs, back, slots)
+            found.append(out)
+        found = [out for out in found if out is not None]
+        for out in found:
             self.counters.steps_useful += int(out.steps.sum())
-        return out
+        return found
+
+    @staticmethod
+    def _resume(rows, runs, back, slots) -> None:
+        """Runs `back` (a mask) of host rows to the front of the queue, as they left."""
+        again = train.resumed(jax.tree.map(lambda x: x[back], rows))
+        slots.queue.extendleft(reversed(_pairs(runs[back], again)))
 
     def _place(self, state, back):
         """Resumed runs back into their new slots, exactly as they left."""

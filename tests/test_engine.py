@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import batching, load, problems, train
+from sweep import batching, checkpoints, load, problems, train
 from sweep import config as config_module
 from sweep.engine import Engine, train_spec
 from sweep.init import initial_weights, run_key
@@ -253,6 +253,38 @@ def test_basin_finished_runs_do_not_depend_on_the_batch(tiny_config):
     for key in ("steps", "newton_steps", "reason"):
         np.testing.assert_array_equal(wide[key], narrow[key])
     np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)
+
+
+def test_runs_the_basin_finish_passes_on_wait_for_whole_polish_calls(tiny_config, monkeypatch):
+    """Wide students stop on singular minima, which the basin finish passes on to the
+    Newton polish. A polish call costs the same however few runs it holds, so runs wait
+    until they fill whole calls while others train; only a cell's tail polishes fewer.
+    Which runs share a call changes nothing."""
+    raw = tiny_config(seeds=24).to_raw()
+    cfg = config_module.from_dict({**raw, "sweep": {**raw["sweep"], "n": "k+1"}})
+    monkeypatch.setattr(batching, "CHUNK", 1)  # whole calls of one run per device
+    calls, flags = [], []
+    finish_parked, polish_runs = Engine._finish_parked, checkpoints.polish_runs
+
+    def watched_finish(self, *args, whole_calls=False):
+        flags.append(whole_calls)
+        return finish_parked(self, *args, whole_calls=whole_calls)
+
+    def watched_polish(rows, *args):
+        calls.append((len(rows.steps), flags[-1]))
+        return polish_runs(rows, *args)
+
+    monkeypatch.setattr(Engine, "_finish_parked", watched_finish)
+    monkeypatch.setattr(checkpoints, "polish_runs", watched_polish)
+    waited, engine = trained(cfg, range(24), batch_size=8)
+    size = batching.finish_batch()
+    assert engine.counters.polish_attempts == sum(count for count, _ in calls) > size
+    assert any(whole for _, whole in calls)
+    assert all(count % size == 0 for count, whole in calls if whole)
+    monkeypatch.undo()
+    alone, _ = trained(cfg, range(24), batch_size=2)
+    for key in ("steps", "newton_steps", "reason", "weights", "loss"):
+        np.testing.assert_array_equal(waited[key], alone[key])
 
 
 def test_a_program_compiled_ahead_is_the_one_called():
