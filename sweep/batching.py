@@ -131,13 +131,17 @@ def release_programs() -> None:
     jax.clear_caches()
 
 
-def quick_to_compile(static_argnames: tuple[str, ...]):
+def quick_to_compile(static_argnames: tuple[str, ...], every_cell: bool = False):
     """`jax.jit` for the finish programs, with the platform's quick-compile options
     (chosen at the first call, when the platform is known).
 
     The wrapped function also has `ahead(*args, **kwargs)`: compile it for those arguments
     (arrays or `jax.ShapeDtypeStruct`s) on a background thread, so that the compile
-    overlaps training; a later call with the same shapes waits for it and runs it."""
+    overlaps training; a later call with the same shapes waits for it and runs it.
+
+    `every_cell`: the program's shapes do not depend on a cell's (only on a batch size),
+    so its programs are kept through `release_programs` instead of being traced, lowered
+    and loaded again for every cell."""
 
     def wrap(function):
         signature = inspect.signature(function)
@@ -157,6 +161,7 @@ def quick_to_compile(static_argnames: tuple[str, ...]):
 
         ahead_of_time = {}  # key -> Future of the compiled program
         _COMPILED_AHEAD.append(ahead_of_time)
+        kept = {}  # key -> compiled program, with every_cell
 
         @functools.wraps(function)
         def call(*args, **kwargs):
@@ -164,7 +169,12 @@ def quick_to_compile(static_argnames: tuple[str, ...]):
             future = ahead_of_time.get(key)
             if future is not None and future.exception() is None:
                 return future.result()(**dynamic)
-            return compiled(jax.devices()[0].platform)(**bound)
+            jitted = compiled(jax.devices()[0].platform)
+            if not every_cell:
+                return jitted(**bound)
+            if key not in kept:
+                kept[key] = jitted.lower(**bound).compile()
+            return kept[key](**dynamic)
 
         def ahead(*args, **kwargs) -> None:
             bound, _, key = split(args, kwargs)

@@ -43,7 +43,7 @@ class CellArgs(NamedTuple):
                         cell.step_size)  # fmt: skip
 
 
-@quick_to_compile(static_argnames=())
+@quick_to_compile(static_argnames=(), every_cell=True)
 def run_keys(cell: CellArgs, runs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Key data (B, 2) of each run's initial point (`init.run_key`) and of its minibatch
     order."""

@@ -49,6 +49,22 @@ def test_the_quickly_compiled_start_keys_are_the_run_keys():
         np.testing.assert_array_equal(order[i], jax.random.key_data(minibatches))
 
 
+def test_the_start_keys_are_traced_once_for_every_cell(monkeypatch):
+    """Their shapes depend only on the batch size, so releasing a cell's programs keeps
+    them; the next cell's keys are its own."""
+    from sweep import batching, starts
+
+    traced = []
+    monkeypatch.setattr(starts, "run_key", lambda *a: traced.append(a) or run_key(*a))
+    runs = np.arange(37) * 11  # a batch size no other test uses
+    starts.run_keys(starts.CellArgs(3, 6, 7, 6, 0.4, 0.8), runs)
+    batching.release_programs()
+    keys, _ = starts.run_keys(starts.CellArgs(5, 9, 10, 9, 0.4, 0.8), runs)
+    assert len(traced) == 1
+    for i, r in enumerate(runs):
+        np.testing.assert_array_equal(keys[i], jax.random.key_data(run_key(5, 9, 10, 9, int(r))))
+
+
 def test_normals_from_recorded_bits_are_jaxs_own_draws_bit_for_bit():
     """`normal_from_bits` follows JAX's sampler step by step: if JAX ever draws otherwise,
     this fails, and the engine's starts (`starts.py`) would have moved."""
