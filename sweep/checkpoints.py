@@ -70,20 +70,7 @@ def finish_in_basin(
     found = problem.basin_finish(weights, step_size)
     counters.basin_attempts += len(runs)
     counters.finish_cost += int(2 * found.hvps.sum() + found.iterations.sum())
-    out = Finished(
-        runs=runs.copy(),
-        weights=found.weights,
-        steps=steps.astype(np.int64),
-        newton_steps=found.iterations.astype(np.int64),
-        step_size=step_size,
-        loss=found.loss,
-        grad_norm=found.grad_norm,
-        reason=np.full(len(runs), StopReason.BASIN, np.int8),
-        watched=rows.watched,
-        trained_loss=rows.loss,
-        predicted_steps=steps + found.spared,
-    )
-    done = found.accepted.copy()
+    done = found.accepted
     counters.basin_finished += int(done.sum())
     # Slow: the rate measured since the previous pause says so, or the Hessian where
     # Newton got to is singular (its smallest eigenvalue x step below SINGULAR: a minimum
@@ -93,7 +80,9 @@ def finish_in_basin(
     slow &= ~done & bool(problem.config.stop.polish_after)
     back = ~done & ~slow
     _remember(seen, runs[back], steps[back], grad_norm[back])
-    return (out.select(done) if done.any() else None), slow, back
+    out = _moved(rows, runs, done, StopReason.BASIN, found.weights, found.loss,
+                 found.grad_norm, found.iterations, steps + found.spared)  # fmt: skip
+    return out, slow, back
 
 
 def polish_runs(
@@ -108,22 +97,31 @@ def polish_runs(
     counters.finish_cost += int(2 * hvps.sum() + iterations.sum())
     counters.polish_attempts += len(runs)
     counters.polished += int(converged.sum())
-    out = Finished(
+    back = ~converged
+    _remember(seen, runs[back], rows.steps[back], rows.grad_norm[back])
+    unknown = np.full(len(runs), -1, np.int64)
+    return _moved(rows, runs, converged, StopReason.NEWTON, point, value, norm, iterations,
+                  unknown), back  # fmt: skip
+
+
+def _moved(rows, runs, keep, reason, weights, loss, grad_norm, iterations, predicted_steps):
+    """The runs `keep` (a mask) of host rows that a finish moved to `weights` in
+    `iterations` Newton iterations, as `Finished` (None if none)."""
+    if not keep.any():
+        return None
+    return Finished(
         runs=runs.copy(),
-        weights=point,
+        weights=weights,
         steps=rows.steps.astype(np.int64),
         newton_steps=iterations.astype(np.int64),
         step_size=rows.step_size,
-        loss=value,
-        grad_norm=norm,
-        reason=np.full(len(runs), StopReason.NEWTON, np.int8),
+        loss=loss,
+        grad_norm=grad_norm,
+        reason=np.full(len(runs), reason, np.int8),
         watched=rows.watched,
         trained_loss=rows.loss,
-        predicted_steps=np.full(len(runs), -1, np.int64),
-    )
-    back = ~converged
-    _remember(seen, runs[back], rows.steps[back], rows.grad_norm[back])
-    return (out.select(converged) if converged.any() else None), back
+        predicted_steps=predicted_steps,
+    ).select(keep)
 
 
 def _slow(runs, steps, grad_norm, seen, grad_tol) -> np.ndarray:
