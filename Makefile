@@ -21,7 +21,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test bench lint format clean report defaults certify
+.PHONY: install sweep test test-quick docs docs-serve bench lint format clean report defaults certify
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -38,20 +38,35 @@ sweep: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# The fast subset: everything not marked slow (under a minute on 2 cores).
+test-quick: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
+
+# The docs site (docs/, mkdocs.yml) with its generated tables, into build/site/.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	$(PY) benchmarks/bench.py $(ARGS)
+	$(PY) benchmarks/bench.py --docs docs/generated $(ARGS)
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check sweep tests benchmarks
-	$(PY) -m ruff format --check sweep tests benchmarks
+	$(PY) -m ruff check sweep tests benchmarks docs/hooks.py
+	$(PY) -m ruff format --check sweep tests benchmarks docs/hooks.py
 
 format: $(VENV)/.installed
 	$(PY) -m ruff format sweep tests benchmarks
 	$(PY) -m ruff check --fix sweep tests benchmarks
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache build
 
 # make certify [OUT=results/default]: prove every distinct minimum and saddle
 certify: $(VENV)/.installed

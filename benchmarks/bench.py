@@ -17,7 +17,7 @@ Reference workload: k = n in {8, 12, 16}, 512 runs each, the Safran-Shamir proto
 The peers start from the same initial weights; their final points are classified by the
 same float64 checks, and the spurious counts must agree with sweep's (the bench fails
 otherwise). Also measured: the step throughput at k = n = 20 against the PyTorch step
-and against the same segment without CPU chunks (`sweep/batching.py`);
+and against the same segment without CPU chunks (`sweep/programs/chunks.py`);
 the step's GFLOP/s at k = 8, 20 and 50 (XLA's own flop count) against a large float64
 matrix product on the same machine; and the peak RSS of a 100,000-run sweep at k = 6.
 """
@@ -41,13 +41,15 @@ import peers
 import torch
 
 from sweep import config as config_module
-from sweep import problems, results, runtime, train
-from sweep.engine import Engine, train_spec
-from sweep.init import initial_weights, run_key
-from sweep.landscape import gaussian
-from sweep.landscape.population import PopulationLoss
+from sweep import problems, runtime
+from sweep.engine import segments
+from sweep.engine.scheduler import Engine, train_spec
+from sweep.engine.starts import CellArgs, start_runs
+from sweep.objectives import gaussian
+from sweep.objectives.initializers import initial_weights, run_key
+from sweep.objectives.population import PopulationLoss
 from sweep.outcomes import Finished, StopReason
-from sweep.starts import CellArgs, start_runs
+from sweep.results import runs_table
 
 runtime.prepare_process()  # as the CLI does: every core, float64, the compilation cache
 
@@ -119,7 +121,7 @@ def timed(function, *args):
 @dataclasses.dataclass(frozen=True)
 class WholeSlice(PopulationLoss):
     """The closed form without CPU chunks: each device steps its whole slice of the batch
-    at once, as the engine did before `batching.chunk_runs`."""
+    at once, as the engine did before `programs.chunk_runs`."""
 
     def chunk_floats(self):
         return None
@@ -128,14 +130,14 @@ class WholeSlice(PopulationLoss):
 def segment_time(k, batch, steps, spec, problem, engine):
     """Microseconds per run-step of `train_segment` from the runs' starts; and the state."""
     teacher = gaussian.orthonormal_teacher(k)
-    state = train.empty_state(spec, batch, (k, k))
+    state = segments.empty_state(spec, batch, (k, k))
     runs = np.arange(batch)
     state = start_runs(state, np.ones(batch, bool), runs, CellArgs.of(problem), teacher, spec)
     state = jax.device_put(state, engine.sharding)
-    state, _ = train.train_segment(state, teacher, spec, 5, engine.mesh)  # compile
+    state, _ = segments.train_segment(state, teacher, spec, 5, engine.mesh)  # compile
     state.reason.block_until_ready()
     start = time.perf_counter()
-    state, _ = train.train_segment(state, teacher, spec, steps, engine.mesh)
+    state, _ = segments.train_segment(state, teacher, spec, steps, engine.mesh)
     state.reason.block_until_ready()
     return (time.perf_counter() - start) / steps / batch * 1e6, state
 
@@ -155,7 +157,7 @@ def throughput(k, batch, steps=200):
     teacher = gaussian.orthonormal_teacher(k)
     # XLA's own count of the floating-point operations of one step of the batch.
     host = jax.device_get(state)
-    cost = jax.jit(lambda s: train.train_step(s, teacher, spec)).lower(host).compile()
+    cost = jax.jit(lambda s: segments.train_step(s, teacher, spec)).lower(host).compile()
     cost = cost.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     gflops = cost["flops"] / batch / ours / 1e3
@@ -194,6 +196,7 @@ def main():
     parser.add_argument("--numpy-sample", type=int, default=16, help="runs timed per cell")
     parser.add_argument("--rss-runs", type=int, default=100_000, help="0 skips the RSS run")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
+    parser.add_argument("--docs", help="also write the table to DOCS/bench.md (make bench)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +214,7 @@ def main():
 
     cold, stdout, _ = run_sweep_process(args.k, args.runs, args.max_steps, work / "s", work / "c")
     warm, _, _ = run_sweep_process(args.k, args.runs, args.max_steps, work / "s", work / "c")
-    ours = results.load(work / "s")
+    ours = runs_table.load(work / "s")
     fraction = useful_fraction(stdout)
     print(
         f"sweep: {cold:.1f} s cold, {warm:.1f} s warm, useful-step fraction {fraction:.3f}",
@@ -334,6 +337,9 @@ def main():
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     (out / f"bench-{stamp}.md").write_text(text + "\n")
     (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=1))
+    if args.docs:  # the docs' benchmarks page includes this file
+        head = f"Measured {datetime.date.today()} by `make bench`.\n\n"
+        (Path(args.docs) / "bench.md").write_text(head + "\n".join(lines[2:]) + "\n")
     if mismatches:
         raise SystemExit(f"peers disagree with sweep on spurious counts: {mismatches}")
 

@@ -27,9 +27,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sweep import config as config_module  # noqa: E402
-from sweep import problems, results, runtime  # noqa: E402
+from sweep import problems, runtime  # noqa: E402
 from sweep.kinks.neurons import Neurons  # noqa: E402
 from sweep.kinks.perturb import perturb  # noqa: E402
+from sweep.results import runs_table
 
 DROP = 1e-12
 
@@ -49,9 +50,9 @@ def nearest_kink(net, theta, data) -> float:
 
 
 def check_sweep(folder: str, sample: int, trials: int, seed: int) -> list[dict]:
-    config = config_module.from_dict(results.read_manifest(folder)["config"])
+    _, config = runs_table.open_sweep(folder)
     cells = {(c.k, c.n): c for c in config_module.cells(config)}
-    runs = results.load(folder)
+    runs = runs_table.load(folder)
     runs = runs[runs["status"].isin(["spurious", "saddle"])]
     rng = np.random.default_rng(seed)
     picked = runs.iloc[rng.permutation(len(runs))[:sample]]

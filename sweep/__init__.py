@@ -5,8 +5,10 @@ compilation cache and the matplotlib backend stay as they are. `sweep.run` and t
 set what a sweep needs (`sweep/runtime.py`).
 """
 
+from .api import certify as certify
+from .api import replay as replay
 from .api import run as run
-from .report import summary as summary
-from .results import load as load
+from .reports import summary as summary
+from .results.runs_table import load as load
 
 __version__ = "0.1.0"

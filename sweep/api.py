@@ -3,6 +3,8 @@
     import sweep
     runs = sweep.run("configs/default.toml", k="6..7", seeds=50)
     runs.attrs["path"]          # where the rows were written
+    history, final = sweep.replay(runs.attrs["path"], k=6, n=6, run=0)
+    catalogue = sweep.certify(runs.attrs["path"])
 
 The same resume semantics as `python -m sweep run`: shards already in the folder are
 kept, a different config is refused unless fresh=True.
@@ -14,26 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from . import config as config_module
-from . import results, runtime
-from .config import Config, ConfigError
-from .config.schema import SECTIONS, SWEEP_KEYS
+from . import runtime
+from .config import Config
+from .config.overrides import keyword_overrides
+from .prove import certify_sweep
+from .replay import replay_stored
+from .results import runs_table
 from .runner import RunOptions, run_sweep
-
-
-def _overrides(given: dict) -> dict:
-    """k="6..7", seeds=50, stop={"max_steps": 1000} -> {"sweep.k": ..., "stop.max_steps": ...}"""
-    found = {}
-    for key, value in given.items():
-        if key in SWEEP_KEYS:
-            found[f"sweep.{key}"] = value
-        elif key in SECTIONS and isinstance(value, dict):
-            found.update({f"{key}.{field}": v for field, v in value.items()})
-        else:
-            expected = (
-                f"a sweep field ({', '.join(SWEEP_KEYS)}) or a section dict ({', '.join(SECTIONS)})"
-            )
-            raise ConfigError(key, expected, value)
-    return found
 
 
 def run(
@@ -60,16 +49,39 @@ def run(
     The sweep trains in float64 and keeps compiled programs on disk for its duration
     (`runtime.sweep_settings`); the caller's JAX settings are restored afterwards.
     """
-    changes = _overrides(overrides)
+    changes = keyword_overrides(overrides)
     if isinstance(config, Config):
         config = config_module.from_dict(config.to_raw(), changes)
     else:
         config = config_module.load(config, changes)
     shown = {key: overrides[key] for key in ("k", "n", "seeds") if key in overrides}
-    folder = Path(out) if out is not None else results.default_folder(config.name, **shown)
+    folder = Path(out) if out is not None else runs_table.default_folder(config.name, **shown)
     with runtime.sweep_settings():
         run_sweep(config, folder, RunOptions(fresh=fresh, progress=progress))
-    frame = results.load(folder)
+    frame = runs_table.load(folder)
     frame.attrs["path"] = str(folder)
     print(f"sweep: {len(frame)} runs in {folder}", file=sys.stderr)
     return frame
+
+
+def replay(path: str | Path, k: int, n: int, run: int) -> tuple[pd.DataFrame, dict]:
+    """Train one stored run of a sweep folder again, recording every step.
+
+    Returns:
+      (history, final): step, loss and grad_norm at every evaluated point, and the final
+      weights, steps, loss, grad_norm, stop reason, status and smallest eigenvalue. The
+      final point equals the stored row's (`sweep.load(path, k=k, n=n, run=run)`).
+    """
+    with runtime.sweep_settings():
+        history, final, _ = replay_stored(path, k, n, run)
+    return history, final
+
+
+def certify(path: str | Path, workers: int | None = None) -> pd.DataFrame:
+    """Prove every distinct point of a closed-form sweep's catalogue in ball arithmetic.
+
+    Returns the catalogue with its certificates (`certified`, `reason`, `radius`,
+    `loss_low`, `loss_high`, `min_eig_low`, `negative`); `sweep.load(path)` then has a
+    per-run `certified` column. See the docs' Proofs page.
+    """
+    return certify_sweep(path, workers=workers, log=lambda line: print(line, file=sys.stderr))

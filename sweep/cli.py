@@ -12,15 +12,17 @@ failure of the environment (disk, permissions) one line and exit status 1.
 import argparse
 import os
 import sys
-import tomllib
 from pathlib import Path
 
-from . import cluster, layout, plots, report, results, runtime, status, store
+from . import cluster, reports, runtime
 from . import config as config_module
 from .config import ConfigError
-from .replay import replay
+from .config.overrides import parse_setting
+from .replay import replay_stored
+from .reports import plots, proofs_table
+from .results import layout, progress, runs_table, store
+from .results.store import StorageError
 from .runner import RunOptions, run_sweep
-from .store import StorageError
 
 DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
 
@@ -56,13 +58,13 @@ def _run(args):
     if args.batch_size is not None:
         overrides["engine.batch_size"] = _int_argument(args.batch_size, "--batch-size")
     for item in args.set:
-        key, value = _setting(item)
+        key, value = parse_setting(item)
         overrides[key] = value
     config = config_module.load(args.config, overrides)
     out = (
         Path(args.out)
         if args.out
-        else results.default_folder(config.name, args.k, args.n, args.seeds)
+        else runs_table.default_folder(config.name, args.k, args.n, args.seeds)
     )
     if args.launcher == "slurm":
         options = cluster.SlurmOptions(
@@ -79,7 +81,7 @@ def _run(args):
         )
         job = cluster.submit(config, out, options)
         if args.wait and job is not None:
-            states = status.shard_states(out)
+            states = progress.shard_states(out)
             return 1 if (states.state != "done").any() else 0
         return 0
 
@@ -101,17 +103,14 @@ def _run(args):
             + (f"; basin finish: {counters.basin_finished} runs" if counters.basin_attempts else "")
             + (f"; {counters.float32_steps} steps in float32" if counters.float32_steps else "")
         )
-    frame = results.load(out, columns=report.SUMMARY_INPUT)
-    print(report.format_summary(report.summary(frame)))
+    frame = runs_table.load(out, columns=reports.SUMMARY_INPUT)
+    print(reports.format_summary(reports.summary(frame)))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
     return 0
 
 
 def _sweep_folder(path):
-    folder = results.sweep_root(path)  # the folder itself, or the one above its runs/
-    if not (folder / layout.MANIFEST).is_file():
-        raise ConfigError("SWEEP", "a sweep results folder (with _manifest.json)", path)
-    return folder
+    return runs_table.open_sweep(path)[0]
 
 
 def _checked_folder(path):
@@ -127,17 +126,15 @@ def _warn(line):
 
 
 def _certify(args):
-    from . import certification
+    from . import prove
 
     folder = _checked_folder(args.sweep)
-    if not (folder / layout.MINIMA).is_file():
-        raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", args.sweep)
     workers = args.workers and _int_argument(args.workers, "--workers")
-    table = certification.certify_sweep(folder, workers=workers)
-    print(certification.format_counts(table, certification.load_certified(folder)))
+    table = prove.certify_sweep(folder, workers=workers)
+    print(proofs_table.format_counts(table, runs_table.load_certified(folder)))
     for row in table[table["certified"] == "failed"].itertuples():
         print(f"not proved: k={row.k} n={row.n} point {row.minimum} ({row.status}): {row.reason}")
-    print(f"certificates: {folder / layout.MINIMA}, per run: {folder / layout.CERTIFIED}")
+    print(f"certificates: {folder / layout.CATALOGUE}, per run: {folder / layout.CERTIFIED}")
     return 0
 
 
@@ -158,7 +155,7 @@ def _report(args):
     elif not Path(reference).is_file():
         raise ConfigError("--reference", "a CSV file of published values", reference)
     compare = [_sweep_folder(other) for other in args.compare]
-    text, pngs = report.write_report(folder, reference, compare)
+    text, pngs = reports.write_report(folder, reference, compare)
     print(text)
     for png in pngs:
         print(f"wrote {png}")
@@ -166,24 +163,13 @@ def _report(args):
 
 
 def _replay(args):
-    folder = _sweep_folder(args.sweep)
-    manifest = results.read_manifest(folder)
-    config = config_module.from_dict(manifest["config"])
     k, n, run = (
         _int_argument(v, name)
         for v, name in ((args.k, "--k"), (args.n, "--n"), (args.run, "--run"))
     )
-    matching = [c for c in config_module.cells(config) if (c.k, c.n) == (k, n)]
-    if not matching:
-        cells = ", ".join(f"k={c.k} n={c.n}" for c in config_module.cells(config))
-        raise ConfigError("--k/--n", f"a cell of this sweep ({cells})", f"k={k} n={n}")
-    stored = results.load(folder, k=k, n=n, run=run)
-    if stored.empty:
-        raise ConfigError("--run", f"a run stored in {folder} (0..{config.seeds - 1})", run)
-    stored = stored.iloc[0]
-
     runtime.prepare_process()
-    history, final = replay(config, matching[0], run)
+    history, final, stored = replay_stored(args.sweep, k, n, run)
+    folder = runs_table.open_sweep(args.sweep)[0]
     target = folder / layout.REPLAY
     target.mkdir(exist_ok=True)
     stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"
@@ -209,22 +195,10 @@ def _replay(args):
 
 def _status(args):
     folder = _checked_folder(args.sweep)
-    states = status.shard_states(folder)
+    states = progress.shard_states(folder)
     print(f"{folder}:")
-    print(status.format_status(states))
+    print(progress.format_status(states))
     return 0
-
-
-def _setting(item):
-    """ "stop.polish_after=0" -> ("stop.polish_after", 0); values are read as TOML."""
-    key, equals, text = item.partition("=")
-    if not equals or "." not in key:
-        raise ConfigError("--set", "SECTION.FIELD=VALUE, e.g. stop.polish_after=0", item)
-    try:
-        value = tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        value = text  # a bare word or expression: a string, like "5/k"
-    return key.strip(), value
 
 
 def _int_argument(text, name):

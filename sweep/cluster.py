@@ -1,6 +1,6 @@
 """Run a sweep on SLURM: one job array through submitit, every task a share of the shards.
 
-The shard list is deterministic (`plan.shards`), so a submission needs no coordination:
+The shard list is deterministic (`config.shard_list`), so a submission needs no coordination:
 the shards still missing are dealt round-robin to the array tasks (each cell is spread
 over all tasks), every task trains its share with the local engine on the devices SLURM
 gave it and writes into the same results folder. Files appear whole or not at all, so a
@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from . import plan, status
-from .config import Config, ConfigError
+from .config import Config, ConfigError, shard_list
 from .config import from_dict as config_from_dict
-from .layout import SLURM
-from .store import ResultStore
+from .results import progress
+from .results.layout import SLURM
+from .results.store import ResultStore
 
 # Each task's environment: JAX must not grab GPU memory it does not use (several tasks may
 # share a node), and it sees only the GPUs SLURM bound to the task (CUDA_VISIBLE_DEVICES).
@@ -168,11 +168,11 @@ def submit(
     check_shared(out, nodes)
     minutes = parse_time(options.time_limit)
     extra = parse_slurm_args(options.slurm_args)
-    shards = plan.shards(config)
+    shards = shard_list(config)
     fresh = options.fresh
     store = ResultStore(out, config, shards, fresh=fresh)
     if fresh:
-        status.clear(out)
+        progress.clear(out)
     missing = [s.name for s in shards if not store.done(s)]
     if not missing:
         log(f"{out}: all {len(shards)} shards are done; nothing to submit")
@@ -213,32 +213,26 @@ def submit(
 
 
 def _queued(job_id):
-    """Whether any task of the job is still pending or running (unknown ids are gone)."""
-    try:
-        out = subprocess.run(
-            ["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True, timeout=60
-        )
-    except subprocess.TimeoutExpired:
-        return True
-    except OSError:
-        return False  # no squeue to ask: stop waiting, `status` still tells the state
-    return out.returncode == 0 and bool(out.stdout.strip())
+    """Whether any task of the job is still pending or running. Without an answer from
+    squeue the wait stops; `status` still tells the state."""
+    live = progress.live_slurm_jobs()
+    return live is not None and job_id in live
 
 
 def wait_for(
     job_id: str, out: str | Path, poll: float = 2.0, log: Callable[[str], None] = print
 ) -> pd.DataFrame:
     """Block until the array has left the queue, with a bar over shards done."""
-    total = len(status.shard_states(out))
+    total = len(progress.shard_states(out))
     with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:
         while True:
-            states = status.shard_states(out)
+            states = progress.shard_states(out)
             done = int((states.state == "done").sum())
             bar.update(done - bar.n)
             if not _queued(job_id):
                 break
             time.sleep(poll)
-    states = status.shard_states(out)
+    states = progress.shard_states(out)
     bar.update(int((states.state == "done").sum()) - bar.n)
-    log(status.format_status(states))
+    log(progress.format_status(states))
     return states

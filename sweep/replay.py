@@ -4,13 +4,17 @@ The run goes through the engine itself (`Engine.train` with a recorder), so it i
 scheduled, paused, finished and classified exactly as in the sweep.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from . import problems, train
-from .config import Cell, Config
-from .engine import Engine
+from . import problems
+from .config import Cell, Config, ConfigError, cells
+from .engine import segments
+from .engine.scheduler import Engine
 from .outcomes import StopReason
+from .results import runs_table
 
 
 class _Trajectory:
@@ -20,7 +24,7 @@ class _Trajectory:
         self.run = run
         self.parts = []
 
-    def __call__(self, slot_run: np.ndarray, history: train.History) -> None:
+    def __call__(self, slot_run: np.ndarray, history: segments.History) -> None:
         slots = np.flatnonzero(slot_run == self.run)
         if not slots.size:
             return
@@ -67,3 +71,21 @@ def replay(
         "min_eig": float(found.min_eig[0]),
     }
     return trajectory.frame(), final
+
+
+def replay_stored(
+    path: str | Path, k: int, n: int, run: int, devices: list | None = None
+) -> tuple[pd.DataFrame, dict, pd.Series]:
+    """Replay run `run` of cell (k, n) of the sweep in folder `path` (`replay`), and return
+    its stored row too: (history, final, stored). The caller sets up the process
+    (`runtime.prepare_process` or `runtime.sweep_settings`)."""
+    root, config = runs_table.open_sweep(path)
+    matching = [c for c in cells(config) if (c.k, c.n) == (k, n)]
+    if not matching:
+        found = ", ".join(f"k={c.k} n={c.n}" for c in cells(config))
+        raise ConfigError("--k/--n", f"a cell of this sweep ({found})", f"k={k} n={n}")
+    stored = runs_table.load(root, k=k, n=n, run=run)
+    if stored.empty:
+        raise ConfigError("--run", f"a run stored in {root} (0..{config.seeds - 1})", run)
+    history, final = replay(config, matching[0], run, devices)
+    return history, final, stored.iloc[0]

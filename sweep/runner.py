@@ -10,15 +10,16 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from . import batching, plan, problems, status
-from .analysis.catalogue import CATALOGUE_INPUT, catalogue
-from .config import Config
-from .engine import Engine
-from .layout import MINIMA
+from . import problems, programs
+from .classify.catalogue import CATALOGUE_INPUT, catalogue
+from .config import Config, shard_list
+from .config.shards import Shard
+from .engine.scheduler import Engine
 from .outcomes import CONVERGED, Finished
-from .plan import Shard
-from .results import load, rows
-from .store import ResultStore, StorageError, write_minima
+from .results import progress
+from .results.layout import CATALOGUE
+from .results.runs_table import load, rows
+from .results.store import ResultStore, StorageError, write_catalogue
 
 
 @dataclass
@@ -37,7 +38,7 @@ class RunOptions:
     progress: bool | None = None  # a bar: None = only on a terminal
     only: frozenset | None = None  # shard names to train (a cluster task's share); None: all
     keep_going: bool = False  # a failing cell marks its shards failed; the others go on
-    # Drop a cell's compiled programs before the next cell (`batching.release_programs`):
+    # Drop a cell's compiled programs before the next cell (`programs.release_programs`):
     # for processes that run only sweeps (the CLI, SLURM tasks), whose memory then stays
     # flat over many cells.
     release_programs: bool = False
@@ -75,19 +76,19 @@ def run_sweep(
     `options.keep_going`, a cell whose training raises has its unfinished shards marked
     failed and the next cell goes on; the first error is raised at the end.
     """
-    fresh, log, progress, only = options.fresh, options.log, options.progress, options.only
-    shards = plan.shards(config)
+    fresh, log, only = options.fresh, options.log, options.only
+    shards = shard_list(config)
     store = ResultStore(out, config, shards, fresh=fresh, log=log)
     if fresh:
-        status.clear(out)
+        progress.clear(out)
     mine = [s for s in shards if only is None or s.name in only]
     todo = [s for s in mine if not store.done(s)]
     skipped = len(mine) - len(todo)
     if skipped:
         log(f"{out}: {skipped} of {len(mine)} shards already complete, skipping them")
     if not todo:
-        if not _readable(store.root / MINIMA):
-            _write_minima_when_complete(store, shards)
+        if not _readable(store.root / CATALOGUE):
+            _write_catalogue_when_complete(store, shards)
         return Outcome(len(shards), skipped, 0, engine)
 
     engine = engine or Engine(config)
@@ -95,7 +96,7 @@ def run_sweep(
     bar = tqdm(
         total=total,
         unit="run",
-        disable=not _show_bar(progress),
+        disable=not _show_bar(options.progress),
         file=sys.stderr,
         dynamic_ncols=True,
     )
@@ -103,14 +104,14 @@ def run_sweep(
     with bar:
         for index, (cell, cell_shards) in enumerate(itertools.groupby(todo, lambda s: s.cell)):
             if index and options.release_programs:
-                batching.release_programs()  # the previous cell's
+                programs.release_programs()  # the previous cell's
             buffers = [_ShardBuffer(s) for s in cell_shards]
-            status.mark_running(out, [b.shard.name for b in buffers])
+            progress.mark_running(out, [b.shard.name for b in buffers])
             try:
                 _train_cell(config, store, engine, cell, buffers, bar)
             except Exception as error:
                 unfinished = [b.shard.name for b in buffers if not store.done(b.shard)]
-                _quietly(status.mark_failed, out, unfinished, error)
+                _quietly(progress.mark_failed, out, unfinished, error)
                 if not options.keep_going or isinstance(error, StorageError):
                     raise  # nowhere to write: stop now, whatever the other cells
                 log(f"error: {cell.label}: {len(unfinished)} shards failed: {error}")
@@ -118,14 +119,14 @@ def run_sweep(
             except BaseException:  # interrupted: these shards are simply pending again
                 for b in buffers:
                     if not store.done(b.shard):
-                        status.unmark(out, b.shard.name)
+                        progress.unmark(out, b.shard.name)
                 raise
     if failure is not None:
         raise failure
     try:
-        _write_minima_when_complete(store, shards)
+        _write_catalogue_when_complete(store, shards)
         if config.classify.certify and all(store.done(s) for s in shards):
-            from .certification import certify_sweep
+            from .prove import certify_sweep
 
             certify_sweep(store.root, log=log)
     except OSError as error:
@@ -133,11 +134,11 @@ def run_sweep(
     return Outcome(len(shards), skipped, total, engine)
 
 
-def _show_bar(progress: bool | None) -> bool:
+def _show_bar(wanted: bool | None) -> bool:
     """A bar where someone watches: on a terminal, or in a notebook (a kernel's streams are
     no terminal, and tqdm.auto draws the notebook's own bar there)."""
-    if progress is not None:
-        return progress
+    if wanted is not None:
+        return wanted
     return "ipykernel" in sys.modules or sys.stderr.isatty()
 
 
@@ -172,11 +173,11 @@ def _train_cell(config, store, engine, cell, buffers, bar):
             if buffer.complete:
                 try:
                     _write_shard(config, store, buffer, problem)
-                    status.unmark(store.root, buffer.shard.name)
+                    progress.unmark(store.root, buffer.shard.name)
                 except OSError as error:  # the folder takes no more: stop training now
                     raise StorageError(store.root, error) from error
                 except Exception as error:  # this shard is lost; the others still count
-                    status.mark_failed(store.root, [buffer.shard.name], error)
+                    progress.mark_failed(store.root, [buffer.shard.name], error)
                     failure = failure or error
                 buffer.parts = []  # keep memory flat over a long sweep
         stopped += len(finished.runs)
@@ -190,13 +191,13 @@ def _train_cell(config, store, engine, cell, buffers, bar):
         raise failure
 
 
-def _write_minima_when_complete(store, shards):
+def _write_catalogue_when_complete(store, shards):
     """The catalogue of minima, once every shard is in (the last cluster task writes it).
     Only kinds whose loss has the permutation symmetries are catalogued."""
     if all(store.done(s) for s in shards):
         runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])
-        catalogued = [kind for kind, cls in problems.KINDS.items() if cls.closed_form]
-        write_minima(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
+        catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
+        write_catalogue(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
 
 
 def _write_shard(config, store, buffer, problem):

@@ -3,11 +3,13 @@ its proven box, and the tables a paper needs."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import sweep
 from sweep.cli import main
 
 
+@pytest.mark.slow
 def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
     out = tmp_path / "ss"
     argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6..8", "--seeds", "40",
@@ -17,7 +19,7 @@ def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
     assert main(["certify", str(out), "--workers", "2"]) == 0
     printed = capsys.readouterr().out
     assert "points | proved | failed | skipped" in printed
-    table = sweep.load(out, table="minima")
+    table = sweep.load(out, table="catalogue")
     assert set(table["status"]) >= {"global", "spurious"}
     assert (table["certified"] == "proved").all(), table[["status", "reason"]]
     spurious = table[table["status"] == "spurious"]
@@ -39,15 +41,16 @@ def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
     shard.write_bytes(shard.read_bytes()[:3000])
     assert main(argv) == 0
     assert "certified" not in sweep.load(out).columns
-    assert "certified" not in sweep.load(out, table="minima").columns
+    assert "certified" not in sweep.load(out, table="catalogue").columns
 
 
+@pytest.mark.slow
 def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsys):
     out = tmp_path / "wide"
     argv = ["run", "--k", "4", "--n", "k+1", "--seeds", "8", "--no-progress", "--out", str(out),
             "--set", "classify.certify=true"]  # fmt: skip
     assert main(argv) == 0  # certifies at the end of the sweep
-    table = sweep.load(out, table="minima")
+    table = sweep.load(out, table="catalogue")
     glob = table[table["status"] == "global"].iloc[0]
     assert glob["certified"] == "skipped" and "non-isolated, F = 0" in glob["reason"]
     assert not sweep.load(out)["certified"].any()
@@ -60,37 +63,38 @@ def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsy
 
 
 def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
-    from sweep.certification import certify_sweep
-    from sweep.store import write_minima
+    from sweep.prove import certify_sweep
+    from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"
     argv = ["run", "configs/safran_shamir_2018.toml", "--k", "7", "--seeds", "30",
             "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
-    table = sweep.load(out, table="minima")
+    table = sweep.load(out, table="catalogue")
     table["weights"] = [np.asarray(w) + 1e-3 for w in table["weights"]]
-    write_minima(out, table)
+    write_catalogue(out, table)
     found = certify_sweep(out, workers=1, log=lambda *_: None)
     assert (found["certified"] == "failed").all()
     assert found["reason"].str.contains("not a critical point near the stored point").all()
     assert not pd.read_parquet(out / "_certified.parquet")["certified"].any()
 
 
+@pytest.mark.slow
 def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
     from test_certify import family
 
-    from sweep.certification import certify_sweep
-    from sweep.store import write_minima
+    from sweep.prove import certify_sweep
+    from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"
     argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6", "--seeds", "10",
             "--no-progress", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
-    table = sweep.load(out, table="minima")
+    table = sweep.load(out, table="catalogue")
     saddle = family(0.0932746, 0.1161813, 0.1753699, 1.102762, -0.0509073).ravel()
     extra = table.iloc[:1].assign(status="saddle", weights=[saddle], minimum=len(table))
     mislabel = extra.assign(status="spurious", minimum=len(table) + 1)
-    write_minima(out, pd.concat([table, extra, mislabel], ignore_index=True))
+    write_catalogue(out, pd.concat([table, extra, mislabel], ignore_index=True))
     found = certify_sweep(out, workers=1, log=lambda *_: None).set_index("minimum")
     assert found.loc[len(table), "certified"] == "proved"
     assert found.loc[len(table), "negative"] == 1

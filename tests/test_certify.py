@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from flint import arb
 
-from sweep.certify import enclosures as E
-from sweep.certify.proof import certify
-from sweep.landscape import gaussian
+from sweep.objectives import gaussian
+from sweep.proofs import enclosures as E
+from sweep.proofs.certificate import certify
 
 mp = mpmath.mp
 

@@ -77,6 +77,7 @@ def test_run_prints_summary_and_writes_results(capsys, tmp_path):
     assert "sweep.seeds = 6" in line and "--fresh" in line
 
 
+@pytest.mark.slow
 def test_module_entry_point_exit_status(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "sweep", "run", "--k", "20..6"],

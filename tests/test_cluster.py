@@ -10,10 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import cluster, plan, runner, status
+from sweep import cluster
 from sweep import config as config_module
 from sweep.cli import main
-from sweep.config import ConfigError
+from sweep.config import ConfigError, shard_list
+from sweep.results import progress
+from sweep.results.store import ResultStore
 from sweep.runner import RunOptions, run_sweep
 
 SMALL = ["--k", "6..7", "--seeds", "64", "--set", "sweep.shard_size=8"]
@@ -67,6 +69,7 @@ def array_tasks(job):
     return dict(line.split() for line in out.stdout.splitlines() if line.strip())
 
 
+@pytest.mark.slow
 def test_slurm_sweep_equals_the_local_run(slurm, local_rows, tmp_path, capsys):
     out = tmp_path / "cluster"
     argv = ["run", *SMALL, "--launcher", "slurm", "--tasks", "4", "--out", str(out), "--wait"]
@@ -74,13 +77,17 @@ def test_slurm_sweep_equals_the_local_run(slurm, local_rows, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "submitted job array" in printed and "16 done" in printed
     same_rows(pd.read_parquet(out), local_rows)
-    assert (out / "_minima.parquet").exists()
-    assert not [*(out / status.MARKERS).glob("*.running"), *(out / status.MARKERS).glob("*.failed")]
+    assert (out / "_catalogue.parquet").exists()
+    assert not [
+        *(out / progress.MARKERS).glob("*.running"),
+        *(out / progress.MARKERS).glob("*.failed"),
+    ]
     # Submitting again finds nothing to do.
     assert main(argv) == 0
     assert "nothing to submit" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cancelled_task_loses_nothing_and_a_resubmission_completes(
     slurm, local_rows, tmp_path, capsys
 ):
@@ -96,7 +103,7 @@ def test_cancelled_task_loses_nothing_and_a_resubmission_completes(
     subprocess.run(["scancel", victim], check=True)
     cluster.wait_for(job, out, log=lambda *_: None)
 
-    states = status.shard_states(out)
+    states = progress.shard_states(out)
     assert (states.state != "done").any(), "the cancelled task had finished already"
     assert not (states.state == "failed").any()
     finished = pd.read_parquet(out)  # readers see whole shards only
@@ -112,18 +119,18 @@ def test_cancelled_task_loses_nothing_and_a_resubmission_completes(
 def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypatch):
     cfg = config_module.load(None, {"sweep.k": "4..5", "sweep.seeds": 8, "sweep.shard_size": 4})
     out = tmp_path / "sweep"
-    bad = plan.shards(cfg)[0].name
-    write = runner._write_shard
+    bad = shard_list(cfg)[0].name
+    write = ResultStore.write
 
-    def failing_write(config, store, buffer, problem):
-        if buffer.shard.name == bad:
+    def failing_write(store, shard, columns):
+        if shard.name == bad:
             raise MemoryError("out of memory (simulated)")
-        return write(config, store, buffer, problem)
+        return write(store, shard, columns)
 
-    monkeypatch.setattr(runner, "_write_shard", failing_write)
+    monkeypatch.setattr(ResultStore, "write", failing_write)
     with pytest.raises(MemoryError):
         run_sweep(cfg, out, RunOptions(progress=False, keep_going=True, log=lambda *_: None))
-    states = status.shard_states(out).set_index("name")
+    states = progress.shard_states(out).set_index("name")
     assert states.loc[bad, "state"] == "failed"
     assert states.loc[bad, "detail"] == "MemoryError: out of memory (simulated)"
     assert (states.drop(index=bad).state == "done").all()
@@ -134,7 +141,7 @@ def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypat
     run_sweep(
         cfg, out, RunOptions(progress=False, log=lambda *_: None)
     )  # the resume runs just that one
-    assert (status.shard_states(out).state == "done").all()
+    assert (progress.shard_states(out).state == "done").all()
 
 
 def test_bad_cluster_input_is_one_line(slurm, tmp_path, capsys):

@@ -12,13 +12,15 @@ import pandas as pd
 import pytest
 
 from sweep import config as config_module
-from sweep import datasets, problems, train
-from sweep.checkpoints import settle
-from sweep.engine import Engine, train_spec
-from sweep.init import run_key
-from sweep.landscape import Network, gaussian
+from sweep import problems
+from sweep.engine import segments
+from sweep.engine.pauses import settle
+from sweep.engine.scheduler import Engine, train_spec
+from sweep.kinks import finish_shallow
+from sweep.objectives import Network, gaussian
+from sweep.objectives.initializers import run_key
 from sweep.outcomes import Finished, StopReason
-from sweep.problems import dataset
+from sweep.problems import dataset, sampling
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -60,7 +62,7 @@ def _flat_net(first_bias):
 def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
     config = holzmuller(**{"sweep.n": "4"})
     cell = config_module.cells(config)[0]
-    data = datasets.make(config.problem, cell, config.seed)
+    data = sampling.make(config.problem, cell, config.seed)
     net, linear = _flat_net(-0.5)
     _, kinked = _flat_net(-1.5)  # neuron 1's kink moves to x = 1.5, inside [1, 3]
     points = np.stack([linear, kinked])
@@ -93,7 +95,7 @@ def test_trained_holzmuller_runs_are_classified(tmp_path):
     # Step size = 1 / lambda_max of the NTK Gram matrix at each run's own initial point.
     cell = config_module.cells(config)[0]
     net = problems.for_cell(config, cell).objective
-    data = datasets.make(config.problem, cell, config.seed).train
+    data = sampling.make(config.problem, cell, config.seed).train
     for run, step in zip(rows["run"][:3], rows["step_size"][:3], strict=True):
         theta = net.init(run_key(config.seed, 0, 16, 1, run), cell.init_scale)
         assert step == pytest.approx(1 / float(net.ntk_max_eigenvalue(theta, data)))
@@ -212,9 +214,10 @@ def test_schedules(schedule, step, expected):
         **{"optimizer.schedule": schedule, "optimizer.decay_steps": 100, "stop.max_steps": 1000}
     )
     spec = train_spec(config, problems.for_cell(config, config_module.cells(config)[0]))
-    assert float(train.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
+    assert float(segments.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
 
 
+@pytest.mark.slow
 def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
     """Regression: LAPACK eigensolvers batched on several CPU devices at once deadlocked
     XLA's shared thread pool at the start of NTK-relative runs; the sweep hung for good."""
@@ -262,7 +265,7 @@ def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
     rows = pd.read_parquet(tmp_path / "b").sort_values("run")
     cell = config_module.cells(config)[0]
     net = problems.for_cell(config, cell).objective
-    data = datasets.make(config.problem, cell, config.seed).train
+    data = sampling.make(config.problem, cell, config.seed).train
     at_start = [
         bool(net.watch(net.init(run_key(0, 0, 16, 1, r), cell.init_scale), data))
         for r in rows["run"]
@@ -289,19 +292,20 @@ def test_a_gradient_descent_run_that_stops_on_a_plateau_is_finished_once(monkeyp
     # Its checkpoint's finish failed; the final finish of the plateau stop would be the
     # same computation on the same point, so it is not run again.
     config = sampled(**{"stop.polish_after": 10, "stop.plateau_tol": 1e-6})
-    problem = problems.for_cell(config, config_module.cells(config)[0])
-    calls = []
-    run = problem._finish_run
-    monkeypatch.setattr(problem, "_finish_run", lambda *a: calls.append(a) or run(*a))
     cell = config_module.cells(config)[0]
-    theta = np.asarray(problem.objective.init(run_key(config.seed, 3, 3, cell.d, 0), 1.0))
-    previous = {7: 0.5}
+    calls = []
+    solve = finish_shallow.finish
+    monkeypatch.setattr(finish_shallow, "finish", lambda *a: calls.append(a) or solve(*a))
+    theta = np.asarray(
+        problems.for_cell(config, cell).objective.init(run_key(config.seed, 3, 3, cell.d, 0), 1.0)
+    )
     out = Finished.at(theta[None], [0.5], np.array([StopReason.PAUSED], np.int8), runs=[7])
-    expected = problem._finish_run(theta, float(out.step_size[0]), True)
+    expected = problems.for_cell(config, cell).finish(theta, float(out.step_size[0]), True)
+    one_finish = len(calls)  # the solves of one finish of this point
     calls.clear()
-    settle(out, problem, previous)
-    assert not expected.converged  # (else no plateau)
-    assert out.reason[0] == StopReason.PLATEAU and len(calls) == 1
+    settle(out, problems.for_cell(config, cell), {7: 0.5})
+    assert not expected.converged and one_finish  # (else no plateau)
+    assert out.reason[0] == StopReason.PLATEAU and len(calls) == one_finish
 
 
 def test_the_finish_on_data_runs_with_one_blas_thread_and_gives_the_threads_back(monkeypatch):
@@ -315,14 +319,17 @@ def test_the_finish_on_data_runs_with_one_blas_thread_and_gives_the_threads_back
     config = sampled(**{"stop.polish_after": 10})
     problem = problems.for_cell(config, config_module.cells(config)[0])
     inside = []
-    run = problem._finish_run
-    monkeypatch.setattr(problem, "_finish_run", lambda *a: inside.append(blas_threads()) or run(*a))
+    solve = finish_shallow.finish
+    monkeypatch.setattr(
+        finish_shallow, "finish", lambda *a: inside.append(blas_threads()) or solve(*a)
+    )
     theta = np.asarray(problem.objective.init(run_key(config.seed, 3, 3, 3, 0), 1.0))
     with threadpool_limits(limits=2, user_api="blas"):  # whatever the machine's cores
         problem.finish(theta, 0.1)
-        assert inside == [{1}] and blas_threads() == {2}
+        assert inside and all(threads == {1} for threads in inside) and blas_threads() == {2}
 
 
+@pytest.mark.slow
 def test_one_blas_thread_holds_for_scipy_loaded_after_it():
     """The finishes on data import SciPy only when they run: its BLAS, loaded then, runs
     on one thread too (a fresh process, so that nothing has loaded SciPy before)."""

@@ -3,15 +3,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import batching, checkpoints, load, problems, train
 from sweep import config as config_module
-from sweep.engine import Engine, train_spec
-from sweep.init import initial_weights, run_key
-from sweep.landscape import gaussian
-from sweep.landscape.population import PopulationLoss
-from sweep.outcomes import StopReason
-from sweep.runner import RunOptions, run_sweep
-from sweep.slots import (
+from sweep import load, problems, programs
+from sweep.engine import pauses, segments
+from sweep.engine.scheduler import Engine, train_spec
+from sweep.engine.slots import (
     COMPACTED,
     FIRST,
     RUN_FRACTION,
@@ -21,6 +17,11 @@ from sweep.slots import (
     fewest_chunks,
     smaller,
 )
+from sweep.objectives import gaussian
+from sweep.objectives.initializers import initial_weights, run_key
+from sweep.objectives.population import PopulationLoss
+from sweep.outcomes import StopReason
+from sweep.runner import RunOptions, run_sweep
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -87,13 +88,13 @@ def test_one_compile_per_batch_size_and_shape(tiny_config):
     # A cell shape no other test uses, so every compile counted here is this test's.
     raw = tiny_config(seeds=64).to_raw()
     cfg = config_module.from_dict({**raw, "sweep": {**raw["sweep"], "k": 3, "n": "k+2"}})
-    before = train.train_segment._cache_size()
+    before = segments.train_segment._cache_size()
     _, first = trained(cfg, range(32), batch_size=16)
     # Same shapes again, other runs, a new engine: compiled code is reused.
     _, second = trained(cfg, range(32, 64), batch_size=16)
     assert first.counters.segments + second.counters.segments > 10
     used = first.counters.batch_sizes | second.counters.batch_sizes
-    assert train.train_segment._cache_size() - before == len(used)
+    assert segments.train_segment._cache_size() - before == len(used)
 
 
 def test_a_cell_trains_in_one_batch_size_on_a_cpu(tiny_config):
@@ -125,8 +126,8 @@ def test_a_run_trains_bit_for_bit_the_same_in_any_batch(tiny_config):
     """On a CPU a device trains in chunks of one size per cell shape, so a run's arithmetic
     does not depend on its batch or slot."""
     cfg = tiny_config(seeds=48)
-    assert batching.chunk_runs(PopulationLoss(4, 4), "cpu") == batching.MAX_CHUNK
-    assert batching.chunk_runs(PopulationLoss(4, 4), "gpu") == 0  # accelerators: no chunks
+    assert programs.chunk_runs(PopulationLoss(4, 4), "cpu") == programs.chunks.MAX_CHUNK
+    assert programs.chunk_runs(PopulationLoss(4, 4), "gpu") == 0  # accelerators: no chunks
     small, _ = trained(cfg, range(48), batch_size=64)
     large, _ = trained(cfg, range(47, -1, -1), batch_size=256)
     for key in ("steps", "reason", "weights", "loss", "grad_norm"):
@@ -143,6 +144,7 @@ def test_batch_size_is_rounded_to_devices(tiny_config, batch_size):
     assert engine.batch_size % len(engine.devices) == 0 and engine.batch_size > 0
 
 
+@pytest.mark.slow
 def test_four_devices_give_the_one_device_results(tmp_path):
     """The batch sharded over 4 (forced host) devices reproduces the 1-device sweep."""
     import os
@@ -255,6 +257,7 @@ def test_basin_finished_runs_do_not_depend_on_the_batch(tiny_config):
     np.testing.assert_allclose(wide["weights"], narrow["weights"], atol=1e-12)
 
 
+@pytest.mark.slow
 def test_runs_the_basin_finish_passes_on_wait_for_whole_polish_calls(tiny_config, monkeypatch):
     """Wide students stop on singular minima, which the basin finish passes on to the
     Newton polish. A polish call costs the same however few runs it holds, so runs wait
@@ -262,9 +265,9 @@ def test_runs_the_basin_finish_passes_on_wait_for_whole_polish_calls(tiny_config
     Which runs share a call changes nothing."""
     raw = tiny_config(seeds=24).to_raw()
     cfg = config_module.from_dict({**raw, "sweep": {**raw["sweep"], "n": "k+1"}})
-    monkeypatch.setattr(batching, "CHUNK", 1)  # whole calls of one run per device
+    monkeypatch.setattr(programs.calls, "RUNS_PER_CALL", 1)  # whole calls of one run per device
     calls, flags = [], []
-    finish_parked, polish_runs = Engine._finish_parked, checkpoints.polish_runs
+    finish_parked, polish_runs = Engine._finish_parked, pauses.polish_runs
 
     def watched_finish(self, *args, whole_calls=False):
         flags.append(whole_calls)
@@ -275,9 +278,9 @@ def test_runs_the_basin_finish_passes_on_wait_for_whole_polish_calls(tiny_config
         return polish_runs(rows, *args)
 
     monkeypatch.setattr(Engine, "_finish_parked", watched_finish)
-    monkeypatch.setattr(checkpoints, "polish_runs", watched_polish)
+    monkeypatch.setattr(pauses, "polish_runs", watched_polish)
     waited, engine = trained(cfg, range(24), batch_size=8)
-    size = batching.finish_batch()
+    size = programs.finish_batch()
     assert engine.counters.polish_attempts == sum(count for count, _ in calls) > size
     assert any(whole for _, whole in calls)
     assert all(count % size == 0 for count, whole in calls if whole)
@@ -292,7 +295,7 @@ def test_a_program_compiled_ahead_is_the_one_called():
     same shapes and static values runs that program instead of tracing again."""
     traced = []
 
-    @batching.quick_to_compile(static_argnames=("scale",))
+    @programs.quick_to_compile(static_argnames=("scale",))
     def scaled(x, scale):
         traced.append(scale)
         return x * scale
@@ -306,6 +309,7 @@ def test_a_program_compiled_ahead_is_the_one_called():
     assert traced == [2.0, 3.0, 2.0]
 
 
+@pytest.mark.slow
 def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_path):
     # A process that runs only sweeps drops each cell's compiled programs (its memory
     # stays flat over many cells); what it computes must not change.
@@ -314,8 +318,8 @@ def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_pa
     released = RunOptions(progress=False, log=lambda _: None, release_programs=True)
     run_sweep(config, tmp_path / "released", released)
     # Only the last cell's programs are left (of the two cells of both sweeps).
-    assert train.train_segment._cache_size() == 1
-    assert all(len(programs) <= 1 for programs in batching._COMPILED_AHEAD)
+    assert segments.train_segment._cache_size() == 1
+    assert all(len(ahead) <= 1 for ahead in programs.compile._COMPILED_AHEAD)
     kept, dropped = (
         load(tmp_path / name).sort_values(["k", "run"]).reset_index(drop=True)
         for name in ("kept", "released")
@@ -355,8 +359,8 @@ def test_segments_are_longer_only_where_a_runs_arithmetic_ignores_its_batch(tiny
     for name, config in [("closed form", closed_form), ("on data", on_data)]:
         engine = Engine(config)
         problem = problems.for_cell(config, config_module.cells(config)[0])
-        engine._first_batch(12, train_spec(config, problem))
-        segment = engine._segment_length(None)
-        lengths[name] = (segment.fraction, segment.shortest, segment.length, engine._chunk > 0)
+        engine.first_batch(12, train_spec(config, problem))
+        segment = engine.segment_length(None)
+        lengths[name] = (segment.fraction, segment.shortest, segment.length, engine.chunk > 0)
     assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, FIRST, True)
     assert lengths["on data"] == (*COMPACTED, FIRST, False)  # the first: 32 steps, as before

@@ -2,8 +2,8 @@ import jax
 import numpy as np
 import pytest
 
-from sweep.landscape import PopulationLoss, gaussian, leaky
-from sweep.landscape.arccos import arccos
+from sweep.objectives import PopulationLoss, gaussian, leaky
+from sweep.objectives.arccos import arccos
 
 RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
 
@@ -70,6 +70,7 @@ def central_difference_gradient(f, w, eps=1e-6):
     return g
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,k", [(4, 4), (3, 5), (6, 4)])
 def test_gradient_matches_finite_differences(n, k, rng):
     teacher = gaussian.orthonormal_teacher(k)
@@ -94,6 +95,7 @@ def test_gradient_is_finite_with_parallel_neurons(rng):
     assert np.abs(g).max() < 1e-14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,k", [(4, 4), (5, 3)])
 def test_hessian_matches_finite_differences_of_gradient(n, k, rng):
     teacher = gaussian.orthonormal_teacher(k)
@@ -159,6 +161,7 @@ def test_fast_arccos_is_within_one_ulp_of_numpy():
     assert np.all(np.abs(fast - exact) <= np.spacing(exact))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,k,d", [(5, 5, 5), (7, 5, 5), (4, 5, 5), (6, 4, 7)])
 def test_orthonormal_fast_path_equals_general_form(n, k, d, rng):
     teacher = gaussian.orthonormal_teacher(k, d)
@@ -215,6 +218,7 @@ def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
     np.testing.assert_allclose(h, numeric_h, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 @pytest.mark.parametrize("n, k, d", [(6, 6, 6), (7, 5, 9)])
 def test_hessian_operator_equals_the_dense_hessian(n, k, d, alpha, rng):

@@ -6,12 +6,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from sweep.cli import main
 
 PROBE = """
 import json, os, sys
 import jax, matplotlib
-import sweep, sweep.cli, sweep.report, sweep.plots, sweep.replay, sweep.cluster
+import pytest
+import sweep, sweep.cli, sweep.reports, sweep.reports.plots, sweep.replay, sweep.cluster
+import sweep.prove
 
 def state():
     return {
@@ -25,7 +29,7 @@ def state():
 
 after_import = state()
 runs = sweep.load(sys.argv[1])
-sweep.report.write_report(sys.argv[1])  # draws PNGs
+sweep.reports.write_report(sys.argv[1])  # draws PNGs
 after_report = state()
 devices = len(jax.devices())  # JAX starts here, before the sweep
 frame = sweep.run(k="4", seeds=4, out=sys.argv[2], progress=False)
@@ -37,6 +41,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_import_sets_nothing_and_run_restores_the_callers_settings(tmp_path):
     folder = tmp_path / "done"
     assert main(["run", "--k", "4", "--seeds", "6", "--no-progress", "--out", str(folder)]) == 0
@@ -69,6 +74,7 @@ def test_import_sets_nothing_and_run_restores_the_callers_settings(tmp_path):
     assert ((cli["loss"] - ran["loss"]).abs() <= 1e-12).all()
 
 
+@pytest.mark.slow
 def test_the_command_line_imports_no_plotting_and_no_optimizer_it_does_not_use():
     """matplotlib and scipy.optimize take about 0.6 s to import: `python -m sweep` and
     `import sweep` load them only when a figure is drawn or a finish on data needs them."""

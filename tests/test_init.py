@@ -1,10 +1,11 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from sweep.init import initial_weights, normal_from_bits, replay_bits, run_key
-from sweep.landscape import Network, PopulationLoss
-from sweep.starts import initial_bits
+from sweep.engine.starts import initial_bits
+from sweep.objectives import Network, PopulationLoss
+from sweep.objectives.initializers import initial_weights, normal_from_bits, replay_bits, run_key
 
 
 def test_run_key_is_a_pure_function_of_seed_cell_and_run():
@@ -38,7 +39,7 @@ def test_xavier_scale():
 
 
 def test_the_quickly_compiled_start_keys_are_the_run_keys():
-    from sweep.starts import _MINIBATCH_ORDER, CellArgs, run_keys
+    from sweep.engine.starts import _MINIBATCH_ORDER, CellArgs, run_keys
 
     runs = np.array([0, 5, 999, 123456])
     keys, order = run_keys(CellArgs(3, 6, 7, 6, 0.4, 0.8), runs)
@@ -49,16 +50,18 @@ def test_the_quickly_compiled_start_keys_are_the_run_keys():
         np.testing.assert_array_equal(order[i], jax.random.key_data(minibatches))
 
 
+@pytest.mark.slow
 def test_the_start_keys_are_traced_once_for_every_cell(monkeypatch):
     """Their shapes depend only on the batch size, so releasing a cell's programs keeps
     them; the next cell's keys are its own."""
-    from sweep import batching, starts
+    from sweep import programs
+    from sweep.engine import starts
 
     traced = []
     monkeypatch.setattr(starts, "run_key", lambda *a: traced.append(a) or run_key(*a))
     runs = np.arange(37) * 11  # a batch size no other test uses
     starts.run_keys(starts.CellArgs(3, 6, 7, 6, 0.4, 0.8), runs)
-    batching.release_programs()
+    programs.release_programs()
     keys, _ = starts.run_keys(starts.CellArgs(5, 9, 10, 9, 0.4, 0.8), runs)
     assert len(traced) == 1
     for i, r in enumerate(runs):

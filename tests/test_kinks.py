@@ -8,7 +8,7 @@ import pytest
 from sweep.kinks import deep, finish_deep, finish_shallow, shallow
 from sweep.kinks.pieces import Pairs
 from sweep.kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE
-from sweep.landscape import Network
+from sweep.objectives import Network
 from sweep.problems.dataset import linear_regression_error
 
 GRAD_TOL = 1e-10
@@ -154,6 +154,7 @@ def deep_case(targets=(-1.0, 1.0, 1.0)):
     return net, data, np.array([0.6, -0.6, 1.0, 0.0])
 
 
+@pytest.mark.slow
 def test_a_deep_kink_minimum_is_checked_piece_by_piece():
     net, data, theta = deep_case()
     found = deep.verdict(net, theta, data, GRAD_TOL, eig_tol=1e-9)

@@ -10,39 +10,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 
 # Bottom to top; a module may import from its own layer and the ones below, never above.
+# The README's layout table lists the same packages in the same order (tested below).
 LAYERS = [
-    # numerics and definitions: config, outcomes, objectives, data, initializers, finishes
-    [
-        "outcomes",
-        "config",
-        "landscape",
-        "datasets",
-        "init",
-        "krylov",
-        "batching",
-        "polish",
-        "basin",
-        "plan",
-        "runtime",
-        "layout",
-    ],
-    # diagnostics of points: spectra, symmetry, escape neurons, catalogue; proofs
-    ["analysis", "certify", "kinks"],
+    ["outcomes", "config", "runtime"],  # vocabulary of outcomes, the config, the process
+    ["objectives", "programs"],  # losses and data; how runs map onto compiled programs
+    ["finishes", "classify", "kinks", "proofs"],  # finishes, diagnostics, proofs of points
     ["problems"],  # one module per problem kind behind one interface
-    ["train", "starts", "checkpoints", "slots", "engine"],  # training, starts, pauses, scheduler
-    # sweeps and their files
-    [
-        "results",
-        "integrity",
-        "store",
-        "status",
-        "runner",
-        "replay",
-        "report",
-        "plots",
-        "certification",
-    ],  # fmt: skip
-    ["api", "cluster", "cli", "__init__", "__main__"],  # entry points
+    ["engine"],  # continuous batching: scheduler, slots, starts, segments, pauses
+    ["results"],  # the results folder: layout, runs table, store, checksums, progress
+    ["reports"],  # summary tables and figures
+    ["runner", "replay", "prove", "api", "cluster", "cli", "__init__", "__main__"],  # entry points
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
@@ -100,9 +77,18 @@ def test_the_problem_kind_is_dispatched_in_one_place():
             continue
         text = path.read_text()
         assert not re.search(r"kind\s*==", text), f"{path.name} branches on a kind"
+        assert not re.search(r"\.(data|activation|teacher)\s*==", text), path.name
         assert "gaussian_relu" not in text and '"empirical"' not in text, path.name
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_modules_stay_small(path):
     assert len(path.read_text().splitlines()) <= 400
+
+
+def test_the_readme_layout_table_is_the_layers():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", readme, flags=re.M)
+    listed = [[name.strip("` ") for name in names.split(",")] for _, names in rows]
+    expected = [[name for name in names if not name.startswith("__")] for names in LAYERS]
+    assert listed == expected

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep.landscape import Network, gaussian, leaky
+from sweep.objectives import Network, gaussian, leaky
 
 # Every option appears on both of its values, across 8 architectures.
 ARCHITECTURES = [
@@ -31,6 +31,7 @@ def central_difference(f, theta, h=1e-6):
     return np.moveaxis(np.asarray((upper - lower) / (2 * h)), 0, -1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_gradient_matches_finite_differences(rng, arch):
     net = Network(n=3, d=2, **arch)
@@ -41,6 +42,7 @@ def test_gradient_matches_finite_differences(rng, arch):
     np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", [ARCHITECTURES[i] for i in (0, 3, 5, 6)])
 def test_hessian_matches_finite_differences_of_the_gradient(rng, arch):
     net = Network(n=3, d=2, **arch)
@@ -128,7 +130,7 @@ def test_ntk_eigenvalue_is_that_of_the_jacobian_gram_matrix(rng):
 
 def test_plain_network_starts_where_the_closed_form_run_does():
     """Same key, same first layer: sampled-data and population sweeps are paired by run."""
-    from sweep.init import initial_weights
+    from sweep.objectives.initializers import initial_weights
 
     key = jax.random.key(3)
     theta = Network(n=4, d=3, biases=True, train_output=True).init(key, 0.5)

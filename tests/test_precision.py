@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from sweep import config as config_module
-from sweep import engine as engine_module
 from sweep import problems
-from sweep.engine import Engine
+from sweep.engine import scheduler as engine_module
+from sweep.engine.scheduler import Engine
 from sweep.outcomes import StopReason
 
 
@@ -36,6 +36,7 @@ def _train(cfg, recorder=None):
     return out, engine
 
 
+@pytest.mark.slow
 def test_mixed_precision_lands_where_float64_does(tiny_config):
     exact, _ = _train(_config(tiny_config, "float64"))
     mixed, engine = _train(_config(tiny_config, "mixed"))

@@ -21,6 +21,7 @@ CLOSE = ["init_scale", "step_size", "loss", "grad_norm", "test_loss", "linear_lo
 EIGENVALUE_TOL = 1e-8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_rows_equal_the_stored_reference(name, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # the cases name configs/ by relative paths

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from sweep.report import format_summary, summary, wilson_interval
+from sweep.reports import format_summary, summary, wilson_interval
 
 
 def test_wilson_interval_known_values():
@@ -39,6 +39,7 @@ def test_summary_counts_and_means():
     assert text.count("\n") == 3 and "50.0" in text
 
 
+@pytest.mark.slow
 def test_report_and_replay_on_a_tiny_sweep(tmp_path, capsys):
     from PIL import Image
 

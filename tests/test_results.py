@@ -5,10 +5,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-import sweep.runner
 from sweep import config as config_module
-from sweep import results
 from sweep.config import ConfigError
+from sweep.results import runs_table
+from sweep.results.store import ResultStore
 from sweep.runner import RunOptions, run_sweep
 
 
@@ -41,9 +41,9 @@ def test_metadata_and_manifest(finished):
     assert json.loads(metadata[b"sweep.config"])["seeds"] == 12
     assert set(json.loads(metadata[b"sweep.versions"])) >= {"jax", "jaxlib", "pyarrow", "sweep"}
     assert metadata[b"sweep.git_commit"]
-    manifest = json.loads((out / results.MANIFEST).read_text())
+    manifest = json.loads((out / runs_table.MANIFEST).read_text())
     assert len(manifest["shards"]) == 6
-    assert (out / results.MINIMA).exists()
+    assert (out / runs_table.CATALOGUE).exists()
 
 
 def test_rerun_skips_complete_shards(finished):
@@ -57,21 +57,21 @@ def test_rerun_skips_complete_shards(finished):
 def test_interrupted_sweep_resumes_to_the_same_rows(finished, tmp_path, monkeypatch):
     cfg, _, frame = finished
     out = tmp_path / "tiny"
-    real_write = sweep.runner._write_shard
+    real_write = ResultStore.write
     written = []
 
-    def write_then_die(*args):
+    def write_then_die(store, shard, columns):
         if len(written) == 3:
             raise KeyboardInterrupt
-        real_write(*args)
+        real_write(store, shard, columns)
         written.append(1)
 
-    monkeypatch.setattr(sweep.runner, "_write_shard", write_then_die)
+    monkeypatch.setattr(ResultStore, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg, out, RunOptions(progress=False))
     assert len(list((out / "runs").glob("*.parquet"))) == 3
     assert not list(out.glob(".*"))  # no temporary file left behind
-    monkeypatch.setattr(sweep.runner, "_write_shard", real_write)
+    monkeypatch.setattr(ResultStore, "write", real_write)
     outcome = run_sweep(cfg, out, RunOptions(progress=False))
     assert outcome.shards_skipped == 3
     pd.testing.assert_frame_equal(pd.read_parquet(out), frame)
@@ -98,18 +98,18 @@ def test_engine_settings_do_not_change_identity(tiny_config):
 
 def test_load_reads_only_the_columns_asked_for(finished):
     _, out, frame = finished
-    full = results.load(out)
-    some = results.load(out, columns=["status", "loss"], k=5)
+    full = runs_table.load(out)
+    some = runs_table.load(out, columns=["status", "loss"], k=5)
     assert list(some.columns) == ["status", "loss", "k", "n", "run"]
     expected = full[full["k"] == 5].reset_index(drop=True)[list(some.columns)]
     pd.testing.assert_frame_equal(some, expected)
     with pytest.raises(KeyError, match="colour"):
-        results.load(out, columns=["colour"])
+        runs_table.load(out, columns=["colour"])
 
 
 def test_load_with_filters(finished):
     _, out, frame = finished
-    subset = results.load(out, k=4, run=[0, 1, 2])
+    subset = runs_table.load(out, k=4, run=[0, 1, 2])
     assert len(subset) == 3 and set(subset["k"]) == {4}
     with pytest.raises(KeyError):
-        results.load(out, colour="red")
+        runs_table.load(out, colour="red")

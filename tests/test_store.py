@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweep
-from sweep import store
 from sweep.cli import main
+from sweep.results import store
 
 SMALL = ["--k", "6..8", "--seeds", "8", "--set", "sweep.shard_size=4", "--no-progress"]
 
@@ -42,6 +42,7 @@ def same_rows(a, b):
     assert (a["loss"] == b["loss"]).all()
 
 
+@pytest.mark.slow
 def test_every_reader_reads_exactly_the_runs(reference):
     import duckdb
     import polars as pl
@@ -68,6 +69,7 @@ def test_every_reader_reads_exactly_the_runs(reference):
     assert types == [("BIGINT", "BIGINT", "BIGINT")]
 
 
+@pytest.mark.slow
 def test_a_truncated_shard_is_named_moved_aside_and_trained_again(reference, tmp_path, capsys):
     out = tmp_path / "sweep"
     assert run(out) == 0
@@ -96,16 +98,17 @@ def test_a_truncated_shard_is_named_moved_aside_and_trained_again(reference, tmp
     same_rows(rows(out), rows(reference))
 
 
+@pytest.mark.slow
 def test_a_damaged_manifest_or_catalogue_is_one_line(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert run(out) == 0
-    minima = out / "_minima.parquet"
+    minima = out / "_catalogue.parquet"
     minima.write_bytes(minima.read_bytes()[:100])
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the runs, without the catalogue
-    assert "_minima.parquet is damaged" in capsys.readouterr().err
+    assert "_catalogue.parquet is damaged" in capsys.readouterr().err
     assert run(out) == 0  # rebuilds it
-    assert len(sweep.load(out, table="minima")) >= 0 and pq.read_metadata(minima).num_rows >= 0
+    assert len(sweep.load(out, table="catalogue")) >= 0 and pq.read_metadata(minima).num_rows >= 0
     (out / "_manifest.json").write_text('{"sweep": ')
     for command in (["status", str(out)], ["report", str(out)], ["run", *SMALL, "--out", str(out)]):
         assert main(command) == 2
@@ -113,6 +116,7 @@ def test_a_damaged_manifest_or_catalogue_is_one_line(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and "_manifest.json is damaged" in err, err
 
 
+@pytest.mark.slow
 def test_a_foreign_file_and_a_killed_writers_temporary_are_cleared(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert run(out) == 0
@@ -132,6 +136,7 @@ def test_a_foreign_file_and_a_killed_writers_temporary_are_cleared(tmp_path, cap
     )
 
 
+@pytest.mark.slow
 def test_a_folder_of_an_earlier_version_is_migrated(reference, tmp_path, capsys):
     old = tmp_path / "old"
     shutil.copytree(reference, old)
@@ -145,6 +150,17 @@ def test_a_folder_of_an_earlier_version_is_migrated(reference, tmp_path, capsys)
     assert run(old) == 0 and "6 of 6 shards already complete" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_catalogue_under_its_old_name_is_renamed(reference, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(reference, old)
+    (old / "_catalogue.parquet").rename(old / "_minima.parquet")
+    catalogue = sweep.load(old, table="catalogue")
+    assert (old / "_catalogue.parquet").is_file() and not (old / "_minima.parquet").exists()
+    pd.testing.assert_frame_equal(catalogue, sweep.load(reference, table="catalogue"))
+
+
+@pytest.mark.slow
 def test_a_full_disk_stops_the_sweep_with_one_line(reference, tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     attempts = []
@@ -170,6 +186,7 @@ def test_a_full_disk_stops_the_sweep_with_one_line(reference, tmp_path, capsys, 
     same_rows(rows(out), rows(reference))
 
 
+@pytest.mark.slow
 def test_the_traceback_is_there_on_request(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -188,6 +205,7 @@ def _mount_tmpfs(folder, size):
     return done.returncode == 0
 
 
+@pytest.mark.slow
 def test_a_really_full_disk(reference, tmp_path):
     """The same on a 200 KB tmpfs (where this test may mount one)."""
     disk = tmp_path / "disk"
@@ -213,6 +231,7 @@ def test_a_really_full_disk(reference, tmp_path):
         subprocess.run(["umount", str(disk)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_kill_9_loses_nothing_finished_and_leaves_nothing_behind(tmp_path):
     import signal
     import time
@@ -222,15 +241,19 @@ def test_kill_9_loses_nothing_finished_and_leaves_nothing_behind(tmp_path):
     assert main(["run", *argv, "--out", str(whole)]) == 0
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "sweep", "run", *argv, "--out", str(out)]
-    for _ in range(3):  # kill it at different moments, then let it finish
+    total = len(list((whole / "runs").glob("*.parquet")))
+    for attempt in range(3):  # kill it at different moments, then let it finish
+        before = len(list((out / "runs").glob("*.parquet")))
         worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start = time.monotonic()
         while time.monotonic() - start < 60 and worker.poll() is None:
-            if len(list((out / "runs").glob("*.parquet"))) >= 3 + 10 * _:
+            if len(list((out / "runs").glob("*.parquet"))) >= before + 1 + attempt:
                 break
             time.sleep(0.01)
         worker.send_signal(signal.SIGKILL)
-        worker.wait()
+        # The kill happened: the worker died of it, before writing every shard.
+        assert worker.wait() == -signal.SIGKILL
+        assert len(list((out / "runs").glob("*.parquet"))) < total
     assert main(["run", *argv, "--out", str(out)]) == 0
     same_rows(rows(out), rows(whole))
     assert not list((out / "_tmp").iterdir())

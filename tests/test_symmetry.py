@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 from test_gaussian import polish, spurious_point_k6
 
-from sweep.analysis.catalogue import catalogue
-from sweep.analysis.symmetry import canonical_form, symmetry_type
-from sweep.landscape import gaussian
+from sweep.classify.catalogue import catalogue
+from sweep.classify.symmetry import canonical_form, symmetry_type
+from sweep.objectives import gaussian
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def _refined_one_row_at_a_time(labels):
 def test_colour_refinement_gives_the_plain_algorithms_colours(rng):
     """The vectorized refinement gives the very colours of the plain one, on random labels
     with few values (many ties, several rounds) and on structured points."""
-    from sweep.analysis.symmetry import _labels, _refine
+    from sweep.classify.symmetry import _labels, _refine
 
     cases = [rng.integers(0, values, size=(n, d)) for n, d, values in
              [(6, 6, 2), (9, 7, 3), (12, 12, 2), (5, 8, 4), (1, 1, 1), (20, 20, 3)]]  # fmt: skip

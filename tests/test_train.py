@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sweep import config as config_module
-from sweep import train
-from sweep.landscape import PopulationLoss, gaussian
+from sweep.engine import segments
+from sweep.objectives import PopulationLoss, gaussian
 from sweep.outcomes import StopReason
 
 RELU_3 = PopulationLoss(n=3, d=3)  # three ReLU neurons in three dimensions
@@ -13,21 +13,21 @@ RELU_3 = PopulationLoss(n=3, d=3)  # three ReLU neurons in three dimensions
 
 def spec_for(**stop):
     cfg = config_module.from_dict({"stop": stop, "classify": {"global_loss_tol": 1e-3}})
-    return train.TrainSpec(
+    return segments.TrainSpec(
         cfg.optimizer, cfg.stop.grad_tol, cfg.stop.loss_tol, cfg.stop.max_steps, RELU_3
     )
 
 
 def start(spec, weights, step_size):
     batch, n, d = weights.shape
-    return train.RunState(
+    return segments.RunState(
         weights=jnp.asarray(weights),
-        opt_state=train.init_opt_state(spec, jnp.asarray(weights)),
+        opt_state=segments.init_opt_state(spec, jnp.asarray(weights)),
         steps=jnp.zeros(batch, jnp.int32),
         loss=jnp.zeros(batch),
         grad_norm=jnp.zeros(batch),
         reason=jnp.zeros(batch, jnp.int8),
-        pause_at=jnp.full(batch, train.NEVER, jnp.int32),
+        pause_at=jnp.full(batch, segments.NEVER, jnp.int32),
         step_size=jnp.full(batch, step_size),
         key=jnp.zeros((batch, 2), jnp.uint32),
         watched=jnp.zeros(batch, bool),
@@ -50,7 +50,7 @@ def test_segment_equals_plain_gradient_descent(rng):
     teacher = gaussian.orthonormal_teacher(k)
     spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
     weights = rng.standard_normal((4, k, k)) / np.sqrt(k)
-    state, _ = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    state, _ = segments.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
     for i in range(4):
         steps, final = reference_gd(jnp.asarray(weights[i]), teacher, 1.0, 1e-6, 10_000)
         assert int(state.reason[i]) == StopReason.GRAD
@@ -62,12 +62,12 @@ def test_stopped_runs_stay_frozen(rng):
     teacher = gaussian.orthonormal_teacher(3)
     spec = spec_for(grad_tol=1e-6, loss_tol=0.0, max_steps=10_000)
     weights = rng.standard_normal((2, 3, 3)) / np.sqrt(3)
-    state, taken = train.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
+    state, taken = segments.train_segment(start(spec, weights, 1.0), teacher, spec, 3000)
     # Run-steps computed: both runs, until the last of them has stopped.
     assert int(taken[0]) == 2 * (int(np.max(state.steps)) + 1)
     assert np.all(np.asarray(state.reason) == StopReason.GRAD)
     steps, weights = np.asarray(state.steps), np.asarray(state.weights)
-    again, taken = train.train_segment(state, teacher, spec, 50)  # donates `state`
+    again, taken = segments.train_segment(state, teacher, spec, 50)  # donates `state`
     assert int(taken[0]) == 0
     np.testing.assert_array_equal(again.steps, steps)
     np.testing.assert_array_equal(again.weights, weights)
@@ -84,7 +84,7 @@ def test_stopped_runs_stay_frozen(rng):
 def test_stop_reasons(stop, step_size, reason, rng):
     teacher = gaussian.orthonormal_teacher(3)
     spec = spec_for(**stop)
-    state, _ = train.train_segment(
+    state, _ = segments.train_segment(
         start(spec, rng.standard_normal((1, 3, 3)), step_size), teacher, spec, 300
     )
     assert int(state.reason[0]) == reason
@@ -97,7 +97,9 @@ def test_other_optimizers_converge(kind, rng):
     cfg = config_module.from_dict(
         {"optimizer": {"kind": kind, "step_size": "0.05"}, "stop": {"grad_tol": 1e-8}}
     )
-    spec = train.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000, RELU_3)
+    spec = segments.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000, RELU_3)
     teacher = gaussian.orthonormal_teacher(3)
-    state, _ = train.train_segment(start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000)
+    state, _ = segments.train_segment(
+        start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000
+    )
     assert int(state.reason[0]) in (StopReason.GRAD, StopReason.LOSS)

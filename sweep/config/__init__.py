@@ -1,8 +1,8 @@
 """Sweep configuration: a TOML file, validated into frozen dataclasses, expanded into cells.
 
 `schema.py` holds every field with its default and meaning, `expressions.py` the small
-languages of values ("5/k", "6..20", "k..k+2"), `validation.py` the checks and `grid.py`
-the expansion into cells.
+languages of values ("5/k", "6..20", "k..k+2"), `validation.py` the checks, `grid.py`
+the expansion into cells and `shards.py` the list of shards any worker can run.
 """
 
 import json
@@ -23,6 +23,8 @@ from .schema import Optimizer as Optimizer
 from .schema import Problem as Problem
 from .schema import Stop as Stop
 from .schema import default_toml as default_toml
+from .shards import Shard as Shard
+from .shards import shard_list as shard_list
 from .validation import validate
 
 

@@ -54,7 +54,7 @@ class Problem:
     activation: str = option(
         "relu", 'or "leaky_relu" (closed form too), slope alpha for z < 0', choices=ACTIVATIONS
     )
-    alpha: float = option(0.0, "leaky_relu only, 0 < alpha < 1")
+    alpha: float = option(0.0, "the slope for z < 0: 0 < alpha < 1 for leaky_relu, 0 for relu")
     d: str = option("k", "input dimension, an expression in k (>= k for the orthonormal teacher)")
     data: str = option(
         "gaussian",
@@ -117,7 +117,10 @@ class Optimizer:
 class Stop:
     grad_tol: float = option(1e-12, "stop when |grad F|_F <= grad_tol", low=0.0, low_open=True)
     loss_tol: float = option(
-        1e-12, "or when F <= loss_tol (a global minimum, see DESIGN); 0 disables", low=0.0
+        1e-12,
+        "or when F <= loss_tol (a global minimum: wide students approach theirs slowly)"
+        "; 0 disables",
+        low=0.0,
     )
     max_steps: int = option(200_000, "else the run is not_converged", low=1)
     polish_after: int = option(

@@ -24,7 +24,7 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 from .finish_shallow import null_basis
 from .perturb import losses as _losses
 from .perturb import perturb

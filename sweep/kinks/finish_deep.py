@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 from .deep import _first_order
 from .perturb import losses as _losses
 from .pieces import Pairs

@@ -18,7 +18,7 @@ import itertools
 
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 from .neurons import Neurons
 from .shallow import KINK_LADDER, _escape_scale, _parts, _split
 from .zigzag import zigzag

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 
 
 @dataclass

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 
 SIZES = (1e-4, 1e-2)  # relative perturbation sizes, log-uniform between
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 
 
 def padded(count: int) -> int:

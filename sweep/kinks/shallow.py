@@ -34,7 +34,7 @@ import itertools
 
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 from .neurons import Neurons
 from .verdict import MINIMUM, NOT_STATIONARY, SADDLE, UNDECIDED, Verdict
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..landscape import Network
+from ..objectives import Network
 
 ZIGZAG = 200  # gradient steps watched
 

@@ -12,23 +12,26 @@ The engine, runner, results, report, replay and cluster code use only this inter
 
 import abc
 import functools
+from collections.abc import Callable
 from typing import ClassVar, NamedTuple, Protocol
 
 import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from .. import basin, batching, polish
+from .. import programs
 from ..config import Cell, Config
-from ..datasets import Data, TrainData
-from ..init import Normal
-from ..krylov import DENSE_LIMIT
+from ..finishes import basin, polish
+from ..finishes.krylov import DENSE_LIMIT
+from ..objectives.data import Data, TrainData
+from ..objectives.initializers import Normal
 from ..outcomes import Classified, Finished, StopReason
+from ..proofs.certificate import Certificate
 
 
 class Objective(Protocol):
     """What training minimizes (hashable; see `sweep/landscape/__init__.py`). One may
-    also have `chunk_floats()`, to train in chunks of runs on a CPU (`batching.py`)."""
+    also have `chunk_floats()`, to train in chunks of runs on a CPU (`programs.py`)."""
 
     def param_shape(self) -> tuple[int, ...]: ...
     def init(
@@ -37,6 +40,17 @@ class Objective(Protocol):
     def loss(self, params: jax.Array, data: TrainData) -> jax.Array: ...
     def loss_and_grad(self, params: jax.Array, data: TrainData) -> tuple[jax.Array, jax.Array]: ...
     def hessian(self, params: jax.Array, data: TrainData) -> jax.Array: ...
+    def hessian_operator(
+        self, params: jax.Array, data: TrainData
+    ) -> Callable[[jax.Array], jax.Array]:
+        """x -> H x at `params`, with what depends only on the point computed once."""
+        ...
+
+    def chunk_floats(self) -> int | None:
+        """Floats per run that size a CPU training chunk (`programs.chunk_runs`); None
+        trains each device's whole slice at once."""
+        ...
+
     def watch(self, params: jax.Array, data: TrainData) -> jax.Array: ...
 
 
@@ -55,9 +69,10 @@ class Problem(abc.ABC):
     """One cell of a sweep of one problem kind."""
 
     kind: ClassVar[str]  # the config's problem.kind
-    # The closed-form population loss: its points are catalogued up to permutations of
-    # neurons and coordinates, and published tables (Safran & Shamir) compare with it.
-    closed_form: ClassVar[bool] = False
+    # Its points are catalogued up to permutations of neurons and coordinates, and its
+    # catalogue proved point by point (`certify`); published tables (Safran & Shamir)
+    # compare with its rates.
+    catalogued: ClassVar[bool] = False
     # Also try `finish` on a run that reached stop.max_steps without stop.polish_after.
     finishes_at_max_steps: ClassVar[bool] = False
 
@@ -94,13 +109,12 @@ class Problem(abc.ABC):
         parameters the polish is matrix-free."""
         data, tol = self.data.train, self.config.stop.grad_tol
         if np.size(weights) > DENSE_LIMIT:
-            found = polish.damped_newton_cg(np.asarray(weights)[None], data, tol, self.objective)
-            found = [np.asarray(x)[0] for x in found[:5]]
+            batch = polish.damped_newton_cg(np.asarray(weights)[None], data, tol, self.objective)
+            found = polish.Polished(*(np.asarray(field)[0] for field in batch))
         else:
             found = polish.newton_polish(weights, data, tol, self.objective)
-        point, loss, grad_norm, iterations, converged = found
-        return Finish(np.asarray(point), float(loss), float(grad_norm), int(iterations),
-                      bool(converged))  # fmt: skip
+        return Finish(np.asarray(found.weights), float(found.loss), float(found.grad_norm),
+                      int(found.iterations), bool(found.converged))  # fmt: skip
 
     def basin_applies(self) -> bool:
         """Whether runs of this cell get the basin finish (`basin.py`): plain gradient
@@ -114,23 +128,24 @@ class Problem(abc.ABC):
 
     def compile_finishes_ahead(self) -> None:
         """Start compiling this cell's basin finish and matrix-free polish in the
-        background (`batching.quick_to_compile`), so that it overlaps the training."""
+        background (`programs.quick_to_compile`), so that it overlaps the training."""
         weights = jax.ShapeDtypeStruct(
-            (batching.finish_batch(), *self.objective.param_shape()), np.float64
+            (programs.finish_batch(), *self.objective.param_shape()), np.float64
         )
         data, tol = self.data.train, self.config.stop.grad_tol
         basin.compile_ahead(weights, data, tol, self.objective)
         if self.config.stop.polish_after:  # else no polish (`checkpoints.finish_in_basin`)
             polish.damped_newton_cg.ahead(weights, data, tol, self.objective)
 
-    def polish_runs(self, weights: np.ndarray) -> tuple[np.ndarray, ...]:
+    def polish_runs(self, weights: np.ndarray) -> polish.Polished:
         """The matrix-free Newton polish (`polish.damped_newton_cg`) of runs
-        (m, *param_shape): (weights, loss, grad_norm, iterations, converged, hvps)."""
+        (m, *param_shape), as host arrays."""
         data, tol, objective = self.data.train, self.config.stop.grad_tol, self.objective
-        return batching.in_chunks(
-            lambda w: polish.damped_newton_cg(w, data, tol, objective), weights
+        return polish.Polished(
+            *programs.in_calls(lambda w: polish.damped_newton_cg(w, data, tol, objective), weights)
         )
 
-    def certify(self, weights: np.ndarray) -> object | None:
-        """A rigorous proof of what a classified point is; None where the kind has none."""
+    def certify(self, weights: np.ndarray, radius: float = 1e-9) -> Certificate | None:
+        """A rigorous proof of what the critical point near `weights` is, on a box of
+        `radius` around it (`proofs/certificate.py`); None where the kind has none."""
         return None

@@ -1,5 +1,5 @@
 """Networks on a finite data set: the empirical squared loss of a fully connected student
-(`landscape/network.py`) on sampled or given points (`datasets.py`).
+(`objectives/network.py`) on sampled or given points (`sampling.py`).
 
 Where a run landed, and what it learned. "global" means the smallest empirical loss the
 architecture allows, taken to be zero: a realizable teacher, or a student wide enough to
@@ -26,16 +26,17 @@ import functools
 import jax
 import numpy as np
 
-from .. import datasets, runtime
-from ..analysis.spectrum import min_eigenvalues
-from ..analysis.symmetry import NONE
-from ..datasets import Data
-from ..init import run_key
+from .. import runtime
+from ..classify.spectrum import min_eigenvalues
+from ..classify.symmetry import NONE
 from ..kinks import deep, finish_deep, finish_shallow, shallow
 from ..kinks.perturb import losses
 from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict
-from ..landscape import Network, leaky
+from ..objectives import Network, leaky
+from ..objectives.data import Data
+from ..objectives.initializers import run_key
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
+from . import sampling
 from .base import Finish, Problem
 
 
@@ -86,13 +87,13 @@ class DataSet(Problem):
             depth=problem.depth,
             biases=problem.biases,
             train_output=problem.output == "trained",
-            alpha=problem.alpha if problem.activation == "leaky_relu" else 0.0,
+            alpha=problem.alpha,
             ntk=init.parameterization == "ntk",
             bias_scale=float(init.bias_scale),
         )
 
     def make_data(self) -> Data:
-        return datasets.make(self.config.problem, self.cell, self.config.seed)
+        return sampling.make(self.config.problem, self.cell, self.config.seed)
 
     def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
         """`_finish_run`, once per point for gradient descent: its finish does not depend

@@ -11,26 +11,24 @@ Hessian does not exist, and the escape-neuron test (`analysis/escape.py`) decide
 
 import numpy as np
 
-from ..analysis.escape import min_escape_slope
-from ..analysis.spectrum import distinct_min_eigenvalues, min_eigenvalues
-from ..analysis.symmetry import NONE, canonical_form, symmetry_type
-from ..certify.proof import Certificate, certify
+from ..classify.escape import min_escape_slope
+from ..classify.spectrum import distinct_min_eigenvalues, min_eigenvalues
+from ..classify.symmetry import NONE, canonical_form, symmetry_type
 from ..config import Classify
-from ..datasets import Data
-from ..landscape import PopulationLoss, gaussian
+from ..objectives import PopulationLoss, gaussian
+from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
+from ..proofs.certificate import Certificate, certify
 from .base import Problem
 
 
 class Population(Problem):
     kind = "gaussian_relu"
-    closed_form = True
+    catalogued = True
 
     @property
     def objective(self) -> PopulationLoss:
-        problem = self.config.problem
-        alpha = problem.alpha if problem.activation == "leaky_relu" else 0.0
-        return PopulationLoss(n=self.cell.n, d=self.cell.d, alpha=alpha)
+        return PopulationLoss(n=self.cell.n, d=self.cell.d, alpha=self.config.problem.alpha)
 
     def make_data(self) -> Data:
         teacher = gaussian.orthonormal_teacher(self.cell.k, self.cell.d)
@@ -83,12 +81,12 @@ class Population(Problem):
             found.symmetry.append(symmetry)
         return found
 
-    def certify(self, weights: np.ndarray) -> Certificate:
+    def certify(self, weights: np.ndarray, radius: float = 1e-9) -> Certificate:
         """A computer-assisted proof of what the critical point near `weights` (n, d) is
-        (`certify/proof.py`): a strict minimum or a saddle with its index, with an
-        enclosure of F on a box around it, or a failure with its reason."""
+        (`proofs/certificate.py`): a strict minimum or a saddle with its index, with an
+        enclosure of F on a box of `radius` around it, or a failure with its reason."""
         return certify(np.asarray(weights, float).reshape(self.cell.n, self.cell.d),
-                       self.cell.k, self.objective.alpha)  # fmt: skip
+                       self.cell.k, self.objective.alpha, radius=radius)  # fmt: skip
 
     def classify_point(
         self, weights: np.ndarray, loss: float, min_eig: float | None = None

@@ -1,0 +1,113 @@
+"""MkDocs hook: pages name generated tables by markers, filled from the code at build time,
+so the configuration reference, the result columns and the layout never drift from it.
+
+- `<!-- config-reference -->`: every config field with its default, meaning and values;
+- `<!-- result-columns -->`: every column of the runs table, and the enumerations' values;
+- `<!-- layout -->`: the packages bottom to top, from `tests/test_layers.py`;
+- `<!-- notebook -->`: the cells of `examples/quickstart.ipynb`.
+"""
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _value(value) -> str:
+    return f"`{json.dumps(value) if isinstance(value, str) else value}`"
+
+
+def _allowed(meta: dict) -> str:
+    if meta.get("choices"):
+        return ", ".join(f"`{c}`" for c in meta["choices"])
+    low, high = meta.get("low"), meta.get("high")
+    if low is None and high is None:
+        return ""
+    left = "" if low is None else f"{low} {'<' if meta.get('low_open') else '<='} "
+    right = "" if high is None else f" <= {high}"
+    return f"{left}x{right}"
+
+
+def config_reference() -> str:
+    from sweep.config.expressions import format_k
+    from sweep.config.schema import SECTIONS, Config
+
+    parts = []
+    for name, cls in [("sweep", Config), *SECTIONS.items()]:
+        lines = [
+            f"### `[{name}]`",
+            "",
+            "| field | default | meaning | allowed |",
+            "|---|---|---|---|",
+        ]
+        for field in dataclasses.fields(cls):
+            if "doc" not in field.metadata:
+                continue
+            value = field.default
+            if name == "sweep" and field.name == "k":
+                value = format_k(value)
+            doc = field.metadata["doc"].replace("|", "\\|")
+            lines.append(
+                f"| `{field.name}` | {_value(value)} | {doc} | {_allowed(field.metadata)} |"
+            )
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def result_columns() -> str:
+    from sweep.outcomes import DecidedBy, Status, StopReason
+    from sweep.results.runs_table import COLUMNS
+
+    lines = ["| column | type | what it holds |", "|---|---|---|"]
+    lines += [f"| `{name}` | `{kind}` | {doc} |" for name, (kind, doc) in COLUMNS.items()]
+    for enum in (StopReason, Status, DecidedBy):
+        lines += ["", f"### `{enum.__name__}`", "", "| value | meaning |", "|---|---|"]
+        for member in enum:
+            value = member.label if enum is StopReason else member.value
+            lines.append(f"| `{value}` | {member.meaning} |")
+    return "\n".join(lines)
+
+
+def layout() -> str:
+    spec = importlib.util.spec_from_file_location("test_layers", ROOT / "tests" / "test_layers.py")
+    layers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layers)
+    lines = ["| layer | package or module | what it holds |", "|---|---|---|"]
+    for rank, names in enumerate(layers.LAYERS):
+        for name in names:
+            if name in ("__init__", "__main__"):
+                continue
+            module = importlib.import_module(f"sweep.{name}")
+            doc = (module.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+            kind = "package" if hasattr(module, "__path__") else "module"
+            where = f"`sweep/{name}/`" if kind == "package" else f"`sweep/{name}.py`"
+            lines.append(f"| {rank} | {where} | {doc} |")
+    return "\n".join(lines)
+
+
+def notebook() -> str:
+    """The example notebook's cells: its text, and its code as Python blocks."""
+    cells = json.loads((ROOT / "examples" / "quickstart.ipynb").read_text())["cells"]
+    parts = []
+    for cell in cells:
+        text = "".join(cell["source"])
+        parts.append(text if cell["cell_type"] == "markdown" else f"```python\n{text}\n```")
+    return "\n\n".join(parts)
+
+
+MARKERS = {
+    "<!-- config-reference -->": config_reference,
+    "<!-- result-columns -->": result_columns,
+    "<!-- layout -->": layout,
+    "<!-- notebook -->": notebook,
+}
+
+
+def on_page_markdown(markdown: str, **_) -> str:
+    for marker, make in MARKERS.items():
+        if marker in markdown:
+            markdown = markdown.replace(marker, make())
+    return markdown

@@ -1,7 +1,0 @@
-"""Computer-assisted proofs of critical points of the closed-form loss: enclosures of F,
-its gradient and its Hessian in ball arithmetic (`enclosures.py`) and the certificate
-(`proof.py`: Krawczyk existence and uniqueness, the Hessian's inertia on the whole box,
-an enclosure of F)."""
-
-from .proof import Certificate as Certificate
-from .proof import certify as certify

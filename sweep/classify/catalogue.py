@@ -1,0 +1,69 @@
+"""The catalogue of distinct minima: converged points deduplicated up to the symmetries
+of the loss (row and column permutations for V = I), with how often each was reached."""
+
+import numpy as np
+import pandas as pd
+
+from ..outcomes import Status
+from .symmetry import canonical_form
+
+# Statuses whose distinct points are catalogued one by one; the global minima get one row
+# per cell (for n > k they form a continuum).
+CATALOGUED = (Status.SPURIOUS, Status.SADDLE)
+COLUMNS = [
+    "sweep", "k", "n", "d", "minimum", "status", "symmetry", "loss", "min_eig",
+    "multiplicity", "example_run", "weights",
+]  # fmt: skip
+
+
+# The runs columns `catalogue` reads.
+CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", "min_eig",
+                   "weights"]  # fmt: skip
+
+
+def catalogue(
+    runs: pd.DataFrame, statuses: tuple[str, ...] = CATALOGUED, tol: float = 1e-6
+) -> pd.DataFrame:
+    """One row per distinct point of the given statuses, per (k, n), and one row for the
+    global minima of each cell that reached them.
+
+    Args:
+      runs: a runs DataFrame (the results table) of a problem whose loss is invariant
+        under permutations of neurons and of coordinates (the closed form).
+      statuses: which points to catalogue one by one.
+      tol: Frobenius distance between canonical forms below which two points are one.
+
+    Returns:
+      DataFrame with k, n, d, minimum (index within the cell: spurious points first, then
+      saddles, then the global row, each most frequent first), status, symmetry, loss,
+      min_eig, multiplicity, example_run and the canonical weights.
+    """
+    rows = []
+    for (k, n, d), cell in runs.groupby(["k", "n", "d"], sort=True):
+        found = []  # [status, canonical weights, first row, multiplicity]
+        for status in statuses:
+            distinct = []
+            for row in cell[cell["status"] == status].sort_values("run").itertuples(index=False):
+                canonical = canonical_form(np.reshape(row.weights, (n, d)))
+                for entry in distinct:
+                    if np.linalg.norm(entry[1] - canonical) < tol:
+                        entry[3] += 1
+                        break
+                else:
+                    distinct.append([status, canonical, row, 1])
+            found += sorted(distinct, key=lambda entry: (-entry[3], entry[2].loss))
+        best = cell[cell["status"] == Status.GLOBAL].sort_values("run")
+        if len(best):
+            row = next(best.itertuples(index=False))
+            canonical = canonical_form(np.reshape(row.weights, (n, d)))
+            found.append([Status.GLOBAL, canonical, row, len(best)])
+        for index, (status, canonical, row, count) in enumerate(found):
+            rows.append(
+                {
+                    "sweep": row.sweep, "k": int(k), "n": int(n), "d": int(d),
+                    "minimum": index, "status": str(status), "symmetry": row.symmetry,
+                    "loss": row.loss, "min_eig": row.min_eig, "multiplicity": count,
+                    "example_run": int(row.run), "weights": canonical.ravel(),
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -1,0 +1,66 @@
+"""The data a cell of networks on data trains on: a finite data set, sampled or given,
+and its teacher.
+
+Everything is drawn from the sweep seed, the teacher width k and the input dimension d,
+never from the student width n or a run index: every run of a cell, and the cells of
+different widths, see the same training set, so comparisons across widths are paired. The
+training set, the test set, the label noise and a random teacher each have their own key.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..config import Cell, Problem
+from ..objectives import Network, gaussian
+from ..objectives.data import Data
+
+# Fold-in tags that separate the streams drawn from the root seed (and from the run keys).
+_TRAIN, _TEST, _NOISE, _TEACHER = 1, 2, 3, 4
+
+
+def _key(seed, tag, k, d):
+    key = jax.random.fold_in(jax.random.key(seed), tag)
+    return jax.random.fold_in(jax.random.fold_in(key, k), d)
+
+
+def teacher_neurons(problem: Problem, k: int, d: int, seed: int) -> jax.Array:
+    """The teacher's neurons (k, d): V = [I_k 0], or k random unit vectors."""
+    if problem.teacher == "orthonormal":
+        return gaussian.orthonormal_teacher(k, d)
+    directions = jax.random.normal(_key(seed, _TEACHER, k, d), (k, d), jnp.float64)
+    return directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
+
+
+def _inputs(problem, key, count, d):
+    if problem.data == "gaussian":
+        return jax.random.normal(key, (count, d), jnp.float64)
+    return jax.random.uniform(key, (count, d), jnp.float64, -1.0, 1.0)
+
+
+def _teach(problem, teacher, inputs):
+    """The teacher's outputs: a plain network (unit output weights) with rows `teacher`."""
+    k, d = teacher.shape
+    return Network(n=k, d=d, alpha=problem.alpha).apply(teacher.reshape(-1), inputs)
+
+
+def make(problem: Problem, cell: Cell, seed: int) -> Data:
+    """The data set of one cell of a sweep of networks on data (`config.Problem` problem)."""
+    k, d = cell.k, cell.d
+    if problem.data == "points":
+        inputs = jnp.asarray(np.asarray(problem.points, float).reshape(-1, 1))
+        clean = jnp.asarray(np.asarray(problem.targets, float))
+        teacher = None
+    else:
+        teacher = teacher_neurons(problem, k, d, seed)
+        inputs = _inputs(problem, _key(seed, _TRAIN, k, d), problem.samples, d)
+        clean = _teach(problem, teacher, inputs)
+    noise = problem.label_noise * jax.random.normal(
+        _key(seed, _NOISE, k, d), clean.shape, jnp.float64
+    )
+    if problem.data == "points":
+        test = (inputs, clean)  # no distribution to draw from: the noiseless targets
+    else:
+        test_inputs = _inputs(problem, _key(seed, _TEST, k, d), problem.test_samples, d)
+        test = (test_inputs, _teach(problem, teacher, test_inputs))
+    return Data((inputs, clean + noise), test, teacher)

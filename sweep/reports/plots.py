@@ -1,0 +1,139 @@
+"""PNG figures of a sweep: rates against k, spurious objective values, steps to converge.
+
+Figures are drawn on `matplotlib.figure.Figure` objects, never through pyplot: they need
+no display and leave the caller's matplotlib backend and open figures alone. matplotlib is
+imported when the first figure is drawn: a sweep that draws none does not pay for it.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..outcomes import Status
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5))
+    return figure, figure.subplots()
+
+
+def _integer_ticks():
+    import matplotlib.ticker
+
+    return matplotlib.ticker.MaxNLocator(integer=True)
+
+
+def _plain_numbers():
+    import matplotlib.ticker
+
+    return matplotlib.ticker.ScalarFormatter()
+
+
+def _save(figure, path):
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = None) -> Path:
+    """% spurious against k with 95% Wilson bands, one line per n - k; published points
+    (a DataFrame with k, n, spurious_pct) overlaid when given."""
+    figure, axes = _figure()
+    for excess, group in table.assign(excess=table["n"] - table["k"]).groupby("excess"):
+        label = "n = k" if excess == 0 else f"n = k{excess:+d}"
+        line = axes.plot(group["k"], group["spurious_%"], marker="o", label=label)[0]
+        axes.fill_between(
+            group["k"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
+        )
+    if reference is not None and len(reference):
+        axes.plot(
+            reference["k"], reference["spurious_pct"], "kx", markersize=9, label="published (n = k)"
+        )
+    axes.xaxis.set_major_locator(_integer_ticks())
+    axes.set_xlabel("teacher width k")
+    axes.set_ylabel("runs ending in a spurious minimum (%)")
+    axes.set_title("Spurious minima found by gradient descent (95% Wilson bands)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)
+
+
+def spurious_objectives(frame: pd.DataFrame, path: Path) -> Path:
+    """Histogram of the objective at the spurious minima, one panel row per k."""
+    spurious = frame[frame["status"] == Status.SPURIOUS]
+    figure, axes = _figure()
+    if len(spurious):
+        bins = np.linspace(spurious["loss"].min(), spurious["loss"].max() + 1e-12, 40)
+        for (k, n), group in spurious.groupby(["k", "n"]):
+            axes.hist(
+                group["loss"],
+                bins=bins,
+                histtype="step",
+                linewidth=1.5,
+                label=f"k = {k}, n = {n} ({len(group)} runs)",
+            )
+        axes.legend(fontsize="small")
+    else:
+        axes.text(
+            0.5, 0.5, "no spurious minima in this sweep", ha="center", transform=axes.transAxes
+        )
+    axes.set_xlabel("objective F at the spurious minimum")
+    axes.set_ylabel("runs")
+    axes.set_title("Objective values of the spurious minima")
+    return _save(figure, path)
+
+
+def steps_to_converge(frame: pd.DataFrame, path: Path) -> Path:
+    """Distribution (empirical CDF) of the steps each run took, one line per (k, n)."""
+    figure, axes = _figure()
+    for (k, n), group in frame.groupby(["k", "n"]):
+        steps = np.sort(group["steps"].to_numpy())
+        axes.step(
+            steps,
+            np.arange(1, len(steps) + 1) / len(steps),
+            where="post",
+            label=f"k = {k}, n = {n}",
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("optimizer steps taken (log scale)")
+    axes.set_ylabel("fraction of runs finished")
+    axes.set_title("Steps to converge")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
+def trajectory(history: pd.DataFrame, path: Path, title: str) -> Path:
+    """Loss and gradient norm along one run (log scale)."""
+    figure, axes = _figure()
+    axes.semilogy(history["step"], np.maximum(history["loss"], 1e-300), label="loss F")
+    axes.semilogy(history["step"], history["grad_norm"], label="|grad F|")
+    axes.set_xlabel("step")
+    axes.set_ylabel("value (log scale)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)
+
+
+def linear_vs_width(table: pd.DataFrame, path: Path) -> Path:
+    """% of runs ending essentially linear against the width (log scale), one line per
+    sweep (init or optimizer), with 95% Wilson bands."""
+    figure, axes = _figure()
+    for name, group in table.groupby("sweep", sort=True):
+        line = axes.plot(group["n"], group["linear_%"], marker="o", label=name)[0]
+        axes.fill_between(
+            group["n"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
+        )
+    axes.set_xscale("log", base=2)
+    axes.xaxis.set_major_formatter(_plain_numbers())
+    axes.set_xlabel("student width n")
+    axes.set_ylabel("runs ending essentially linear (%)")
+    axes.set_ylim(-2, 102)
+    axes.set_title("1-D ReLU nets that end as linear regression on each half-line")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _save(figure, path)
