@@ -37,7 +37,10 @@ class StopReason(enum.IntEnum):
     PAUSED = 7, "held at a polish checkpoint for the host to decide"
     PLATEAU = 8, "the loss fell by at most stop.plateau_tol between two checkpoints"
     KINK = 9, "finished onto the exact stationary point of its piece (data on kinks)"
-    BASIN = 10, "in the basin of a strict minimum: Newton finished at GD's own limit (basin.py)"
+    BASIN = (
+        10,
+        "in the basin of a strict minimum: Newton finished at GD's own limit (finishes/basin.py)",
+    )
 
     @property
     def label(self) -> str:

@@ -267,17 +267,17 @@ def test_runs_the_basin_finish_passes_on_wait_for_whole_polish_calls(tiny_config
     cfg = config_module.from_dict({**raw, "sweep": {**raw["sweep"], "n": "k+1"}})
     monkeypatch.setattr(programs.calls, "RUNS_PER_CALL", 1)  # whole calls of one run per device
     calls, flags = [], []
-    finish_parked, polish_runs = Engine._finish_parked, pauses.polish_runs
+    finish, polish_runs = pauses.Waiting.finish, pauses.polish_runs
 
-    def watched_finish(self, *args, whole_calls=False):
+    def watched_finish(self, slots, problem, counters, whole_calls=False):
         flags.append(whole_calls)
-        return finish_parked(self, *args, whole_calls=whole_calls)
+        return finish(self, slots, problem, counters, whole_calls)
 
     def watched_polish(rows, *args):
         calls.append((len(rows.steps), flags[-1]))
         return polish_runs(rows, *args)
 
-    monkeypatch.setattr(Engine, "_finish_parked", watched_finish)
+    monkeypatch.setattr(pauses.Waiting, "finish", watched_finish)
     monkeypatch.setattr(pauses, "polish_runs", watched_polish)
     waited, engine = trained(cfg, range(24), batch_size=8)
     size = programs.finish_batch()

@@ -146,7 +146,7 @@ def test_a_folder_of_an_earlier_version_is_migrated(reference, tmp_path, capsys)
     shutil.rmtree(old / "_status")
     capsys.readouterr()
     same_rows(rows(old), rows(reference))
-    assert "moved 6 shards" in capsys.readouterr().err
+    assert "(6 shards into runs/)" in capsys.readouterr().err
     assert run(old) == 0 and "6 of 6 shards already complete" in capsys.readouterr().out
 
 

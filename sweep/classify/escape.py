@@ -39,7 +39,7 @@ def min_escape_slope(
 ) -> float:
     """min over unit u of D(u), searched from the teacher's and students' directions, their
     negatives and random directions. A negative value proves the point is not a minimum.
-    With alpha > 0 (Leaky ReLU) the slope is that of F_alpha (see `landscape/leaky.py`)."""
+    With alpha > 0 (Leaky ReLU) the slope is that of F_alpha (see `objectives/leaky.py`)."""
     d = teacher.shape[1]
     random = np.random.default_rng(seed).standard_normal((starts, d))
     mismatch = np.sum(others, axis=0) - np.sum(teacher, axis=0)

@@ -130,7 +130,7 @@ class Stop:
     basin_grad: float = option(
         1e-4,
         "closed form, GD: finish by Newton once |grad F| <= this and the basin test passes"
-        " (sweep/basin.py); 0 = never",
+        " (sweep/finishes/basin.py); 0 = never",
         low=0.0,
     )
     plateau_tol: float = option(

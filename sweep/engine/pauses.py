@@ -1,8 +1,9 @@
 """What a run that paused or stopped gets on the host, between training segments.
 
 - `seen`: what the host reads of the batch after a segment, in one transfer.
+- `Waiting`: runs that wait, out of their slots, for a finish that runs in whole calls.
 - `finish_in_basin`: runs paused at |grad| <= stop.basin_grad (`in_basin`) get the basin
-  finish (`basin.py`), in batches; those it does not take resume, to pause again closer in,
+  finish (`finishes/basin.py`), in batches; those it does not take resume, to pause again closer in,
   or, when they converge too slowly, wait for the Newton polish (`polish_runs`).
 - `settle`: runs at a checkpoint (stop.polish_after and its doublings) or at max_steps
   get the problem's finish (the Newton polish; on data the exact finish onto a kink), and
@@ -14,9 +15,11 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from .. import programs
 from ..outcomes import Finished, StopReason
 from ..problems import Problem
 from . import segments
+from .slots import Slots
 
 # A Hessian whose smallest eigenvalue times the step is below this is taken as singular:
 # GD would need more than ~1e6 steps per e-fold there.
@@ -52,10 +55,98 @@ def in_basin(seen: Seen, stopped: np.ndarray) -> np.ndarray:
     ]
 
 
+class Waiting:
+    """The runs of the cell in training that wait on the host for a finish that runs in
+    whole calls (a call of a finish program costs the same however few runs it holds):
+    runs paused for the basin finish (`park`), and runs the basin finish passed on to the
+    Newton polish. Their slots train other runs meanwhile."""
+
+    def __init__(self, basin_on: bool):
+        self.basin_on = basin_on  # whether the cell's runs pause for the basin finish
+        self.parked = []  # (run, host row) waiting for the basin finish
+        self.to_polish = []  # (run, host row) the basin finish passed on to the polish
+        self.seen = {}  # run -> (steps, |grad|) at its last basin pause
+
+    def __bool__(self) -> bool:
+        return bool(self.parked or self.to_polish)
+
+    def fills_a_call(self) -> bool:
+        return len(self.parked) >= programs.finish_batch()
+
+    def park(self, state: segments.RunState, seen: Seen, stopped: np.ndarray, slots: Slots):
+        """Runs paused for the basin finish leave their slots to wait here. Returns the
+        other stopped slots."""
+        if not stopped.size or not self.basin_on:
+            return stopped
+        waiting = in_basin(seen, stopped)
+        if waiting.size:
+            self.parked.extend(leave(state, waiting, slots))
+        return np.setdiff1d(stopped, waiting)
+
+    def finish(
+        self, slots: Slots, problem: Problem, counters, whole_calls: bool = False
+    ) -> list[Finished]:
+        """The basin finish of the parked runs, then the Newton polish of those it passed
+        on (`finish_in_basin`, `polish_runs`). With `whole_calls`, each takes only as many
+        runs as fill whole calls of its program: the rest wait for the next. Runs neither
+        finish takes go to the front of the queue, to resume where they left. Returns the
+        finished runs."""
+        found, size = [], programs.finish_batch()
+
+        def take(count):
+            return count // size * size if whole_calls else count
+
+        rows, runs = _take(self.parked, take(len(self.parked)))
+        if runs.size:
+            out, slow, back = finish_in_basin(rows, runs, problem, counters, self.seen)
+            _resume(rows, runs, back, slots)
+            self.to_polish += _pairs(runs[slow], jax.tree.map(lambda x: x[slow], rows))
+            found.append(out)
+        rows, runs = _take(self.to_polish, take(len(self.to_polish)))
+        if runs.size:
+            out, back = polish_runs(rows, runs, problem, counters, self.seen)
+            _resume(rows, runs, back, slots)
+            found.append(out)
+        return [out for out in found if out is not None]
+
+
+def leave(
+    state: segments.RunState, leaving: np.ndarray, slots: Slots
+) -> list[tuple[int, segments.RunState]]:
+    """(run, host row) of the runs in slots `leaving`, which are freed."""
+    rows = jax.tree.map(lambda x: np.asarray(x)[leaving], jax.device_get(state))
+    out = _pairs(slots.run[leaving], rows)
+    slots.run[leaving] = -1
+    return out
+
+
+def _pairs(runs: np.ndarray, rows: segments.RunState) -> list[tuple[int, segments.RunState]]:
+    """(run, host row) pairs of stacked host rows."""
+    return [(int(run), jax.tree.map(lambda x, i=i: x[i], rows)) for i, run in enumerate(runs)]
+
+
+def _take(waiting: list, count: int) -> tuple[segments.RunState | None, np.ndarray]:
+    """The first `count` (run, host row) pairs of `waiting`, removed from it: the rows
+    stacked, and the runs."""
+    taken = waiting[:count]
+    del waiting[:count]
+    if not taken:
+        return None, np.zeros(0, int)
+    return jax.tree.map(lambda *x: np.stack(x), *[row for _, row in taken]), np.array(
+        [run for run, _ in taken]
+    )
+
+
+def _resume(rows, runs, back, slots) -> None:
+    """Runs `back` (a mask) of host rows to the front of the queue, as they left."""
+    again = segments.resumed(jax.tree.map(lambda x: x[back], rows))
+    slots.queue.extendleft(reversed(_pairs(runs[back], again)))
+
+
 def finish_in_basin(
     rows: segments.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
 ) -> tuple[Finished | None, np.ndarray, np.ndarray]:
-    """The basin finish (`basin.py`) of runs paused for it, as host rows (leading axis m).
+    """The basin finish (`finishes/basin.py`) of runs paused for it, as host rows (leading axis m).
 
     A run the basin test does not take is due for the matrix-free Newton polish
     (`polish_runs`) at once when its own convergence since its previous pause (`seen`:

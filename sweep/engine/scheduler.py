@@ -8,15 +8,16 @@ queue is empty a cell's tail stops paying for empty slots (`_regroup`): on a CPU
 device trains a chunk of runs after another, the survivors fill as few chunks as they can;
 on GPUs and TPUs they move to batches a quarter the size. A paused run
 (`StopReason.PAUSED`) gets a finish on the host (`pauses.py`): the basin finish once
-its gradient is small (`basin.py`), the problem's own at a polish checkpoint (`polish.py`);
-it retires if that finishes it, else resumes where it paused. With `optimizer.precision =
-"mixed"` runs first train in float32 (`_float32_phase`) and the float64 loop takes each
-over where it stopped. Replays run through the same loop with a `Recorder`.
+its gradient is small (`finishes/basin.py`), the problem's own at a polish checkpoint
+(`finishes/polish.py`); it retires if that finishes it, else resumes where it paused.
+With `optimizer.precision = "mixed"` runs first train in float32 (`_float32_phase`) and
+the float64 loop takes each over where it stopped. Replays run through the same loop
+with a `Recorder`.
 
 The batch axis is sharded over a 1-D mesh ("runs") of all local devices. Every run is
-independent and starts from its own key (see `init.py`), so results do not depend on
-which slot, batch or device a run trained in (on a CPU bit for bit, given a chunk per
-device: `programs.chunk_runs`).
+independent and starts from its own key (see `objectives/initializers.py`), so results do
+not depend on which slot, batch or device a run trained in (on a CPU bit for bit, given a
+chunk per device: `programs.chunk_runs`).
 """
 
 import dataclasses
@@ -76,31 +77,6 @@ class Counters:
         return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
 
 
-def _leave(state: RunState, leaving: np.ndarray, slots: Slots) -> list[tuple[int, RunState]]:
-    """(run, host row) of the runs in slots `leaving`, which are freed."""
-    rows = jax.tree.map(lambda x: np.asarray(x)[leaving], jax.device_get(state))
-    out = _pairs(slots.run[leaving], rows)
-    slots.run[leaving] = -1
-    return out
-
-
-def _pairs(runs: np.ndarray, rows: RunState) -> list[tuple[int, RunState]]:
-    """(run, host row) pairs of stacked host rows."""
-    return [(int(run), jax.tree.map(lambda x, i=i: x[i], rows)) for i, run in enumerate(runs)]
-
-
-def _take(waiting: list, count: int) -> tuple[RunState | None, np.ndarray]:
-    """The first `count` (run, host row) pairs of `waiting`, removed from it: the rows
-    stacked, and the runs."""
-    taken = waiting[:count]
-    del waiting[:count]
-    if not taken:
-        return None, np.zeros(0, int)
-    return jax.tree.map(lambda *x: np.stack(x), *[row for _, row in taken]), np.array(
-        [run for run, _ in taken]
-    )
-
-
 def train_spec(config: Config, problem: Problem) -> segments.TrainSpec:
     """The TrainSpec of a problem's cell (its objective knows the cell's shapes)."""
     return segments.TrainSpec(
@@ -127,11 +103,10 @@ class Engine:
         ) * len(self.devices)
         self.batch_size = self._round(size)
         self.counters = Counters()
-        # The state of the cell in training, set when its training starts (`_train`).
-        self.chunk = 0  # runs per CPU training chunk (`programs.chunk_runs`; 0: none)
-        self._basin_on = False  # whether its runs pause for the basin finish
-        self._basin_seen = {}  # run -> (steps, |grad|) at its last basin pause
-        self._to_polish = []  # (run, host row) of runs the basin finish passed on to the polish
+        # The cell in training: its CPU training chunk (`programs.chunk_runs`; 0: none),
+        # set by `first_batch`, and its runs waiting for a finish, set by `_train`.
+        self.chunk = 0
+        self.waiting = pauses.Waiting(basin_on=False)
 
     def _round(self, size: int) -> int:
         """Round a batch size up to a multiple of the device count."""
@@ -185,23 +160,20 @@ class Engine:
         )
         segment = self.segment_length(recorder)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
-        self._basin_seen = {}
-        self._basin_on = bool(spec.basin_grad)
-        if self._basin_on:
+        self.waiting = waiting = pauses.Waiting(basin_on=bool(spec.basin_grad))
+        if waiting.basin_on:
             problem.compile_finishes_ahead()
-        parked = []  # (run, host row) of runs waiting for the basin finish
-        self._to_polish = []
         while True:
             state, seen, stopped = self._advance(state, slots, problem, spec, data, segment,
                                                  recorder)  # fmt: skip
             if stopped is None:  # no run in the batch
-                if not parked and not self._to_polish:
+                if not waiting:
                     return
-                yield from self._finish_parked(parked, slots, problem)
+                yield from self._finish_waiting(slots, problem)
                 continue
-            stopped = self._park(state, seen, stopped, slots, parked)
-            if len(parked) >= programs.finish_batch():
-                for out in self._finish_parked(parked, slots, problem, whole_calls=True):
+            stopped = waiting.park(state, seen, stopped, slots)
+            if waiting.fills_a_call():
+                for out in self._finish_waiting(slots, problem, whole_calls=True):
                     segment.observe(out.steps)
                     yield out
             if not stopped.size:
@@ -235,7 +207,7 @@ class Engine:
                 return handed
             if not stopped.size:
                 continue
-            left = _leave(state, stopped, slots)
+            left = pauses.leave(state, stopped, slots)
             handed += [
                 (run, segments.in_float64(row, float64_spec.basin_grad)) for run, row in left
             ]
@@ -285,53 +257,12 @@ class Engine:
         self.counters.steps_computed += int(np.sum(seen.taken))
         return state, seen
 
-    def _park(self, state, seen, stopped, slots, parked) -> np.ndarray:
-        """Runs paused for the basin finish leave their slots for `parked`, so that the
-        slots train other runs while they wait for a full chunk. Returns the other
-        stopped slots."""
-        if not stopped.size or not self._basin_on:
-            return stopped
-        waiting = pauses.in_basin(seen, stopped)
-        if waiting.size:
-            parked.extend(_leave(state, waiting, slots))
-        return np.setdiff1d(stopped, waiting)
-
-    def _finish_parked(self, parked, slots, problem, whole_calls=False) -> list[Finished]:
-        """The basin finish of the parked runs, then the Newton polish of those it passed on
-        (`pauses.finish_in_basin`, `pauses.polish_runs`). With `whole_calls`,
-        each takes only as many runs as fill whole calls of its program (a call costs the
-        same however few runs it holds): the rest wait for the next. Runs neither finish
-        takes go to the front of the queue, to resume where they left. Returns the
-        finished runs."""
-        found, size = [], programs.finish_batch()
-
-        def take(count):
-            return count // size * size if whole_calls else count
-
-        rows, runs = _take(parked, take(len(parked)))
-        if runs.size:
-            out, slow, back = pauses.finish_in_basin(
-                rows, runs, problem, self.counters, self._basin_seen
-            )
-            self._resume(rows, runs, back, slots)
-            self._to_polish += _pairs(runs[slow], jax.tree.map(lambda x: x[slow], rows))
-            found.append(out)
-        rows, runs = _take(self._to_polish, take(len(self._to_polish)))
-        if runs.size:
-            out, back = pauses.polish_runs(rows, runs, problem, self.counters,
-                                                self._basin_seen)  # fmt: skip
-            self._resume(rows, runs, back, slots)
-            found.append(out)
-        found = [out for out in found if out is not None]
+    def _finish_waiting(self, slots, problem, whole_calls=False) -> list[Finished]:
+        """The finishes of the runs waiting for them (`pauses.Waiting.finish`), counted."""
+        found = self.waiting.finish(slots, problem, self.counters, whole_calls)
         for out in found:
             self.counters.steps_useful += int(out.steps.sum())
         return found
-
-    @staticmethod
-    def _resume(rows, runs, back, slots) -> None:
-        """Runs `back` (a mask) of host rows to the front of the queue, as they left."""
-        again = segments.resumed(jax.tree.map(lambda x: x[back], rows))
-        slots.queue.extendleft(reversed(_pairs(runs[back], again)))
 
     def _place(self, state, back):
         """Resumed runs back into their new slots, exactly as they left."""

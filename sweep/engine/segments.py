@@ -41,7 +41,7 @@ class TrainSpec:
     # step. A value (not a bound method), so equal specs share compiled code.
     objective: Any
     polish_after: int = 0  # first pause for the Newton polish (0: never)
-    # Pause a run for the basin finish (`basin.py`) once |grad| <= this (0: never); a run
+    # Pause a run for the basin finish (`finishes/basin.py`) once |grad| <= this (0: never); a run
     # the finish does not take pauses again at a tenth of it.
     basin_grad: float = 0.0
 

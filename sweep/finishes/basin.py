@@ -15,7 +15,7 @@ The test (`basin_finish`), in the spirit of Newton-Kantorovich:
      (`SAFETY`), stays below mu / 2: on the ball of radius r = |x0 - x*| the spectrum is
      then in [mu / 2, Lambda + mu / 2], and s (Lambda + mu / 2) < 2.
 The Hessian's variation in 3 is measured in one direction and scaled, not bounded, so this
-is a floating-point test, not a proof (the certificates in `certify/` are the proofs).
+is a floating-point test, not a proof (the certificates in `proofs/` are the proofs).
 A run that fails it goes back to gradient descent unchanged and tries again later, closer
 in. A run that passes reports the GD steps it was spared: log(|grad(x0)| / grad_tol) /
 -log(rho), the linear rate's prediction.

@@ -3,7 +3,7 @@
 A `Problem` is one cell (k, n, d) of a sweep of one kind. It owns:
   - its data (`data`: a teacher, or a data set) and its `objective`: initialization, loss,
     gradient, Hessian and the `watch` condition (a hashable object jitted code takes as a
-    static argument, see `sweep/landscape/`);
+    static argument, see `sweep/objectives/`);
   - `finish`: what a run gets at a checkpoint (by default the float64 Newton polish);
   - `classify`: where runs landed, always the same columns (`outcomes.Classified`);
   - `certify`: a proof of a classified point, where the kind offers one.
@@ -30,8 +30,7 @@ from ..proofs.certificate import Certificate
 
 
 class Objective(Protocol):
-    """What training minimizes (hashable; see `sweep/landscape/__init__.py`). One may
-    also have `chunk_floats()`, to train in chunks of runs on a CPU (`programs.py`)."""
+    """What training minimizes (hashable; see `sweep/objectives/__init__.py`)."""
 
     def param_shape(self) -> tuple[int, ...]: ...
     def init(
@@ -117,7 +116,7 @@ class Problem(abc.ABC):
                       int(found.iterations), bool(found.converged))  # fmt: skip
 
     def basin_applies(self) -> bool:
-        """Whether runs of this cell get the basin finish (`basin.py`): plain gradient
+        """Whether runs of this cell get the basin finish (`finishes/basin.py`): plain gradient
         descent with a constant step on a smooth loss, where GD's limit is Newton's."""
         return False
 
@@ -134,7 +133,7 @@ class Problem(abc.ABC):
         )
         data, tol = self.data.train, self.config.stop.grad_tol
         basin.compile_ahead(weights, data, tol, self.objective)
-        if self.config.stop.polish_after:  # else no polish (`checkpoints.finish_in_basin`)
+        if self.config.stop.polish_after:  # else no polish (`pauses.finish_in_basin`)
             polish.damped_newton_cg.ahead(weights, data, tol, self.objective)
 
     def polish_runs(self, weights: np.ndarray) -> polish.Polished:

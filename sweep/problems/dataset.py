@@ -98,7 +98,7 @@ class DataSet(Problem):
     def finish(self, weights: np.ndarray, step_size: float = 0.0, final: bool = False) -> Finish:
         """`_finish_run`, once per point for gradient descent: its finish does not depend
         on `final`, and a run that stops on a plateau right after its checkpoint's finish
-        failed (`checkpoints.settle`) would repeat that finish exactly."""
+        failed (`pauses.settle`) would repeat that finish exactly."""
         if self._stochastic:
             with runtime.one_blas_thread():
                 return self._finish_run(weights, step_size, final)

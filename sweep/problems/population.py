@@ -6,7 +6,7 @@ stationary point. It is a global minimum when it matches the teacher up to a per
 of neurons (n = k) or when its loss is at most `global_loss_tol` (any width). Otherwise the
 smallest eigenvalue of its float64 Hessian decides: below -eig_tol it is a saddle, else a
 spurious local minimum (Safran & Shamir check the same sign). Where a neuron is zero the
-Hessian does not exist, and the escape-neuron test (`analysis/escape.py`) decides instead.
+Hessian does not exist, and the escape-neuron test (`classify/escape.py`) decides instead.
 """
 
 import numpy as np

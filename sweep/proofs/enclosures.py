@@ -3,7 +3,7 @@ over a box of weights, in ball arithmetic (Arb, through python-flint).
 
 Every quantity is an `arb` ball that contains the true value for every point of the input
 balls, with outward rounding in every operation; no floating-point number enters except
-as an exact input. The formulas are those of `landscape/gaussian.py` (Safran & Shamir 2018;
+as an exact input. The formulas are those of `objectives/gaussian.py` (Safran & Shamir 2018;
 Brutzkus & Globerson 2017) for a student W (n, d) and the teacher V = [I_k 0]:
 
     g(w, v) = |w| |v| (sin t + (pi - t) cos t) / (2 pi),        F = 1/2 sum g(w_i, w_j) - ...
@@ -14,7 +14,7 @@ Brutzkus & Globerson 2017) for a student W (n, d) and the teacher V = [I_k 0]:
 The terms p p^T / sin t and p q^T / sin t are 0/0 for parallel vectors. Since |p| = |q| =
 sin t exactly, every entry of both lies in [-sin t, sin t]: where the ball of sin t comes
 near 0, that bound encloses them instead. Leaky ReLU (slope alpha) adds
-alpha/2 |sum_i w_i - sum_j v_j|^2 to (1 - alpha)^2 F (see `landscape/leaky.py`).
+alpha/2 |sum_i w_i - sum_j v_j|^2 to (1 - alpha)^2 F (see `objectives/leaky.py`).
 """
 
 import contextlib

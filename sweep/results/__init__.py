@@ -2,7 +2,8 @@
 
 - `layout.py`: where everything of a sweep lives, atomic writes;
 - `runs_table.py`: the runs table's schema, the rows of a shard, loading a sweep;
-- `store.py`: the manifest and the resumable store of shards;
+- `manifest.py`: the config, versions and shard list of a sweep folder;
+- `store.py`: the resumable store of shards;
 - `checksums.py`: a record of every shard written, and the check of a runs folder;
 - `progress.py`: each shard done, running, failed or pending.
 """

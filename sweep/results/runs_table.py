@@ -182,7 +182,7 @@ def sweep_root(path: str | Path) -> Path:
                 f"moved to the current layout here ({error.strerror}); run "
                 f"`python -m sweep migrate {path}` where it is writable",
             ) from None  # fmt: skip
-        print(f"{path}: moved {moved} shards to {path / layout.RUNS} (current layout)",
+        print(f"{path}: moved to the current layout ({moved} shards into {layout.RUNS}/)",
               file=sys.stderr)  # fmt: skip
     return path
 
