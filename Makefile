@@ -21,7 +21,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test test-quick docs docs-serve bench lint format clean report defaults certify
+.PHONY: install sweep test test-quick docs docs-serve bench gpu-check lint format clean report defaults certify
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -56,6 +56,12 @@ docs-serve: $(VENV)/.docs-installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/bench.py --docs docs/generated $(ARGS)
+
+# Everything measured on the accelerator JAX sees (a dry run with JAX_PLATFORMS=cpu);
+# writes docs/generated/gpu-check.md. Cut to fit 10 minutes on one GPU.
+gpu-check: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) benchmarks/gpu_check.py --docs docs/generated $(ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check sweep tests benchmarks docs/hooks.py

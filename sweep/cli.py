@@ -103,6 +103,8 @@ def _run(args):
             + (f"; basin finish: {counters.basin_finished} runs" if counters.basin_attempts else "")
             + (f"; {counters.float32_steps} steps in float32" if counters.float32_steps else "")
         )
+        spent = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in counters.seconds.items())
+        print(f"host loop: {spent}")
     frame = runs_table.load(out, columns=reports.SUMMARY_INPUT)
     print(reports.format_summary(reports.summary(frame)))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")

@@ -172,7 +172,7 @@ def _train_cell(config, store, engine, cell, buffers, bar):
             buffer.add(finished, owner == index)
             if buffer.complete:
                 try:
-                    _write_shard(config, store, buffer, problem)
+                    _write_shard(config, store, buffer, problem, engine.counters)
                     progress.unmark(store.root, buffer.shard.name)
                 except OSError as error:  # the folder takes no more: stop training now
                     raise StorageError(store.root, error) from error
@@ -200,6 +200,9 @@ def _write_catalogue_when_complete(store, shards):
         write_catalogue(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
 
 
-def _write_shard(config, store, buffer, problem):
+def _write_shard(config, store, buffer, problem, counters):
     ends = buffer.finished()
-    store.write(buffer.shard, rows(config, buffer.shard, ends, problem.classify(ends)))
+    with counters.timed("classify"):
+        found = problem.classify(ends)
+    with counters.timed("writing"):
+        store.write(buffer.shard, rows(config, buffer.shard, ends, found))

@@ -15,6 +15,8 @@ from sweep.engine.slots import (
     SegmentLength,
     Slots,
     fewest_chunks,
+    first_batch_size,
+    ladder,
     smaller,
 )
 from sweep.objectives import gaussian
@@ -364,3 +366,12 @@ def test_segments_are_longer_only_where_a_runs_arithmetic_ignores_its_batch(tiny
         lengths[name] = (segment.fraction, segment.shortest, segment.length, engine.chunk > 0)
     assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, FIRST, True)
     assert lengths["on data"] == (*COMPACTED, FIRST, False)  # the first: 32 steps, as before
+
+
+@pytest.mark.parametrize("count", [1, 7, 100, 1000, 5000])
+def test_a_cpu_starts_a_quarter_of_a_cell_and_an_accelerator_all_of_it(count):
+    cpu = first_batch_size(count, devices=2, limit=512, chunk=4, platform="cpu")
+    assert cpu == min(max(ladder(-(-count // 4), 2), 8), 512)  # at least a chunk per device
+    gpu = first_batch_size(count, devices=2, limit=16384, chunk=0, platform="gpu")
+    assert gpu == ladder(count, 2) >= count
+    assert first_batch_size(count, 2, 64, 4, "cpu", fixed=True) == min(64, ladder(count, 2))

@@ -20,7 +20,9 @@ not depend on which slot, batch or device a run trained in (on a CPU bit for bit
 chunk per device: `programs.chunk_runs`).
 """
 
+import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -35,7 +37,7 @@ from ..outcomes import Finished, StopReason
 from ..problems import Problem
 from . import pauses, segments
 from .segments import RunState
-from .slots import COMPACTED, SegmentLength, Slots, fewest_chunks, ladder, smaller
+from .slots import COMPACTED, SegmentLength, Slots, fewest_chunks, first_batch_size, smaller
 from .starts import CellArgs, start_runs
 
 # Runs in flight per device when the config says 0 (and the cell has 4x as many runs):
@@ -69,7 +71,18 @@ class Counters:
     basin_finished: int = 0  # runs the basin finish ended
     finish_cost: int = 0  # gradient steps the basin finish cost (a Hessian product: ~2)
     float32_steps: int = 0  # steps the runs took in the float32 phase
-    batch_sizes: set = field(default_factory=set)
+    batch_sizes: set = field(default_factory=set)  # (cell shape, slots in the batch)
+    # Wall seconds per phase of the host's loop (`timed`): "starts", "training" (segments,
+    # with the wait for the devices), "finishes", and "classify" and "writing" (`runner`).
+    seconds: dict = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
     @property
     def useful_fraction(self) -> float:
@@ -118,16 +131,10 @@ class Engine:
 
     def first_batch(self, count: int, spec: segments.TrainSpec) -> int:
         """The cell's batch size; also sets the cell's chunk (`programs.chunk_runs`)."""
-        devices = len(self.devices)
-        self.chunk = programs.chunk_runs(spec.objective, self.devices[0].platform)
-        batch = min(self.batch_size, ladder(count, devices))
-        if not self.config.engine.batch_size:
-            # Slots are refilled only while runs are queued: with at most a quarter of
-            # the cell in flight, the tail (queue empty, slots emptying) stays short.
-            # At least a chunk per device, so that every run has the same arithmetic.
-            batch = min(batch, ladder(-(-count // 4), devices))
-            batch = min(max(batch, devices * self.chunk), self.batch_size)
-        return batch
+        platform = self.devices[0].platform
+        self.chunk = programs.chunk_runs(spec.objective, platform)
+        return first_batch_size(count, len(self.devices), self.batch_size, self.chunk, platform,
+                                fixed=bool(self.config.engine.batch_size))  # fmt: skip
 
     def train(
         self, problem: Problem, runs: Iterable[int], recorder: Recorder | None = None
@@ -228,16 +235,19 @@ class Engine:
         fresh, run_index, back = slots.refill()
         if fresh.any():
             start_data = data if start_data is None else start_data
-            state = start_runs(state, fresh, run_index, CellArgs.of(problem), start_data, spec)
+            with self.counters.timed("starts"):
+                state = start_runs(state, fresh, run_index, CellArgs.of(problem), start_data, spec)
         if back:
-            state = self._place(state, back)
+            with self.counters.timed("starts"):
+                state = self._place(state, back)
         active = np.flatnonzero(slots.run >= 0)
         if not active.size:
             return state, None, None
         if not slots.queue:
             state = self._regroup(state, slots, active.size)
         updates = max(1, segment.length // segments.steps_per_update(spec, data))
-        state, seen = self._segment(state, data, spec, updates, recorder, slots)
+        with self.counters.timed("training"):
+            state, seen = self._segment(state, data, spec, updates, recorder, slots)
         if not segment.seen:  # (`_regroup` may have moved the runs: their slots now)
             segment.survived(seen.steps[slots.run >= 0])
         self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
@@ -259,7 +269,8 @@ class Engine:
 
     def _finish_waiting(self, slots, problem, whole_calls=False) -> list[Finished]:
         """The finishes of the runs waiting for them (`pauses.Waiting.finish`), counted."""
-        found = self.waiting.finish(slots, problem, self.counters, whole_calls)
+        with self.counters.timed("finishes"):
+            found = self.waiting.finish(slots, problem, self.counters, whole_calls)
         for out in found:
             self.counters.steps_useful += int(out.steps.sum())
         return found
@@ -298,7 +309,8 @@ class Engine:
             trained_loss=np.full(stopped.size, np.nan),
             predicted_steps=np.where(reason == StopReason.GRAD, steps, -1).astype(np.int64),
         )
-        pauses.settle(out, problem, previous_loss, self.counters)
+        with self.counters.timed("finishes"):
+            pauses.settle(out, problem, previous_loss, self.counters)
         done = out.reason != StopReason.PAUSED
         if not done.all():  # the finish did not end them: back to gradient descent
             state = segments.resume_runs(state, np.isin(np.arange(len(slots.run)), stopped[~done]))

@@ -78,6 +78,25 @@ def ladder(count: int, devices: int) -> int:
     return devices * 2 ** max(0, math.ceil(math.log2(max(count, 1) / devices)))
 
 
+def first_batch_size(
+    count: int, devices: int, limit: int, chunk: int, platform: str, fixed: bool = False
+) -> int:
+    """The batch a cell of `count` runs starts with, at most `limit` (`fixed`: the config
+    sets it, and the cell takes exactly that, or what the ladder needs if fewer).
+
+    On a CPU at most a quarter of the cell is in flight: slots are refilled only while
+    runs are queued, so the tail (queue empty, slots emptying) stays short; and at least
+    a chunk per device, so that every run has the same arithmetic. A GPU or TPU takes the
+    whole cell at once: a step of a few thousand runs costs it about what a step of a few
+    hundred does, and its tail is compacted into smaller batches (`smaller`)."""
+    batch = min(limit, ladder(count, devices))
+    if fixed:
+        return batch
+    if platform == "cpu":
+        batch = min(batch, ladder(-(-count // 4), devices))
+    return min(max(batch, devices * chunk), limit)
+
+
 def smaller(batch: int, count: int, devices: int) -> int:
     """The batch to compact `count` runs into: the smallest of batch / 4^j (a multiple
     of the device count) that holds them. Steps of 4 rather than 2 halve the batch sizes
