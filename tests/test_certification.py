@@ -62,6 +62,7 @@ def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsy
     assert "certified" not in sweep.load(out).columns
 
 
+@pytest.mark.slow
 def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
     from sweep.prove import certify_sweep
     from sweep.results.store import write_catalogue

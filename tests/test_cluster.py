@@ -116,6 +116,7 @@ def test_cancelled_task_loses_nothing_and_a_resubmission_completes(
     same_rows(pd.read_parquet(out), local_rows)
 
 
+@pytest.mark.slow
 def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypatch):
     cfg = config_module.load(None, {"sweep.k": "4..5", "sweep.seeds": 8, "sweep.shard_size": 4})
     out = tmp_path / "sweep"

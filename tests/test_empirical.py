@@ -81,6 +81,7 @@ def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
     assert found.bias_movement[1] == pytest.approx(1.5)
 
 
+@pytest.mark.slow
 def test_trained_holzmuller_runs_are_classified(tmp_path):
     from sweep.runner import RunOptions, run_sweep
 
@@ -112,6 +113,7 @@ def trained(config, runs, batch_size):
     }
 
 
+@pytest.mark.slow
 def test_sampled_sgd_runs_are_reproducible_run_by_run():
     config = sampled(**{"optimizer.batch_size": 16})
     batched = trained(config, range(6), batch_size=8)
@@ -237,6 +239,7 @@ def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
     assert len(pd.read_parquet(tmp_path / "deep")) == 16
 
 
+@pytest.mark.slow
 def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
     from sweep.cli import main
     from sweep.runner import RunOptions, run_sweep
@@ -255,6 +258,7 @@ def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
         assert history["step"].iloc[-1] == rows.set_index("run").loc[run, "steps"]
 
 
+@pytest.mark.slow
 def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
     from sweep.runner import RunOptions, run_sweep
 

@@ -71,6 +71,7 @@ def test_plain_network_is_the_teacher_student_model(rng):
     np.testing.assert_allclose(net.apply(jnp.asarray(weights.ravel()), inputs), expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.2])
 def test_empirical_loss_tends_to_the_closed_form(alpha):
     """On many Gaussian samples the empirical loss is the population loss F (same 1/2)."""
