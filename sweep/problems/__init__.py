@@ -1,5 +1,6 @@
 """Problem kinds, one module each, behind one interface (`base.Problem`): the closed-form
-population loss (`population.py`) and networks on a data set (`dataset.py`)."""
+population loss (`population.py`) and networks on a data set (`dataset.py`, its data from
+`sampling.py`). A kind owns its data, objective, finish, classification and proofs."""
 
 from ..config import Cell, Config
 from .base import Finish as Finish
