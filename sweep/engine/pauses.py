@@ -73,7 +73,9 @@ class Waiting:
     def fills_a_call(self) -> bool:
         return len(self.parked) >= programs.finish_batch()
 
-    def park(self, state: segments.RunState, seen: Seen, stopped: np.ndarray, slots: Slots):
+    def park(
+        self, state: segments.RunState, seen: Seen, stopped: np.ndarray, slots: Slots
+    ) -> np.ndarray:
         """Runs paused for the basin finish leave their slots to wait here. Returns the
         other stopped slots."""
         if not stopped.size or not self.basin_on:
