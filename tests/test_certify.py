@@ -74,6 +74,7 @@ def random_points():
     return [generic, close]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.1], ids=["relu", "leaky_relu"])
 @pytest.mark.parametrize("weights", random_points(), ids=["generic", "near_parallel"])
 def test_enclosures_contain_the_50_digit_values(weights, alpha):
@@ -205,6 +206,7 @@ def family(a, b, c, d, e):
         ((1.0683956, 0.0167703, -0.0137989, -0.5877302, 0.3911539), 0.0473958, 6),
     ],
 )
+@pytest.mark.slow
 def test_saddles_of_type_1_5_are_proved_saddles(start, loss, negative):
     found = certify(family(*start), 6)
     assert found.proved and found.kind == "saddle" and found.negative == negative

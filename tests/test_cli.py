@@ -64,6 +64,7 @@ def test_unwritable_output(capsys, tmp_path):
         assert "a writable folder" in error_line(capsys, ["run", *TINY, "--out", str(locked)])
 
 
+@pytest.mark.slow
 def test_run_prints_summary_and_writes_results(capsys, tmp_path):
     out = tmp_path / "cli"
     assert main(["run", *TINY, "--out", str(out)]) == 0

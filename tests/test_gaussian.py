@@ -177,6 +177,7 @@ def test_orthonormal_fast_path_equals_general_form(n, k, d, rng):
     assert abs(float(value)) < 1e-14 and float(np.max(np.abs(g))) < 1e-14
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.1, 0.5])
 def test_leaky_relu_closed_form_matches_monte_carlo(alpha, rng):
     k, n = 3, 4
@@ -193,6 +194,7 @@ def test_leaky_relu_closed_form_matches_monte_carlo(alpha, rng):
     assert abs(sampled - closed) < 4e-3 * max(1.0, closed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.2])
 def test_leaky_gradient_and_hessian_match_finite_differences(alpha, rng):
     k, n = 3, 4

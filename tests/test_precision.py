@@ -97,6 +97,7 @@ def test_float32_hands_over_before_a_loose_gradient_stop(tiny_config):
     assert engine.counters.float32_steps >= mixed["steps"].sum() - 12
 
 
+@pytest.mark.slow
 def test_ntk_step_sizes_are_the_float64_ones(tiny_config):
     """Step sizes in NTK units come from the float64 initial point and data, so both
     phases step with exactly the float64 engine's step size."""

@@ -5,6 +5,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import sweep
 from sweep import config as config_module
 from sweep.config import ConfigError
 from sweep.results import runs_table
@@ -113,3 +114,16 @@ def test_load_with_filters(finished):
     assert len(subset) == 3 and set(subset["k"]) == {4}
     with pytest.raises(KeyError):
         runs_table.load(out, colour="red")
+
+
+def test_a_folder_that_holds_no_sweep_is_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="a sweep results folder"):
+        runs_table.open_sweep(tmp_path)
+
+
+def test_replay_from_python_names_a_bad_cell_or_run(finished):
+    _, out, _ = finished
+    with pytest.raises(ConfigError, match="a cell of this sweep"):
+        sweep.replay(out, k=9, n=9, run=0)
+    with pytest.raises(ConfigError, match="a run stored"):
+        sweep.replay(out, k=4, n=4, run=99)

@@ -40,7 +40,7 @@ def option(
 
 
 @dataclass(frozen=True)
-class Problem:
+class ProblemSettings:
     kind: str = option(
         "gaussian_relu",
         'closed-form population loss, x ~ N(0, I_d); or "empirical"',
@@ -72,7 +72,7 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Init:
+class InitSettings:
     kind: str = option(
         "xavier", "xavier: N(0, 1/d); he: N(0, 2/d); normal: N(0, scale^2)", choices=INITS
     )
@@ -86,7 +86,7 @@ class Init:
 
 
 @dataclass(frozen=True)
-class Optimizer:
+class OptimizerSettings:
     kind: str = option("gd", "gd, momentum or adam (optax)", choices=OPTIMIZERS)
     step_size: str = option("5/k", "an expression in k, n, d")
     momentum: float = option(0.9, 'for kind = "momentum"', low=0.0, high=1.0)
@@ -114,7 +114,7 @@ class Optimizer:
 
 
 @dataclass(frozen=True)
-class Stop:
+class StopSettings:
     grad_tol: float = option(1e-12, "stop when |grad F|_F <= grad_tol", low=0.0, low_open=True)
     loss_tol: float = option(
         1e-12,
@@ -139,7 +139,7 @@ class Stop:
 
 
 @dataclass(frozen=True)
-class Classify:
+class ClassifySettings:
     global_loss_tol: float = option(
         1e-8, "converged with F <= this: global", low=0.0, low_open=True
     )
@@ -162,7 +162,7 @@ class Classify:
 
 
 @dataclass(frozen=True)
-class Engine:
+class EngineSettings:
     batch_size: int = option(
         0, "runs trained at once; 0 = CPU 256, GPU 8192 per device, at most 1/4 of a cell", low=0
     )
@@ -170,12 +170,12 @@ class Engine:
 
 
 SECTIONS = {
-    "problem": Problem,
-    "init": Init,
-    "optimizer": Optimizer,
-    "stop": Stop,
-    "classify": Classify,
-    "engine": Engine,
+    "problem": ProblemSettings,
+    "init": InitSettings,
+    "optimizer": OptimizerSettings,
+    "stop": StopSettings,
+    "classify": ClassifySettings,
+    "engine": EngineSettings,
 }
 SWEEP_KEYS = ("name", "seed", "k", "n", "seeds", "shard_size")
 
@@ -191,12 +191,12 @@ class Config:
     n: str = option("k", 'student widths, expressions in k: "k", "k+1", "k..k+2"')
     seeds: int = option(300, "runs per cell", low=1)
     shard_size: int = option(250, "runs per Parquet file (the unit of resume)", low=1)
-    problem: Problem = field(default_factory=Problem)
-    init: Init = field(default_factory=Init)
-    optimizer: Optimizer = field(default_factory=Optimizer)
-    stop: Stop = field(default_factory=Stop)
-    classify: Classify = field(default_factory=Classify)
-    engine: Engine = field(default_factory=Engine)
+    problem: ProblemSettings = field(default_factory=ProblemSettings)
+    init: InitSettings = field(default_factory=InitSettings)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    stop: StopSettings = field(default_factory=StopSettings)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -18,7 +18,7 @@ from jax.sharding import PartitionSpec as P
 from jax.typing import DTypeLike
 
 from .. import programs
-from ..config import Optimizer
+from ..config import OptimizerSettings
 from ..objectives.data import TrainData
 from ..outcomes import StopReason
 
@@ -33,7 +33,7 @@ NEVER = jnp.iinfo(jnp.int32).max  # pause_at of a run that never pauses
 class TrainSpec:
     """Everything static about training (hashable: one compile per value and shape)."""
 
-    optimizer: Optimizer
+    optimizer: OptimizerSettings
     grad_tol: float
     loss_tol: float
     max_steps: int
@@ -67,7 +67,9 @@ _OPTIMIZERS = {
 }
 
 
-def make_optimizer(spec: Optimizer, step_size: float | jax.Array) -> optax.GradientTransformation:
+def make_optimizer(
+    spec: OptimizerSettings, step_size: float | jax.Array
+) -> optax.GradientTransformation:
     """The optax transformation for an Optimizer config and a (possibly traced) step size."""
     return _OPTIMIZERS[spec.kind](spec, step_size)
 

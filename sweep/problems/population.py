@@ -14,7 +14,7 @@ import numpy as np
 from ..classify.escape import min_escape_slope
 from ..classify.spectrum import distinct_min_eigenvalues, min_eigenvalues
 from ..classify.symmetry import NONE, canonical_form, symmetry_type
-from ..config import Classify
+from ..config import ClassifySettings
 from ..objectives import PopulationLoss, gaussian
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
@@ -138,7 +138,7 @@ def classify_point(
     weights: np.ndarray,
     loss: float,
     teacher: np.ndarray,
-    tolerances: Classify,
+    tolerances: ClassifySettings,
     objective: PopulationLoss,
     min_eig: float | None = None,
 ) -> tuple[Status, float, DecidedBy]:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..config import Cell, Problem
+from ..config import Cell, ProblemSettings
 from ..objectives import Network, gaussian
 from ..objectives.data import Data
 
@@ -24,7 +24,7 @@ def _key(seed, tag, k, d):
     return jax.random.fold_in(jax.random.fold_in(key, k), d)
 
 
-def teacher_neurons(problem: Problem, k: int, d: int, seed: int) -> jax.Array:
+def teacher_neurons(problem: ProblemSettings, k: int, d: int, seed: int) -> jax.Array:
     """The teacher's neurons (k, d): V = [I_k 0], or k random unit vectors."""
     if problem.teacher == "orthonormal":
         return gaussian.orthonormal_teacher(k, d)
@@ -44,8 +44,8 @@ def _teach(problem, teacher, inputs):
     return Network(n=k, d=d, alpha=problem.alpha).apply(teacher.reshape(-1), inputs)
 
 
-def make(problem: Problem, cell: Cell, seed: int) -> Data:
-    """The data set of one cell of a sweep of networks on data (`config.Problem` problem)."""
+def make(problem: ProblemSettings, cell: Cell, seed: int) -> Data:
+    """The data set of one cell of a sweep of networks on data (its `[problem]` settings)."""
     k, d = cell.k, cell.d
     if problem.data == "points":
         inputs = jnp.asarray(np.asarray(problem.points, float).reshape(-1, 1))
