@@ -169,9 +169,9 @@ def _replay(args):
         _int_argument(v, name)
         for v, name in ((args.k, "--k"), (args.n, "--n"), (args.run, "--run"))
     )
+    folder = _sweep_folder(args.sweep)
     runtime.prepare_process()
-    history, final, stored = replay_stored(args.sweep, k, n, run)
-    folder = runs_table.open_sweep(args.sweep)[0]
+    history, final, stored = replay_stored(folder, k, n, run)
     target = folder / layout.REPLAY
     target.mkdir(exist_ok=True)
     stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"

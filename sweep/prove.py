@@ -1,9 +1,9 @@
 """Prove every distinct point a sweep of the closed form found (`python -m sweep certify`).
 
-Each row of the catalogue (`_catalogue.parquet`: spurious minima, saddles, and one row for the
-global minima of a cell) gets a certificate (`proofs/certificate.py`), computed on all cores
-in worker processes that import only the rigorous arithmetic. The catalogue gains the
-columns certified ("proved", "failed" or "skipped"), reason, radius, loss_low, loss_high,
+Each row of the catalogue (`_catalogue.parquet`: spurious minima, saddles, and one row for
+the global minima of a cell) gets a certificate (`Problem.certify`, `proofs/certificate.py`),
+computed on all cores in spawned worker processes, which run ball arithmetic only. The
+catalogue gains the columns certified ("proved", "failed" or "skipped"), reason, radius, loss_low, loss_high,
 min_eig_low, negative and seconds. A run is certified when its end point, in canonical
 form (the permutation that maps it onto its catalogued point), lies in that point's
 proven box and the proof agrees with its status; `_certified.parquet` holds that per run.
