@@ -3,8 +3,8 @@
 Each row of the catalogue (`_catalogue.parquet`: spurious minima, saddles, and one row for
 the global minima of a cell) gets a certificate (`Problem.certify`, `proofs/certificate.py`),
 computed on all cores in spawned worker processes, which run ball arithmetic only. The
-catalogue gains the columns certified ("proved", "failed" or "skipped"), reason, radius, loss_low, loss_high,
-min_eig_low, negative and seconds. A run is certified when its end point, in canonical
+catalogue gains the columns certified ("proved", "failed" or "skipped"), reason, radius,
+loss_low, loss_high, min_eig_low, negative and seconds. A run is certified when its end point, in canonical
 form (the permutation that maps it onto its catalogued point), lies in that point's
 proven box and the proof agrees with its status; `_certified.parquet` holds that per run.
 """
