@@ -4,9 +4,10 @@ Each row of the catalogue (`_catalogue.parquet`: spurious minima, saddles, and o
 the global minima of a cell) gets a certificate (`Problem.certify`, `proofs/certificate.py`),
 computed on all cores in spawned worker processes, which run ball arithmetic only. The
 catalogue gains the columns certified ("proved", "failed" or "skipped"), reason, radius,
-loss_low, loss_high, min_eig_low, negative and seconds. A run is certified when its end point, in canonical
-form (the permutation that maps it onto its catalogued point), lies in that point's
-proven box and the proof agrees with its status; `_certified.parquet` holds that per run.
+loss_low, loss_high, min_eig_low, negative and seconds. A run is certified when its end
+point, in canonical form (the permutation that maps it onto its catalogued point), lies in
+that point's proven box and the proof agrees with its status; `_certified.parquet` holds
+that per run.
 """
 
 import concurrent.futures
