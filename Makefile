@@ -1,5 +1,7 @@
 # The front door: `make sweep`, `make test`, `make bench`, `make lint`.
 # make sweep K=6..20 N=k+1 SEEDS=1000 CONFIG=configs/safran_shamir_2018.toml OUT=results/mine
+# make sweep K=6..8 GRID="optimizer.step_size=1/k,5/k init.kind=xavier,he"
+# make sweep K=6..25 HALFWIDTH=0.02
 # make sweep K=6..20 LAUNCHER=slurm TASKS=64 PARTITION=gpu ARGS="--gpus-per-task 1 --wait"
 
 PYTHON ?= python3
@@ -11,6 +13,8 @@ CONFIG ?=
 K ?=
 N ?=
 SEEDS ?=
+GRID ?=
+HALFWIDTH ?=
 OUT ?=
 LAUNCHER ?=
 TASKS ?=
@@ -18,6 +22,7 @@ PARTITION ?=
 ARGS ?=
 
 SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(foreach axis,$(GRID),--grid $(axis)) $(if $(HALFWIDTH),--halfwidth $(HALFWIDTH)) \
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 

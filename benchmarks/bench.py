@@ -150,7 +150,7 @@ def throughput(k, batch, steps=200):
     cell = config_module.cells(config)[0]
     problem = problems.for_cell(config, cell)
     # Every run keeps stepping: no gradient stop, no pause for the basin finish.
-    spec = dataclasses.replace(train_spec(config, problem), grad_tol=0.0, basin_grad=0.0)
+    spec = dataclasses.replace(train_spec(problem), grad_tol=0.0, basin_grad=0.0)
     whole_spec = dataclasses.replace(spec, objective=WholeSlice(k, k))
     whole, _ = segment_time(k, batch, steps, whole_spec, problem, engine)
     ours, state = segment_time(k, batch, steps, spec, problem, engine)

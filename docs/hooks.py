@@ -44,7 +44,7 @@ def config_reference() -> str:
             "|---|---|---|---|",
         ]
         for field in dataclasses.fields(cls):
-            if "doc" not in field.metadata:
+            if "doc" not in field.metadata or field.name == "grid":  # a table of its own
                 continue
             value = field.default
             if name == "sweep" and field.name == "k":

@@ -40,8 +40,9 @@ def run(
       out: the results folder (default: results/<name>, with the overrides in the name).
       fresh: replace what `out` holds instead of resuming.
       progress: a progress bar (None: where the output is a terminal or a notebook).
-      **overrides: sweep fields (k="6..20", n="k+1", seeds=1000, seed=3) and sections as
-        dicts (stop={"max_steps": 50000}).
+      **overrides: sweep fields (k="6..20", n="k+1", seeds=1000, seed=3), sections as
+        dicts (stop={"max_steps": 50000}) and extra axes as a dict of lists
+        (grid={"optimizer.step_size": ["1/k", "5/k"]}).
 
     Returns:
       The runs as a DataFrame; `frame.attrs["path"]` is the folder they were written to.
@@ -55,6 +56,7 @@ def run(
     else:
         config = config_module.load(config, changes)
     shown = {key: overrides[key] for key in ("k", "n", "seeds") if key in overrides}
+    shown["grid"] = [f"{a}={','.join(map(str, v))}" for a, v in overrides.get("grid", {}).items()]
     folder = Path(out) if out is not None else runs_table.default_folder(config.name, **shown)
     with runtime.sweep_settings():
         run_sweep(config, folder, RunOptions(fresh=fresh, progress=progress))
@@ -64,8 +66,10 @@ def run(
     return frame
 
 
-def replay(path: str | Path, k: int, n: int, run: int) -> tuple[pd.DataFrame, dict]:
-    """Train one stored run of a sweep folder again, recording every step.
+def replay(path: str | Path, k: int, n: int, run: int, **axes: object) -> tuple[pd.DataFrame, dict]:
+    """Train one stored run of a sweep folder again, recording every step. A sweep with
+    `[grid]` axes needs the cell's value of each: ``replay(path, 6, 6, 0,
+    **{"optimizer.step_size": "1/k"})``.
 
     Returns:
       (history, final): step, loss and grad_norm at every evaluated point, and the final
@@ -73,7 +77,7 @@ def replay(path: str | Path, k: int, n: int, run: int) -> tuple[pd.DataFrame, di
       final point equals the stored row's (`sweep.load(path, k=k, n=n, run=run)`).
     """
     with runtime.sweep_settings():
-        history, final, _ = replay_stored(path, k, n, run)
+        history, final, _, _ = replay_stored(path, k, n, run, axes)
     return history, final
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import cluster, reports, runtime
 from . import config as config_module
 from .config import ConfigError
-from .config.overrides import parse_setting
+from .config.overrides import parse_axis, parse_setting
 from .replay import replay_stored
 from .reports import plots, proofs_table
 from .results import layout, progress, runs_table, store
@@ -60,11 +60,14 @@ def _run(args):
     for item in args.set:
         key, value = parse_setting(item)
         overrides[key] = value
+    for item in args.grid:
+        axis, values = parse_axis(item)
+        overrides[f"grid.{axis}"] = values
     config = config_module.load(args.config, overrides)
     out = (
         Path(args.out)
         if args.out
-        else runs_table.default_folder(config.name, args.k, args.n, args.seeds)
+        else runs_table.default_folder(config.name, args.k, args.n, args.seeds, args.grid)
     )
     if args.launcher == "slurm":
         options = cluster.SlurmOptions(
@@ -171,10 +174,11 @@ def _replay(args):
     )
     folder = _sweep_folder(args.sweep)
     runtime.prepare_process()
-    history, final, stored = replay_stored(folder, k, n, run)
+    axes = dict(parse_setting(item, "--at") for item in args.at)
+    history, final, stored, cell = replay_stored(folder, k, n, run, axes)
     target = folder / layout.REPLAY
     target.mkdir(exist_ok=True)
-    stem = target / f"k{k:02d}-n{n:02d}-r{run:07d}"
+    stem = target / f"{cell.label}-r{run:07d}"
     history.assign(min_eig_at_end=final["min_eig"]).to_parquet(f"{stem}.parquet", index=False)
     plots.trajectory(
         history,
@@ -231,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECTION.FIELD=VALUE",
         help="override any config field, e.g. --set stop.polish_after=0 (repeatable)",
     )
+    run.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=V1,V2",
+        help="an extra sweep axis, e.g. --grid optimizer.step_size=1/k,5/k (repeatable)",
+    )
     run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
     run.add_argument("--fresh", action="store_true", help="replace what --out holds")
     slurm = run.add_argument_group("cluster (--launcher slurm)")
@@ -274,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--k", required=True)
     again.add_argument("--n", required=True)
     again.add_argument("--run", required=True)
+    again.add_argument(
+        "--at", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+        help="the cell's value of a [grid] axis, e.g. --at optimizer.step_size=1/k",
+    )  # fmt: skip
     again.set_defaults(handler=_replay)
 
     prove = commands.add_parser(

@@ -23,6 +23,7 @@ from . import problems
 from .classify.symmetry import canonical_form
 from .config import ConfigError
 from .config import cells as config_cells
+from .config.grid import axis_columns
 from .outcomes import Status
 from .results import runs_table, store
 from .results.layout import CATALOGUE, CERTIFIED
@@ -62,19 +63,20 @@ def _verdict(status: str, proof: dict) -> tuple[str, str]:
 
 def _members(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Each catalogued run with its point (row of `table`) and its canonical end point."""
+    keys = ["k", "n", *axis_columns(runs.columns)]
+    points = {key: cell for key, cell in table.groupby([*keys, "status"], sort=False)}
     found = []
-    for row in runs.itertuples(index=False):
-        cell = table[
-            (table["k"] == row.k) & (table["n"] == row.n) & (table["status"] == row.status)
-        ]
-        if not len(cell):
+    for row in runs.to_dict("records"):
+        cell = points.get(tuple(row[key] for key in [*keys, "status"]))
+        if cell is None:
             continue
-        canonical = canonical_form(np.reshape(row.weights, (row.n, row.d))).ravel()
+        canonical = canonical_form(np.reshape(row["weights"], (row["n"], row["d"]))).ravel()
         gaps = [np.max(np.abs(canonical - w)) for w in cell["weights"]]
         best = int(np.argmin(gaps))
-        found.append({"k": row.k, "n": row.n, "run": row.run, "point": cell.index[best],
-                      "canonical": canonical, "gap": gaps[best]})  # fmt: skip
-    return pd.DataFrame(found, columns=["k", "n", "run", "point", "canonical", "gap"])
+        found.append({**{key: row[key] for key in keys}, "run": row["run"],
+                      "point": cell.index[best], "canonical": canonical,
+                      "gap": gaps[best]})  # fmt: skip
+    return pd.DataFrame(found, columns=[*keys, "run", "point", "canonical", "gap"])
 
 
 def certify_sweep(
@@ -87,7 +89,8 @@ def certify_sweep(
         raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", folder)
     if not problems.KINDS[config.problem.kind].catalogued:
         raise ConfigError("SWEEP", "a sweep of the closed-form loss", config.problem.kind)
-    cells = {(cell.k, cell.n): cell for cell in config_cells(config)}
+    cells = {cell.key: cell for cell in config_cells(config)}
+    axes = axis_columns(runs_table.table_schema(config).names)
     runs = runs_table.load(root)
     table = runs_table.load(root, table="catalogue")
     members = _members(runs[runs["status"].isin(table["status"].unique())], table)
@@ -99,7 +102,8 @@ def certify_sweep(
         gap = members.loc[members["point"] == index, "gap"].max()
         radius = max(SMALLEST_RADIUS, 4 * float(gap if np.isfinite(gap) else 0.0))
         weights = np.reshape(point["weights"], (point["n"], point["d"]))
-        problem = problems.for_cell(config, cells[(point["k"], point["n"])])
+        key = (point["k"], point["n"], *(point[axis] for axis in axes))
+        problem = problems.for_cell(config, cells[key])
         jobs[index] = (problem, weights, radius)
     start = time.perf_counter()
     proofs = dict(zip(jobs, _run(list(jobs.values()), workers), strict=True))
@@ -148,5 +152,6 @@ def _per_run(members: pd.DataFrame, table: pd.DataFrame, proofs: dict) -> pd.Dat
         if point["certified"] == "proved":
             inside = bool(np.max(np.abs(row.canonical - point["centre"])) < point["radius"])
         certified.append(inside)
-    frame = members[["k", "n", "run", "point"]].assign(certified=certified)
+    keys = ["k", "n", *axis_columns(members.columns), "run", "point"]
+    frame = members[keys].assign(certified=certified)
     return frame.astype({"k": "int64", "n": "int64", "run": "int64", "point": "int64"})

@@ -74,18 +74,38 @@ def replay(
 
 
 def replay_stored(
-    path: str | Path, k: int, n: int, run: int, devices: list | None = None
-) -> tuple[pd.DataFrame, dict, pd.Series]:
+    path: str | Path,
+    k: int,
+    n: int,
+    run: int,
+    axes: dict | None = None,
+    devices: list | None = None,
+) -> tuple[pd.DataFrame, dict, pd.Series, Cell]:
     """Replay run `run` of cell (k, n) of the sweep in folder `path` (`replay`), and return
-    its stored row too: (history, final, stored). The caller sets up the process
-    (`runtime.prepare_process` or `runtime.sweep_settings`)."""
+    its stored row and its cell too: (history, final, stored, cell). A sweep with `[grid]`
+    axes needs the cell's value of each in `axes` ({"optimizer.step_size": "1/k"}). The
+    caller sets up the process (`runtime.prepare_process` or `runtime.sweep_settings`)."""
     root, config = runs_table.open_sweep(path)
-    matching = [c for c in cells(config) if (c.k, c.n) == (k, n)]
+    axes = axes or {}
+    names = [name for name, _ in config.grid]
+    if sorted(axes) != sorted(names):
+        raise ConfigError("--at", f"one value for each axis of this sweep ({', '.join(names)})"
+                          if names else "nothing: this sweep has no [grid] axes", axes)  # fmt: skip
+    wanted = (k, n, *(axes[name] for name in names))
+    matching = [c for c in cells(config) if _same(c.key, wanted)]
     if not matching:
-        found = ", ".join(f"k={c.k} n={c.n}" for c in cells(config))
-        raise ConfigError("--k/--n", f"a cell of this sweep ({found})", f"k={k} n={n}")
-    stored = runs_table.load(root, k=k, n=n, run=run)
+        found = "; ".join(c.describe() for c in cells(config))
+        shown = " ".join([f"k={k} n={n}", *(f"{a}={v}" for a, v in axes.items())])
+        raise ConfigError("--k/--n", f"a cell of this sweep ({found})", shown)
+    cell = matching[0]
+    stored = runs_table.load(root, k=k, n=n, run=run, **dict(cell.axes))
     if stored.empty:
         raise ConfigError("--run", f"a run stored in {root} (0..{config.seeds - 1})", run)
-    history, final = replay(config, matching[0], run, devices)
-    return history, final, stored.iloc[0]
+    history, final = replay(config, cell, run, devices)
+    return history, final, stored.iloc[0], cell
+
+
+def _same(key: tuple, wanted: tuple) -> bool:
+    """A cell key against one given on the command line, where 5/k may come as "5/k" and
+    0.5 as 0.5 or "0.5"."""
+    return all(str(a) == str(b) for a, b in zip(key, wanted, strict=True))

@@ -114,7 +114,7 @@ def run_sweep(
                 _quietly(progress.mark_failed, out, unfinished, error)
                 if not options.keep_going or isinstance(error, StorageError):
                     raise  # nowhere to write: stop now, whatever the other cells
-                log(f"error: {cell.label}: {len(unfinished)} shards failed: {error}")
+                log(f"error: {cell.describe()}: {len(unfinished)} shards failed: {error}")
                 failure = failure or error
             except BaseException:  # interrupted: these shards are simply pending again
                 for b in buffers:
@@ -172,7 +172,7 @@ def _train_cell(config, store, engine, cell, buffers, bar):
             buffer.add(finished, owner == index)
             if buffer.complete:
                 try:
-                    _write_shard(config, store, buffer, problem, engine.counters)
+                    _write_shard(store, buffer, problem, engine.counters)
                     progress.unmark(store.root, buffer.shard.name)
                 except OSError as error:  # the folder takes no more: stop training now
                     raise StorageError(store.root, error) from error
@@ -182,10 +182,11 @@ def _train_cell(config, store, engine, cell, buffers, bar):
                 buffer.parts = []  # keep memory flat over a long sweep
         stopped += len(finished.runs)
         converged = np.isin(finished.reason, CONVERGED)
-        high_loss += int((converged & (finished.loss > config.classify.global_loss_tol)).sum())
+        high = finished.loss > problem.config.classify.global_loss_tol
+        high_loss += int((converged & high).sum())
         bar.update(len(finished.runs))
         bar.set_postfix_str(
-            f"k={cell.k} n={cell.n} not global {100 * high_loss / stopped:.1f}%", refresh=False
+            f"{cell.describe()} not global {100 * high_loss / stopped:.1f}%", refresh=False
         )
     if failure is not None:
         raise failure
@@ -195,14 +196,14 @@ def _write_catalogue_when_complete(store, shards):
     """The catalogue of minima, once every shard is in (the last cluster task writes it).
     Only kinds whose loss has the permutation symmetries are catalogued."""
     if all(store.done(s) for s in shards):
-        runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])
+        runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])  # with the axes
         catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
         write_catalogue(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
 
 
-def _write_shard(config, store, buffer, problem, counters):
+def _write_shard(store, buffer, problem, counters):
     ends = buffer.finished()
     with counters.timed("classify"):
         found = problem.classify(ends)
     with counters.timed("writing"):
-        store.write(buffer.shard, rows(config, buffer.shard, ends, found))
+        store.write(buffer.shard, rows(problem.config, buffer.shard, ends, found))

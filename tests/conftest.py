@@ -1,3 +1,7 @@
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -26,3 +30,24 @@ def tiny_config():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def _slurm_is_up():
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    try:
+        out = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
+
+
+@pytest.fixture
+def slurm():
+    if not _slurm_is_up():
+        message = "no SLURM scheduler here: run .ci/slurm-up as root to start a one-node one"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

@@ -1,7 +1,6 @@
 """The SLURM launcher against a real scheduler (`.ci/slurm-up` starts one on this machine),
 and the status of shards (done, running, failed, pending)."""
 
-import os
 import shutil
 import subprocess
 import time
@@ -19,27 +18,6 @@ from sweep.results.store import ResultStore
 from sweep.runner import RunOptions, run_sweep
 
 SMALL = ["--k", "6..7", "--seeds", "64", "--set", "sweep.shard_size=8"]
-
-
-def _slurm_is_up():
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return False
-    try:
-        out = subprocess.run(
-            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=20
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return out.returncode == 0 and any(s in out.stdout for s in ("idle", "mix", "alloc"))
-
-
-@pytest.fixture
-def slurm():
-    if not _slurm_is_up():
-        message = "no SLURM scheduler here: run .ci/slurm-up as root to start a one-node one"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def small_config():

@@ -215,7 +215,7 @@ def test_schedules(schedule, step, expected):
     config = sampled(
         **{"optimizer.schedule": schedule, "optimizer.decay_steps": 100, "stop.max_steps": 1000}
     )
-    spec = train_spec(config, problems.for_cell(config, config_module.cells(config)[0]))
+    spec = train_spec(problems.for_cell(config, config_module.cells(config)[0]))
     assert float(segments.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
 
 

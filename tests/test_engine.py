@@ -361,7 +361,7 @@ def test_segments_are_longer_only_where_a_runs_arithmetic_ignores_its_batch(tiny
     for name, config in [("closed form", closed_form), ("on data", on_data)]:
         engine = Engine(config)
         problem = problems.for_cell(config, config_module.cells(config)[0])
-        engine.first_batch(12, train_spec(config, problem))
+        engine.first_batch(12, train_spec(problem))
         segment = engine.segment_length(None)
         lengths[name] = (segment.fraction, segment.shortest, segment.length, engine.chunk > 0)
     assert lengths["closed form"] == (RUN_FRACTION, SHORTEST, FIRST, True)

@@ -4,6 +4,7 @@ of the loss (row and column permutations for V = I), with how often each was rea
 import numpy as np
 import pandas as pd
 
+from ..config.grid import axis_columns
 from ..outcomes import Status
 from .symmetry import canonical_form
 
@@ -24,8 +25,8 @@ CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", 
 def catalogue(
     runs: pd.DataFrame, statuses: tuple[str, ...] = CATALOGUED, tol: float = 1e-6
 ) -> pd.DataFrame:
-    """One row per distinct point of the given statuses, per (k, n), and one row for the
-    global minima of each cell that reached them.
+    """One row per distinct point of the given statuses, per cell (k, n, d and the `[grid]`
+    axes), and one row for the global minima of each cell that reached them.
 
     Args:
       runs: a runs DataFrame (the results table) of a problem whose loss is invariant
@@ -36,10 +37,12 @@ def catalogue(
     Returns:
       DataFrame with k, n, d, minimum (index within the cell: spurious points first, then
       saddles, then the global row, each most frequent first), status, symmetry, loss,
-      min_eig, multiplicity, example_run and the canonical weights.
+      min_eig, multiplicity, example_run and the canonical weights; then the axis columns.
     """
     rows = []
-    for (k, n, d), cell in runs.groupby(["k", "n", "d"], sort=True):
+    axes = axis_columns(runs.columns)
+    for key, cell in runs.groupby(["k", "n", "d", *axes], sort=True):
+        k, n, d = key[:3]
         found = []  # [status, canonical weights, first row, multiplicity]
         for status in statuses:
             distinct = []
@@ -64,6 +67,7 @@ def catalogue(
                     "minimum": index, "status": str(status), "symmetry": row.symmetry,
                     "loss": row.loss, "min_eig": row.min_eig, "multiplicity": count,
                     "example_run": int(row.run), "weights": canonical.ravel(),
+                    **dict(zip(axes, key[3:], strict=True)),
                 }
             )  # fmt: skip
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=[*COLUMNS, *axes])

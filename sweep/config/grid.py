@@ -1,5 +1,12 @@
-"""The sweep grid: the cells (k, n, d) a config expands into, in a fixed order."""
+"""The sweep grid: the cells a config expands into, in a fixed order.
 
+A cell is one width triple (k, n, d) and one value of every extra axis of the `[grid]`
+table (any field of a config section, such as "optimizer.step_size"). Cells are ordered
+by k, then n, then the axes' combinations in the order the table lists their values.
+"""
+
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +27,10 @@ class Cell:
     d: int
     step_size: float
     init_scale: float
+    # The cell's value of each `[grid]` axis, as ("section.field", value) pairs, and the
+    # index of that combination among all of them (it names the cell's files).
+    axes: tuple[tuple[str, object], ...] = ()
+    variant: int = 0
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -27,7 +38,46 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"k{self.k:02d}-n{self.n:02d}-d{self.d:02d}"
+        widths = f"k{self.k:02d}-n{self.n:02d}-d{self.d:02d}"
+        return f"{widths}-g{self.variant:02d}" if self.axes else widths
+
+    @property
+    def key(self) -> tuple:
+        """What tells this cell from the others of its sweep: (k, n, axis values...)."""
+        return (self.k, self.n, *(value for _, value in self.axes))
+
+    def describe(self) -> str:
+        """k=6 n=6 optimizer.step_size=1/k: the cell as a person reads it."""
+        return " ".join([f"k={self.k} n={self.n}", *(f"{a}={v}" for a, v in self.axes)])
+
+
+def axis_columns(columns) -> list[str]:
+    """The `[grid]` axis columns among a table's columns: those named "section.field"."""
+    return [name for name in columns if "." in name]
+
+
+def with_axes(config: "Config", axes: tuple[tuple[str, object], ...]) -> "Config":
+    """`config` with the given axis values set in their sections (no validation: the
+    validation checks every combination once)."""
+    for dotted, value in axes:
+        section, _, name = dotted.partition(".")
+        table = dataclasses.replace(getattr(config, section), **{name: value})
+        config = dataclasses.replace(config, **{section: table})
+    return config
+
+
+def cell_config(config: "Config", cell: Cell) -> "Config":
+    """The config one cell's runs follow: the sweep's, with the cell's axis values."""
+    return with_axes(config, cell.axes)
+
+
+def axis_combinations(config: "Config") -> list[tuple[tuple[str, object], ...]]:
+    """Every combination of the `[grid]` axes' values, the last axis varying fastest."""
+    names = [name for name, _ in config.grid]
+    return [
+        tuple(zip(names, values, strict=True))
+        for values in itertools.product(*(values for _, values in config.grid))
+    ]
 
 
 def _input_dimension(config, k: int) -> int:
@@ -55,19 +105,24 @@ def _init_scale(config, names: dict) -> float:
     return float(scale)
 
 
+def _cell(config, k: int, n: int, d: int, axes: tuple, variant: int) -> Cell:
+    names = dict(k=k, n=n, d=d)
+    step = evaluate(config.optimizer.step_size, "optimizer.step_size", **names)
+    if not step > 0 or not math.isfinite(step):
+        raise ConfigError("optimizer.step_size", f"a step size > 0 (k = {k} gives {step})", step)
+    return Cell(k=k, n=n, d=d, step_size=float(step), init_scale=_init_scale(config, names),
+                axes=axes, variant=variant)  # fmt: skip
+
+
 def cells(config: "Config") -> list[Cell]:
-    """The sweep grid of a `Config`: one Cell per (k, n), in a fixed order."""
+    """The sweep grid of a `Config`: one Cell per (k, n) and combination of the `[grid]`
+    axes, in a fixed order."""
+    variants = [(axes, with_axes(config, axes)) for axes in axis_combinations(config)]
     grid = []
     for k in config.k:
-        d = _input_dimension(config, k)
-        for n in widths_for(config.n, k):
-            names = dict(k=k, n=n, d=d)
-            step = evaluate(config.optimizer.step_size, "optimizer.step_size", **names)
-            if not step > 0 or not math.isfinite(step):
-                raise ConfigError(
-                    "optimizer.step_size", f"a step size > 0 (k = {k} gives {step})", step
-                )
-            grid.append(
-                Cell(k=k, n=n, d=d, step_size=float(step), init_scale=_init_scale(config, names))
-            )
+        for variant, (axes, settings) in enumerate(variants):
+            d = _input_dimension(settings, k)
+            for n in widths_for(settings.n, k):
+                grid.append(_cell(settings, k, n, d, axes, variant))
+    grid.sort(key=lambda cell: (config.k.index(cell.k), cell.n, cell.variant))
     return grid

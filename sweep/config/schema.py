@@ -178,6 +178,8 @@ SECTIONS = {
     "engine": EngineSettings,
 }
 SWEEP_KEYS = ("name", "seed", "k", "n", "seeds", "shard_size")
+# Sections whose fields may be `[grid]` axes: those that decide results.
+AXIS_SECTIONS = ("problem", "init", "optimizer", "stop", "classify")
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class Config:
     stop: StopSettings = field(default_factory=StopSettings)
     classify: ClassifySettings = field(default_factory=ClassifySettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    # ("section.field", (value, ...)) pairs, from the [grid] table (`grid.cells`).
+    grid: tuple = option((), "extra sweep axes; cells are their product with k and n")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -206,6 +210,7 @@ class Config:
         flat = self.to_dict()
         sweep = {key: flat.pop(key) for key in SWEEP_KEYS}
         sweep["k"] = list(sweep["k"])
+        flat["grid"] = {name: list(values) for name, values in self.grid}
         return {"sweep": sweep, **flat}
 
     def identity(self) -> str:
@@ -236,8 +241,8 @@ def _toml_value(value) -> str:
 def _table(name: str, cls) -> list[str]:
     lines = [f"[{name}]"]
     for f in dataclasses.fields(cls):
-        if f.name not in cls.__dataclass_fields__ or "doc" not in f.metadata:
-            continue
+        if f.name not in cls.__dataclass_fields__ or "doc" not in f.metadata or f.name == "grid":
+            continue  # the grid is a table of its own (_GRID)
         value = f.default
         if name == "sweep" and f.name == "k":
             value = format_k(value)
@@ -246,9 +251,17 @@ def _table(name: str, cls) -> list[str]:
     return lines
 
 
+_GRID = """\
+[grid]
+# Extra sweep axes: any field of the sections above but [engine], with a list of values.
+# Cells are the product of all axes with k and n; each row carries its cell's values.
+# "optimizer.step_size" = ["1/k", "5/k"]
+# "init.kind" = ["xavier", "he"]"""
+
+
 def default_toml() -> str:
     """The text of `configs/default.toml`: every field, its default and its meaning."""
     lines = [_HEADER, *_table("sweep", Config)]
     for name, cls in SECTIONS.items():
         lines += ["", *_table(name, cls)]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", _GRID]) + "\n"

@@ -6,13 +6,14 @@ rules that tie fields together are spelled out below.
 """
 
 import dataclasses
+import itertools
 import json
 import math
 
 from .errors import ConfigError
 from .expressions import parse_k
 from .grid import cells
-from .schema import SECTIONS, SWEEP_KEYS, Config
+from .schema import AXIS_SECTIONS, SECTIONS, SWEEP_KEYS, Config
 
 
 def _check_keys(table: dict, allowed: tuple, where: str) -> None:
@@ -107,7 +108,27 @@ def _sweep_fields(sweep: dict) -> dict:
 
 def validate(raw: dict) -> Config:
     """Build a Config from a dict of TOML tables, checking every field."""
-    _check_keys(raw, ("sweep", *SECTIONS), "")
+    _check_keys(raw, ("sweep", *SECTIONS, "grid"), "")
+    grid = _grid(raw.get("grid", {}))
+    for values in itertools.product(*(values for _, values in grid)):
+        # Every combination of the axes must make a valid config on its own.
+        combined = {section: dict(raw.get(section, {})) for section in SECTIONS}
+        for (dotted, _), value in zip(grid, values, strict=True):
+            section, _, name = dotted.partition(".")
+            combined[section][name] = value
+        try:
+            _validate_one({**raw, **combined})
+        except ConfigError as error:  # name the axis the bad value came from
+            named = [d for d, _ in grid if str(error).startswith(f"{d}:")]
+            if not named:
+                raise
+            raise ConfigError("", None, None, detail=f"grid.{error}") from None
+    config = dataclasses.replace(_validate_one(raw), grid=grid)
+    cells(config)  # expands every expression, so a bad one fails here, before any work
+    return config
+
+
+def _validate_one(raw: dict) -> Config:
     sweep = raw.get("sweep", {})
     _check_keys(sweep, SWEEP_KEYS, "sweep")
     sections = {name: _section(raw, name, cls) for name, cls in SECTIONS.items()}
@@ -115,8 +136,50 @@ def validate(raw: dict) -> Config:
     config = dataclasses.replace(config, problem=_problem_rules(config))
     _optimizer_rules(config)
     _stop_rules(config)
-    cells(config)  # expands every expression, so a bad one fails here, before any work
+    cells(config)
     return config
+
+
+def _flat(table: dict, prefix: str = "") -> dict:
+    """{"optimizer": {"step_size": [...]}} (TOML's dotted keys) -> {"optimizer.step_size": [...]}"""
+    found = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            found.update(_flat(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def _grid(table) -> tuple:
+    """The `[grid]` table as (("section.field", (value, ...)), ...), values typed as their
+    field's default (an expression field takes numbers as text)."""
+    if not isinstance(table, dict):
+        raise ConfigError("grid", 'a table of axes, such as "optimizer.step_size" = [...]', table)
+    axes = []
+    for dotted, values in _flat(table).items():
+        section, _, name = dotted.partition(".")
+        fields = {f.name: f for f in dataclasses.fields(SECTIONS.get(section, Config))}
+        if section not in AXIS_SECTIONS or name not in fields or dotted == "classify.certify":
+            raise ConfigError(
+                f"grid.{dotted}",
+                f"a field of {', '.join(AXIS_SECTIONS)} (SECTION.FIELD; k and n are [sweep]'s)",
+                "unknown axis",
+            )
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ConfigError(f"grid.{dotted}", "a non-empty list of values", values)
+        default = fields[name].default
+        values = [tuple(v) if isinstance(v, list) else v for v in values]  # hashable cells
+        if isinstance(default, str):
+            values = [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+                      for v in values]  # fmt: skip
+        elif isinstance(default, float):
+            values = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                      for v in values]  # fmt: skip
+        if len(set(map(repr, values))) < len(values):
+            raise ConfigError(f"grid.{dotted}", "distinct values", values)
+        axes.append((dotted, tuple(values)))
+    return tuple(axes)
 
 
 def _problem_rules(config: Config):

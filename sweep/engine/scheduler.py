@@ -90,8 +90,10 @@ class Counters:
         return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
 
 
-def train_spec(config: Config, problem: Problem) -> segments.TrainSpec:
-    """The TrainSpec of a problem's cell (its objective knows the cell's shapes)."""
+def train_spec(problem: Problem) -> segments.TrainSpec:
+    """The TrainSpec of a problem's cell (its config is the cell's, its objective knows the
+    cell's shapes)."""
+    config = problem.config
     return segments.TrainSpec(
         objective=problem.objective,
         optimizer=config.optimizer,
@@ -147,7 +149,7 @@ class Engine:
         group of runs at a time (`FLOAT32_GROUP` batches), so the host holds few of them.
         """
         runs = list(runs)
-        if self.config.optimizer.precision != "mixed":
+        if problem.config.optimizer.precision != "mixed":
             yield from self._train(problem, runs, recorder)
             return
         group = FLOAT32_GROUP * self.batch_size
@@ -159,7 +161,7 @@ class Engine:
         """`train` in float64 for runs to start (indices) or to resume ((run, row) pairs)."""
         if not runs:
             return
-        spec = train_spec(self.config, problem)
+        spec = train_spec(problem)
         data = jax.device_put(problem.data.train)
         slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
         state = self._shard(
@@ -195,7 +197,7 @@ class Engine:
         """Train runs in float32 until |grad| <= FLOAT32_UNTIL, their loss test, their
         first checkpoint or max_steps: nothing is decided here. Returns (run, float64 host
         row) pairs for the float64 engine to resume, exactly where each stopped."""
-        float64_spec = train_spec(self.config, problem)
+        float64_spec = train_spec(problem)
         # Handed over before any stop or pause the float64 engine could make (the loss
         # test may fire early on float32's rounding: float64 then goes on).
         until = max(FLOAT32_UNTIL, float64_spec.grad_tol, float64_spec.basin_grad)

@@ -3,6 +3,7 @@ population loss (`population.py`) and networks on a data set (`dataset.py`, its 
 `sampling.py`). A kind owns its data, objective, finish, classification and proofs."""
 
 from ..config import Cell, Config
+from ..config.grid import cell_config
 from .base import Finish as Finish
 from .base import Objective as Objective
 from .base import Problem as Problem
@@ -13,5 +14,7 @@ KINDS: dict[str, type[Problem]] = {kind.kind: kind for kind in (Population, Data
 
 
 def for_cell(config: Config, cell: Cell) -> Problem:
-    """The problem of one cell of a sweep, of the kind `config.problem.kind` names."""
+    """The problem of one cell of a sweep, of the kind its config names; the problem's
+    config is the cell's own (the sweep's, with the cell's `[grid]` axis values)."""
+    config = cell_config(config, cell)
     return KINDS[config.problem.kind](config, cell)

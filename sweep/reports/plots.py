@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config.grid import axis_columns
 from ..outcomes import Status
 
 
@@ -38,12 +39,23 @@ def _save(figure, path):
     return path
 
 
+def _cells(frame: pd.DataFrame, by: tuple = ("k", "n")):
+    """(label, rows) per cell: `by` and the `[grid]` axes, such as "k = 6, n = 6, 1/k"."""
+    axes = axis_columns(frame.columns)
+    for key, group in frame.groupby([*by, *axes], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        names = [f"{name} = {value}" for name, value in zip(by, key, strict=False)]
+        yield ", ".join([*names, *map(str, key[len(by) :])]), group
+
+
 def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = None) -> Path:
     """% spurious against k with 95% Wilson bands, one line per n - k; published points
     (a DataFrame with k, n, spurious_pct) overlaid when given."""
     figure, axes = _figure()
-    for excess, group in table.assign(excess=table["n"] - table["k"]).groupby("excess"):
-        label = "n = k" if excess == 0 else f"n = k{excess:+d}"
+    table = table.assign(excess=table["n"] - table["k"])
+    for label, group in _cells(table, by=("excess",)):
+        excess = int(group["excess"].iloc[0])
+        label = label.replace(f"excess = {excess}", "n = k" if excess == 0 else f"n = k{excess:+d}")
         line = axes.plot(group["k"], group["spurious_%"], marker="o", label=label)[0]
         axes.fill_between(
             group["k"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
@@ -67,13 +79,13 @@ def spurious_objectives(frame: pd.DataFrame, path: Path) -> Path:
     figure, axes = _figure()
     if len(spurious):
         bins = np.linspace(spurious["loss"].min(), spurious["loss"].max() + 1e-12, 40)
-        for (k, n), group in spurious.groupby(["k", "n"]):
+        for label, group in _cells(spurious):
             axes.hist(
                 group["loss"],
                 bins=bins,
                 histtype="step",
                 linewidth=1.5,
-                label=f"k = {k}, n = {n} ({len(group)} runs)",
+                label=f"{label} ({len(group)} runs)",
             )
         axes.legend(fontsize="small")
     else:
@@ -89,14 +101,9 @@ def spurious_objectives(frame: pd.DataFrame, path: Path) -> Path:
 def steps_to_converge(frame: pd.DataFrame, path: Path) -> Path:
     """Distribution (empirical CDF) of the steps each run took, one line per (k, n)."""
     figure, axes = _figure()
-    for (k, n), group in frame.groupby(["k", "n"]):
+    for label, group in _cells(frame):
         steps = np.sort(group["steps"].to_numpy())
-        axes.step(
-            steps,
-            np.arange(1, len(steps) + 1) / len(steps),
-            where="post",
-            label=f"k = {k}, n = {n}",
-        )
+        axes.step(steps, np.arange(1, len(steps) + 1) / len(steps), where="post", label=label)
     axes.set_xscale("log")
     axes.set_xlabel("optimizer steps taken (log scale)")
     axes.set_ylabel("fraction of runs finished")

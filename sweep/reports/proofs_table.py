@@ -5,18 +5,23 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import pandas as pd
 
+from ..config.grid import axis_columns
 from ..outcomes import Status
 
 
 def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
-    """Per (k, n): distinct points proved / failed / skipped, runs certified, seconds."""
-    header = "|  k |  n | points | proved | failed | skipped | runs certified | seconds | slowest |"
+    """Per cell: distinct points proved / failed / skipped, runs certified, seconds."""
+    axes = axis_columns(table.columns)
+    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
+    header += " points | proved | failed | skipped | runs certified | seconds | slowest |"
     lines = [header, "|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|"]
-    for (k, n), cell in table.groupby(["k", "n"], sort=True):
+    for key, cell in table.groupby(["k", "n", *axes], sort=True):
         counts = cell["certified"].value_counts()
-        runs = per_run[(per_run["k"] == k) & (per_run["n"] == n)]
+        runs = per_run[(per_run[["k", "n", *axes]] == key).all(axis=1)]
         lines.append(
-            f"| {k:2d} | {n:2d} | {len(cell):6d} | {counts.get('proved', 0):6d} "
+            f"| {key[0]:2d} | {key[1]:2d} |"
+            + "".join(f" {v!s:>{len(a)}} |" for a, v in zip(axes, key[2:], strict=True))
+            + f" {len(cell):6d} | {counts.get('proved', 0):6d} "
             f"| {counts.get('failed', 0):6d} | {counts.get('skipped', 0):7d} "
             f"| {int(runs['certified'].sum()):>6d} / {len(runs):<6d}"
             f"| {cell['seconds'].sum():7.1f} | {cell['seconds'].max():7.2f} |"
@@ -28,8 +33,8 @@ def proven_minima(table: pd.DataFrame) -> pd.DataFrame:
     """The proven minima (global and spurious) with their type, F enclosure, eigenvalue
     bound and multiplicity."""
     chosen = table[(table["certified"] == "proved") & (table["status"] != Status.SADDLE)]
-    return chosen[["k", "n", "status", "symmetry", "loss_low", "loss_high", "min_eig_low",
-                   "multiplicity"]].reset_index(drop=True)  # fmt: skip
+    return chosen[["k", "n", *axis_columns(table.columns), "status", "symmetry", "loss_low",
+                   "loss_high", "min_eig_low", "multiplicity"]].reset_index(drop=True)  # fmt: skip
 
 
 def _down(x: float, digits: int = 10) -> str:
@@ -42,12 +47,16 @@ def _up(x: float, digits: int = 10) -> str:
 
 
 def format_markdown(minima: pd.DataFrame) -> str:
-    lines = ["| k | n | minimum | type | F on the proven box (rounded outward) "
-             "| smallest eigenvalue >= | runs |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for row in minima.itertuples(index=False):
+    axes = axis_columns(minima.columns)
+    lines = ["| k | n |" + "".join(f" {axis} |" for axis in axes) + " minimum | type "
+             "| F on the proven box (rounded outward) | smallest eigenvalue >= | runs |",
+             "|---|---|" + "---|" * len(axes) + "---|---|---|---|---|"]  # fmt: skip
+    for values, row in zip(minima[axes].itertuples(index=False), minima.itertuples(index=False),
+                           strict=True):  # fmt: skip
         lines.append(
-            f"| {row.k} | {row.n} | {row.status} | {row.symmetry} "
+            f"| {row.k} | {row.n} |"
+            + "".join(f" {v} |" for v in values)
+            + f" {row.status} | {row.symmetry} "
             f"| [{_down(row.loss_low)}, {_up(row.loss_high)}] | {_down(row.min_eig_low, 6)} "
             f"| {row.multiplicity} |"
         )

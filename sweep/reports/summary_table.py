@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import problems
 from ..config import ConfigError
+from ..config.grid import axis_columns
 from ..outcomes import STATUSES, Status
 from ..results.layout import CATALOGUE, REPORT
 from ..results.runs_table import load
@@ -33,16 +34,19 @@ SUMMARY_INPUT = ["k", "n", "status", "loss", "min_eig", "steps", "symmetry"]
 
 
 def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (k, n): counts per status, % spurious with its 95% Wilson interval,
-    mean objective and mean smallest Hessian eigenvalue over the spurious runs, the median
-    number of steps, and (from a catalogue of minima, when given) the number of distinct
-    spurious minima; the most common symmetry types of the spurious runs when recorded."""
+    """One row per cell (k, n and the `[grid]` axes): counts per status, % spurious with
+    its 95% Wilson interval, mean objective and mean smallest Hessian eigenvalue over the
+    spurious runs, the median number of steps, and (from a catalogue of minima, when
+    given) the number of distinct spurious minima; the most common symmetry types of the
+    spurious runs when recorded."""
     table = []
-    for (k, n), group in frame.groupby(["k", "n"], sort=True):
+    axes = axis_columns(frame.columns)
+    for key, group in frame.groupby(["k", "n", *axes], sort=True):
+        k, n = key[:2]
         runs = len(group)
         spurious = group[group["status"] == Status.SPURIOUS]
         low, high = wilson_interval(len(spurious), runs)
-        row = {"k": int(k), "n": int(n), "runs": runs}
+        row = {"k": int(k), "n": int(n), **dict(zip(axes, key[2:], strict=True)), "runs": runs}
         row.update({status: int((group["status"] == status).sum()) for status in STATUSES})
         row.update(
             {
@@ -55,7 +59,10 @@ def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataF
             }
         )
         if minima is not None:
-            cell = minima[(minima["k"] == k) & (minima["n"] == n)]
+            same = (minima["k"] == k) & (minima["n"] == n)
+            for axis, value in zip(axes, key[2:], strict=True):
+                same &= minima[axis] == value
+            cell = minima[same]
             row["distinct_minima"] = int((cell["status"] == Status.SPURIOUS).sum())
         if "symmetry" in spurious:
             counts = spurious["symmetry"].value_counts().head(3)
@@ -108,8 +115,11 @@ def format_linear_summary(table: pd.DataFrame) -> str:
 
 def format_summary(table: pd.DataFrame) -> str:
     """The summary as an aligned text table for the terminal (and Markdown readers)."""
+    axes = axis_columns(table.columns)
     header = (
-        "|  k |  n | runs | global | spurious | saddle | not conv. | diverged "
+        "|  k |  n |"
+        + "".join(f" {axis} |" for axis in axes)
+        + " runs | global | spurious | saddle | not conv. | diverged "
         "| % spurious [95% CI]    | mean loss (sp.) | mean min eig (sp.) | median steps |"
     )
     extra = [c for c in (Status.UNDECIDED.value,) if c in table.columns and table[c].any()]
@@ -119,7 +129,9 @@ def format_summary(table: pd.DataFrame) -> str:
     for row in table.to_dict("records"):
         interval = f"{row['spurious_%']:5.1f} [{row['ci95_low_%']:4.1f}, {row['ci95_high_%']:4.1f}]"
         lines.append(
-            f"| {row['k']:2d} | {row['n']:2d} | {row['runs']:4d} | {row['global']:6d} "
+            f"| {row['k']:2d} | {row['n']:2d} |"
+            + "".join(f" {row[axis]!s:>{len(axis)}} |" for axis in axes)
+            + f" {row['runs']:4d} | {row['global']:6d} "
             f"| {row['spurious']:8d} | {row['saddle']:6d} | {row['not_converged']:9d} "
             f"| {row['diverged']:8d} | {interval:<22} | {row['spurious_mean_loss']:15.4g} "
             f"| {row['spurious_mean_min_eig']:18.4g} | {row['median_steps']:12.0f} |"
@@ -199,8 +211,8 @@ def _certified_section(minima: pd.DataFrame, frame: pd.DataFrame, folder: Path) 
     written as Markdown and LaTeX for a paper)."""
     from .proofs_table import format_counts, format_latex, format_markdown, proven_minima
 
-    per_run = pd.DataFrame({"k": frame["k"], "n": frame["n"], "run": frame["run"],
-                            "certified": frame.get("certified", False)})  # fmt: skip
+    keys = ["k", "n", *axis_columns(frame.columns), "run"]
+    per_run = frame[keys].assign(certified=frame.get("certified", False))
     catalogued = per_run[frame["status"].isin(minima["status"].unique())]
     proven = proven_minima(minima)
     (folder / "certified_minima.md").write_text(format_markdown(proven) + "\n")

@@ -3,6 +3,7 @@
 The folder layout is in `layout.py`, writing and resuming in `store.py`.
 """
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from ..config import Config, ConfigError, from_dict
+from ..config.grid import axis_columns
 from ..config.shards import Shard
 from ..outcomes import Classified, Finished, StopReason
 from . import checksums, layout
@@ -94,11 +96,21 @@ COLUMNS = {
     "fallback_reason": (pa.string(), "why no check settled an `undecided` point"),
 }
 SCHEMA = pa.schema([(name, kind) for name, (kind, _) in COLUMNS.items()])
+_AXIS_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_(),
+               tuple: pa.list_(pa.float64())}  # fmt: skip
+
+
+def table_schema(config: Config) -> pa.Schema:
+    """The runs table of a sweep: SCHEMA, then one column per `[grid]` axis, named by its
+    field ("optimizer.step_size") and typed as its values."""
+    axes = [pa.field(name, _AXIS_TYPES[type(values[0])]) for name, values in config.grid]
+    return pa.schema([*SCHEMA, *axes])
 
 
 def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dict[str, list]:
-    """The columns of one shard's table, in SCHEMA order (runs sorted by index): the
-    finished runs `ends` and their classification `found`."""
+    """The columns of one shard's table, in `table_schema` order (runs sorted by index):
+    the finished runs `ends` and their classification `found`. `config` is the cell's
+    (`grid.cell_config`)."""
     order = np.argsort(ends.runs)
     count = len(order)
     cell = shard.cell
@@ -143,6 +155,7 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
             name: repeat(None) if getattr(found, name) is None else column(getattr(found, name))
             for name in ("kinks", "stationarity_margin", "sgd_loss", "fallback_reason")
         },
+        **{name: repeat(value) for name, value in cell.axes},
     }
 
 
@@ -153,9 +166,11 @@ def _optional(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def default_folder(name: str, k: object = None, n: object = None, seeds: object = None) -> Path:
-    """results/<name>, with the k, n and seeds overrides in the name, so that different
-    sweeps never collide."""
+def default_folder(
+    name: str, k: object = None, n: object = None, seeds: object = None, grid: list = ()
+) -> Path:
+    """results/<name>, with the k, n, seeds and --grid overrides in the name, so that
+    different sweeps never collide."""
     parts = [name]
     if k is not None:
         parts.append("k" + str(k).replace("..", "-").replace(",", "_"))
@@ -163,6 +178,8 @@ def default_folder(name: str, k: object = None, n: object = None, seeds: object 
         parts.append("n" + str(n).replace("..", "-").replace(",", "_").replace("*", "x"))
     if seeds is not None:
         parts.append(f"s{seeds}")
+    for axis in grid:  # "optimizer.step_size=1/k,5/k" -> "step_size=1ok,5ok"
+        parts.append(re.sub(r"[^\w.,=+-]", "", axis.split(".", 1)[-1].replace("/", "o")))
     return Path("results") / "_".join(parts)
 
 
@@ -202,6 +219,8 @@ def load(
     if table not in ("runs", "catalogue", "minima"):
         raise ValueError(f"table: expected 'runs' or 'catalogue', got {table!r}")
     root = sweep_root(path)
+    manifest = (root / MANIFEST).is_file()
+    schema = table_schema(from_dict(read_manifest(root)["config"])) if manifest else SCHEMA
     if table in ("catalogue", "minima"):
         try:
             frame = pd.read_parquet(root / CATALOGUE)
@@ -213,15 +232,16 @@ def load(
             ) from None  # fmt: skip
     else:
         if columns is not None:
-            unknown = sorted(set(columns) - set(SCHEMA.names) - {"certified"})
+            unknown = sorted(set(columns) - set(schema.names) - {"certified"})
             if unknown:
                 raise KeyError(f"no column {unknown[0]!r} in {path}")
             # `certified` is not a shard column: it is joined in after the read.
-            wanted = [*columns, "k", "n", "run", *filters]
-            columns = [c for c in dict.fromkeys(wanted) if c in SCHEMA.names]
-        if (root / MANIFEST).is_file():
+            axes = axis_columns(schema.names)
+            wanted = [*columns, "k", "n", *axes, "run", *filters]
+            columns = [c for c in dict.fromkeys(wanted) if c in schema.names]
+        if manifest:
             good = checksums.check(root, shard_rows(root), move=False, log=_warn)
-            frame = _with_certified(_read(good, columns), root)
+            frame = _with_certified(_read(good, schema, columns), root)
         else:  # a plain folder of Parquet files
             frame = pd.read_parquet(root, columns=columns)
     for column, value in filters.items():
@@ -239,15 +259,16 @@ def _with_certified(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
     path = root / layout.CERTIFIED
     if not path.is_file():
         return frame
-    proved = pd.read_parquet(path, columns=["k", "n", "run", "certified"])
-    frame = frame.merge(proved, on=["k", "n", "run"], how="left")
+    on = ["k", "n", *axis_columns(frame.columns), "run"]
+    proved = pd.read_parquet(path, columns=[*on, "certified"])
+    frame = frame.merge(proved, on=on, how="left")
     return frame.assign(certified=frame["certified"].astype("boolean").fillna(False).astype(bool))
 
 
-def _read(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+def _read(files: list[Path], schema: pa.Schema, columns: list[str] | None = None) -> pd.DataFrame:
     if not files:
-        return SCHEMA.empty_table().select(columns or SCHEMA.names).to_pandas()
-    dataset = ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet")
+        return schema.empty_table().select(columns or schema.names).to_pandas()
+    dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
     return dataset.to_table(columns=columns).to_pandas()
 
 

@@ -25,7 +25,7 @@ from ..config.shards import Shard
 from . import checksums, layout
 from .layout import CATALOGUE, MANIFEST
 from .manifest import git_commit, identity_difference, shard_rows, versions, write_manifest
-from .runs_table import SCHEMA, sweep_root
+from .runs_table import sweep_root, table_schema
 
 
 def describe(error: OSError) -> str:
@@ -100,6 +100,7 @@ class ResultStore:
                 )
             self._clear()
 
+        self.schema = table_schema(config)
         self.metadata = {
             b"sweep.config": json.dumps(config.to_dict(), sort_keys=True).encode(),
             b"sweep.versions": json.dumps(versions(), sort_keys=True).encode(),
@@ -130,7 +131,8 @@ class ResultStore:
 
     def write(self, shard: Shard, columns: dict) -> None:
         """Write one shard's rows (a dict of equal-length columns) atomically."""
-        table = pa.Table.from_pydict(columns, schema=SCHEMA).replace_schema_metadata(self.metadata)
+        table = pa.Table.from_pydict(columns, schema=self.schema)
+        table = table.replace_schema_metadata(self.metadata)
         path = self.path(shard)
         path.parent.mkdir(exist_ok=True)
 
