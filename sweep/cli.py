@@ -51,6 +51,8 @@ def _run(args):
         overrides["sweep.n"] = args.n
     if args.seeds is not None:
         overrides["sweep.seeds"] = _int_argument(args.seeds, "--seeds")
+    if args.halfwidth is not None:
+        overrides["sweep.target_halfwidth"] = _float_argument(args.halfwidth, "--halfwidth")
     if args.seed is not None:
         overrides["sweep.seed"] = _int_argument(args.seed, "--seed")
     if args.max_steps is not None:
@@ -85,7 +87,7 @@ def _run(args):
         job = cluster.submit(config, out, options)
         if args.wait and job is not None:
             states = progress.shard_states(out)
-            return 1 if (states.state != "done").any() else 0
+            return 1 if (~states.state.isin(progress.SETTLED)).any() else 0
         return 0
 
     print(
@@ -109,7 +111,8 @@ def _run(args):
         spent = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in counters.seconds.items())
         print(f"host loop: {spent}")
     frame = runs_table.load(out, columns=reports.SUMMARY_INPUT)
-    print(reports.format_summary(reports.summary(frame)))
+    interval = "sequence" if config.target_halfwidth > 0 else "wilson"
+    print(reports.format_summary(reports.summary(frame, interval=interval)))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
     return 0
 
@@ -207,6 +210,13 @@ def _status(args):
     return 0
 
 
+def _float_argument(text, name):
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(name, "a number", text) from None
+
+
 def _int_argument(text, name):
     try:
         return int(text)
@@ -226,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n", help="student widths as expressions in k: k, k+1, k..k+2")
     run.add_argument("--seeds", help="runs per cell")
     run.add_argument("--seed", help="root seed of the sweep")
+    run.add_argument(
+        "--halfwidth",
+        help="adaptive: runs in waves until each cell's 95%% interval is this tight (0.01)",
+    )
     run.add_argument("--max-steps", help="largest number of steps per run")
     run.add_argument("--batch-size", help="runs trained at once (0: backend default)")
     run.add_argument(

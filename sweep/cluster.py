@@ -9,6 +9,7 @@ command submitted again runs exactly what is missing. Where the cluster preempts
 signal, submitit requeues the task (`Task.checkpoint`), which then skips what is done.
 """
 
+import itertools
 import os
 import re
 import shutil
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from .config import Config, ConfigError, shard_list
 from .config import from_dict as config_from_dict
-from .results import progress
+from .results import progress, waves
 from .results.layout import SLURM
 from .results.store import ResultStore
 
@@ -135,9 +136,18 @@ def parse_slurm_args(items: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def deal(names: list[str], tasks: int) -> list[list[str]]:
-    """Round-robin shares: task i gets names i, i + tasks, ... (cells spread over tasks)."""
-    return [names[i::tasks] for i in range(tasks)]
+def deal(names: list[str], tasks: int, whole_cells: bool = False) -> list[list[str]]:
+    """Round-robin shares: task i gets names i, i + tasks, ... (cells spread over tasks).
+    With `whole_cells` (adaptive sweeps, whose waves run in order) each cell's shards go
+    to one task, the cells dealt round-robin."""
+    if not whole_cells:
+        return [names[i::tasks] for i in range(tasks)]
+    cells = [list(group) for _, group in itertools.groupby(names, _cell_of)]
+    return [[name for cell in cells[i::tasks] for name in cell] for i in range(tasks)]
+
+
+def _cell_of(name: str) -> str:
+    return name.rsplit("-r", 1)[0]  # "k06-n06-d06-r0000000-0000250" -> "k06-n06-d06"
 
 
 @dataclass(frozen=True)
@@ -173,11 +183,13 @@ def submit(
     store = ResultStore(out, config, shards, fresh=fresh)
     if fresh:
         progress.clear(out)
-    missing = [s.name for s in shards if not store.done(s)]
+    unneeded = waves.unneeded(out, config, shards)
+    missing = [s.name for s in shards if not store.done(s) and s.name not in unneeded]
     if not missing:
         log(f"{out}: all {len(shards)} shards are done; nothing to submit")
         return None
-    tasks = min(tasks, len(missing))
+    adaptive = waves.adaptive(config)
+    tasks = min(tasks, len({_cell_of(name) for name in missing}) if adaptive else len(missing))
 
     executor = _submitit().AutoExecutor(folder=Path(out) / SLURM / "%j", cluster="slurm")
     parameters = dict(
@@ -196,7 +208,7 @@ def submit(
     executor.update_parameters(**parameters)
     try:
         task = Task(config.to_raw(), Path(out).resolve())  # tasks may start elsewhere
-        jobs = executor.map_array(task, deal(missing, tasks))
+        jobs = executor.map_array(task, deal(missing, tasks, whole_cells=adaptive))
     except subprocess.CalledProcessError as error:
         lines = (error.stderr or error.output or b"").decode(errors="replace").strip().splitlines()
         raise _fail(f"sbatch refused the job ({lines[-1] if lines else error})") from None
@@ -227,12 +239,12 @@ def wait_for(
     with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:
         while True:
             states = progress.shard_states(out)
-            done = int((states.state == "done").sum())
+            done = int(states.state.isin(progress.SETTLED).sum())
             bar.update(done - bar.n)
             if not _queued(job_id):
                 break
             time.sleep(poll)
     states = progress.shard_states(out)
-    bar.update(int((states.state == "done").sum()) - bar.n)
+    bar.update(int(states.state.isin(progress.SETTLED).sum()) - bar.n)
     log(progress.format_status(states))
     return states

@@ -16,7 +16,7 @@ from .config import Config, shard_list
 from .config.shards import Shard
 from .engine.scheduler import Engine
 from .outcomes import CONVERGED, Finished
-from .results import progress
+from .results import progress, waves
 from .results.layout import CATALOGUE
 from .results.runs_table import load, rows
 from .results.store import ResultStore, StorageError, write_catalogue
@@ -82,7 +82,8 @@ def run_sweep(
     if fresh:
         progress.clear(out)
     mine = [s for s in shards if only is None or s.name in only]
-    todo = [s for s in mine if not store.done(s)]
+    unneeded = waves.unneeded(store.root, config, shards)
+    todo = [s for s in mine if not store.done(s) and s.name not in unneeded]
     skipped = len(mine) - len(todo)
     if skipped:
         log(f"{out}: {skipped} of {len(mine)} shards already complete, skipping them")
@@ -105,33 +106,35 @@ def run_sweep(
         for index, (cell, cell_shards) in enumerate(itertools.groupby(todo, lambda s: s.cell)):
             if index and options.release_programs:
                 programs.release_programs()  # the previous cell's
-            buffers = [_ShardBuffer(s) for s in cell_shards]
-            progress.mark_running(out, [b.shard.name for b in buffers])
+            started = []  # the cell's shards marked running
             try:
-                _train_cell(config, store, engine, cell, buffers, bar)
+                if waves.adaptive(config):
+                    _train_in_waves(store, engine, cell, list(cell_shards), bar, started)
+                else:
+                    _train_shards(config, store, engine, cell, list(cell_shards), bar, started)
             except Exception as error:
-                unfinished = [b.shard.name for b in buffers if not store.done(b.shard)]
+                unfinished = [s.name for s in started if not store.done(s)]
                 _quietly(progress.mark_failed, out, unfinished, error)
                 if not options.keep_going or isinstance(error, StorageError):
                     raise  # nowhere to write: stop now, whatever the other cells
                 log(f"error: {cell.describe()}: {len(unfinished)} shards failed: {error}")
                 failure = failure or error
             except BaseException:  # interrupted: these shards are simply pending again
-                for b in buffers:
-                    if not store.done(b.shard):
-                        progress.unmark(out, b.shard.name)
+                for shard in started:
+                    if not store.done(shard):
+                        progress.unmark(out, shard.name)
                 raise
     if failure is not None:
         raise failure
     try:
         _write_catalogue_when_complete(store, shards)
-        if config.classify.certify and all(store.done(s) for s in shards):
+        if config.classify.certify and _complete(store, shards):
             from .prove import certify_sweep
 
             certify_sweep(store.root, log=log)
     except OSError as error:
         raise StorageError(store.root, error) from error
-    return Outcome(len(shards), skipped, total, engine)
+    return Outcome(len(shards), skipped, int(bar.n), engine)
 
 
 def _show_bar(wanted: bool | None) -> bool:
@@ -157,6 +160,27 @@ def _quietly(record, *args):
         record(*args)
     except OSError:
         pass
+
+
+def _train_shards(config, store, engine, cell, shards, bar, started):
+    """Train the given shards of a cell at once (continuous batching over all their runs)."""
+    progress.mark_running(store.root, [s.name for s in shards])
+    started += shards
+    _train_cell(config, store, engine, cell, [_ShardBuffer(s) for s in shards], bar)
+
+
+def _train_in_waves(store, engine, cell, todo, bar, started):
+    """An adaptive sweep's cell: one shard (wave) at a time, in run order, until the cell's
+    confidence sequence is tight (`results.waves`) or its shards run out."""
+    config = store.config
+    shards = [s for s in shard_list(config) if s.cell == cell]
+    while True:
+        wave, unneeded = waves.cell_waves(store.root, config, shards)
+        if wave is None or wave not in todo:  # settled, or another task's share
+            bar.total -= sum(len(s.runs) for s in unneeded if s in todo)
+            bar.refresh()
+            return
+        _train_shards(config, store, engine, cell, [wave], bar, started)
 
 
 def _train_cell(config, store, engine, cell, buffers, bar):
@@ -192,10 +216,16 @@ def _train_cell(config, store, engine, cell, buffers, bar):
         raise failure
 
 
+def _complete(store, shards) -> bool:
+    """Every shard is done, or not needed by an adaptive sweep (`results.waves`)."""
+    unneeded = waves.unneeded(store.root, store.config, shards)
+    return all(store.done(s) or s.name in unneeded for s in shards)
+
+
 def _write_catalogue_when_complete(store, shards):
     """The catalogue of minima, once every shard is in (the last cluster task writes it).
     Only kinds whose loss has the permutation symmetries are catalogued."""
-    if all(store.done(s) for s in shards):
+    if _complete(store, shards):
         runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])  # with the axes
         catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
         write_catalogue(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))

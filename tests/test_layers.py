@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # Bottom to top; a module may import from its own layer and the ones below, never above.
 # The README's layout table lists the same packages in the same order (tested below).
 LAYERS = [
-    ["outcomes", "config", "runtime"],  # vocabulary of outcomes, the config, the process
+    ["outcomes", "config", "runtime", "confidence"],  # outcomes, config, process, intervals
     ["objectives", "programs"],  # losses and data; how runs map onto compiled programs
     ["finishes", "classify", "kinks", "proofs"],  # finishes, diagnostics, proofs of points
     ["problems"],  # one module per problem kind behind one interface

@@ -177,7 +177,7 @@ SECTIONS = {
     "classify": ClassifySettings,
     "engine": EngineSettings,
 }
-SWEEP_KEYS = ("name", "seed", "k", "n", "seeds", "shard_size")
+SWEEP_KEYS = ("name", "seed", "k", "n", "seeds", "shard_size", "target_halfwidth")
 # Sections whose fields may be `[grid]` axes: those that decide results.
 AXIS_SECTIONS = ("problem", "init", "optimizer", "stop", "classify")
 
@@ -193,6 +193,12 @@ class Config:
     n: str = option("k", 'student widths, expressions in k: "k", "k+1", "k..k+2"')
     seeds: int = option(300, "runs per cell", low=1)
     shard_size: int = option(250, "runs per Parquet file (the unit of resume)", low=1)
+    target_halfwidth: float = option(
+        0.0,
+        "> 0: train each cell in waves of shard_size runs until the 95% confidence sequence"
+        " of its spurious rate is at most this wide on each side (seeds: the most runs)",
+        low=0.0, high=0.5,
+    )  # fmt: skip
     problem: ProblemSettings = field(default_factory=ProblemSettings)
     init: InitSettings = field(default_factory=InitSettings)
     optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)

@@ -103,6 +103,10 @@ def _sweep_fields(sweep: dict) -> dict:
             value = sweep.get(f.name, f.default)
             meta = f.metadata
             found[f.name] = number(value, f"sweep.{f.name}", int, meta["low"], meta["high"])
+    meta = Config.__dataclass_fields__["target_halfwidth"].metadata
+    value = sweep.get("target_halfwidth", Config.target_halfwidth)
+    found["target_halfwidth"] = number(value, "sweep.target_halfwidth", float, meta["low"],
+                                       meta["high"])  # fmt: skip
     return found
 
 

@@ -1,6 +1,5 @@
 """Reports of a sweep: summary tables with binomial confidence intervals, and PNG plots."""
 
-import math
 import sys
 from pathlib import Path
 
@@ -8,44 +7,40 @@ import numpy as np
 import pandas as pd
 
 from .. import problems
+from ..confidence import confidence_sequence, wilson_interval
 from ..config import ConfigError
 from ..config.grid import axis_columns
 from ..outcomes import STATUSES, Status
-from ..results.layout import CATALOGUE, REPORT
-from ..results.runs_table import load
+from ..results.layout import CATALOGUE, MANIFEST, REPORT
+from ..results.runs_table import load, open_sweep
 from . import plots
-
-
-def wilson_interval(
-    successes: int, trials: int, z: float = 1.959963984540054
-) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (default 95%), as (low, high)."""
-    if trials == 0:
-        return (math.nan, math.nan)
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
 
 # The runs columns `summary` reads.
 SUMMARY_INPUT = ["k", "n", "status", "loss", "min_eig", "steps", "symmetry"]
 
 
-def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataFrame:
+INTERVALS = {
+    "wilson": ("95% Wilson interval", wilson_interval),
+    "sequence": ("95% confidence sequence (beta-binomial mixture)", confidence_sequence),
+}
+
+
+def summary(
+    frame: pd.DataFrame, minima: pd.DataFrame | None = None, interval: str = "wilson"
+) -> pd.DataFrame:
     """One row per cell (k, n and the `[grid]` axes): counts per status, % spurious with
-    its 95% Wilson interval, mean objective and mean smallest Hessian eigenvalue over the
-    spurious runs, the median number of steps, and (from a catalogue of minima, when
-    given) the number of distinct spurious minima; the most common symmetry types of the
-    spurious runs when recorded."""
+    its 95% interval (`interval`: "wilson" for a fixed number of runs, "sequence" for an
+    adaptive sweep, see `confidence.py`; named in the `interval` column), the mean
+    objective and mean smallest Hessian eigenvalue over the spurious runs, the median
+    number of steps, and (from a catalogue of minima, when given) the number of distinct
+    spurious minima; the most common symmetry types of the spurious runs when recorded."""
     table = []
     axes = axis_columns(frame.columns)
     for key, group in frame.groupby(["k", "n", *axes], sort=True):
         k, n = key[:2]
         runs = len(group)
         spurious = group[group["status"] == Status.SPURIOUS]
-        low, high = wilson_interval(len(spurious), runs)
+        low, high = INTERVALS[interval][1](len(spurious), runs)
         row = {"k": int(k), "n": int(n), **dict(zip(axes, key[2:], strict=True)), "runs": runs}
         row.update({status: int((group["status"] == status).sum()) for status in STATUSES})
         row.update(
@@ -53,6 +48,7 @@ def summary(frame: pd.DataFrame, minima: pd.DataFrame | None = None) -> pd.DataF
                 "spurious_%": 100 * len(spurious) / runs,
                 "ci95_low_%": 100 * low,
                 "ci95_high_%": 100 * high,
+                "interval": INTERVALS[interval][0],
                 "spurious_mean_loss": spurious["loss"].mean() if len(spurious) else np.nan,
                 "spurious_mean_min_eig": spurious["min_eig"].mean() if len(spurious) else np.nan,
                 "median_steps": float(group["steps"].median()),
@@ -125,6 +121,9 @@ def format_summary(table: pd.DataFrame) -> str:
     extra = [c for c in (Status.UNDECIDED.value,) if c in table.columns and table[c].any()]
     extra += [c for c in ("distinct_minima", "types") if c in table.columns]
     header += "".join(f" {c.replace('_', ' ')} |" for c in extra)
+    sequential = "interval" in table and table["interval"].eq(INTERVALS["sequence"][0]).any()
+    if sequential:  # the same width: "[95% CI]   " -> "[95% CS]   "
+        header = header.replace("[95% CI]", "[95% CS]")
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
     for row in table.to_dict("records"):
         interval = f"{row['spurious_%']:5.1f} [{row['ci95_low_%']:4.1f}, {row['ci95_high_%']:4.1f}]"
@@ -137,6 +136,9 @@ def format_summary(table: pd.DataFrame) -> str:
             f"| {row['spurious_mean_min_eig']:18.4g} | {row['median_steps']:12.0f} |"
             + "".join(f" {row[c]} |" for c in extra)
         )
+    if sequential:
+        lines.append(f"CS: {INTERVALS['sequence'][0]}, valid at every number of runs "
+                     "(Howard, Ramdas, McAuliffe & Sekhon 2021)")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -162,7 +164,9 @@ def write_report(
             minima = load(path, table="catalogue")
         except ConfigError as error:  # a damaged catalogue: report the runs without it
             print(error, file=sys.stderr)
-    table = summary(frame, minima)
+    adaptive = (path / MANIFEST).is_file() and open_sweep(path)[1].target_halfwidth > 0
+    interval = "sequence" if adaptive else "wilson"
+    table = summary(frame, minima, interval)
     published = pd.read_csv(reference) if reference else None
     folder = path / REPORT
     folder.mkdir(exist_ok=True)

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import layout
+from ..config import from_dict, shard_list
+from . import layout, waves
 from .manifest import read_manifest
 
 MARKERS = layout.STATUS
-STATES = ("done", "running", "failed", "pending")
+STATES = ("done", "running", "failed", "pending", "not needed")
+# States of a finished sweep: "not needed" are the waves an adaptive sweep did not train.
+SETTLED = ("done", "not needed")
 
 
 def _marker(root, name, kind):
@@ -95,6 +98,8 @@ def shard_states(root: str | Path) -> pd.DataFrame:
     """One row per shard of the sweep in `root`: k, n, d, start, stop, runs, state, detail."""
     root = Path(root)
     manifest = read_manifest(root)
+    config = from_dict(manifest["config"])
+    unneeded = waves.unneeded(root, config, shard_list(config))
     live = None
     rows = []
     for shard in manifest["shards"]:
@@ -102,6 +107,8 @@ def shard_states(root: str | Path) -> pd.DataFrame:
         state, detail = "pending", ""
         if layout.shard_done(root, name):
             state = "done"
+        elif name in unneeded:
+            state, detail = "not needed", "the cell's interval was tight before it"
         elif _marker(root, name, "failed").exists():
             state, detail = "failed", json.loads(_marker(root, name, "failed").read_text())["error"]
         elif _marker(root, name, "running").exists():
@@ -120,16 +127,18 @@ def shard_states(root: str | Path) -> pd.DataFrame:
 def format_status(frame: pd.DataFrame) -> str:
     """A per-cell table of shard states and runs done, then the failed shards' errors."""
     lines = [
-        "|  k |  n | shards | done | running | failed | pending | runs done |",
-        "|----|----|--------|------|---------|--------|---------|-----------|",
+        "|  k |  n | shards | done | running | failed | pending | not needed | runs done |",
+        "|----|----|--------|------|---------|--------|---------|------------|-----------|",
     ]
-    for (k, n), cell in frame.groupby(["k", "n"], sort=True):
+    cells = frame["name"].str.rsplit("-r", n=1).str[0]  # the cell's label, axes included
+    for (k, n, _), cell in frame.groupby(["k", "n", cells], sort=True):
         counts = cell["state"].value_counts()
         runs_done = int(cell.loc[cell.state == "done", "runs"].sum())
         lines.append(
             f"| {k:2d} | {n:2d} | {len(cell):6d} | {counts.get('done', 0):4d} | "
             f"{counts.get('running', 0):7d} | {counts.get('failed', 0):6d} | "
-            f"{counts.get('pending', 0):7d} | {runs_done:>4d}/{int(cell.runs.sum()):<4d} |"
+            f"{counts.get('pending', 0):7d} | {counts.get('not needed', 0):10d} | "
+            f"{runs_done:>4d}/{int(cell.runs.sum()):<4d} |"
         )
     counts = frame["state"].value_counts()
     lines.append(
