@@ -134,7 +134,8 @@ def run_sweep(
             certify_sweep(store.root, log=log)
     except OSError as error:
         raise StorageError(store.root, error) from error
-    return Outcome(len(shards), skipped, int(bar.n), engine)
+    trained = sum(len(s.runs) for s in todo if store.done(s))
+    return Outcome(len(shards), skipped, trained, engine)
 
 
 def _show_bar(wanted: bool | None) -> bool:

@@ -18,7 +18,8 @@ ACTIVATIONS = ("relu", "leaky_relu")
 OUTPUTS = ("fixed", "trained")
 INITS = ("xavier", "he", "normal")
 PARAMETERIZATIONS = ("standard", "ntk")
-OPTIMIZERS = ("gd", "momentum", "adam")
+OPTIMIZERS = ("gd", "momentum", "adam", "flow")
+FLOW_SOLVERS = ("auto", "tsit5", "kvaerno5")
 SCHEDULES = ("constant", "cosine", "inverse_time")
 STEP_UNITS = ("absolute", "ntk")
 PRECISIONS = ("float64", "mixed")
@@ -87,8 +88,10 @@ class InitSettings:
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    kind: str = option("gd", "gd, momentum or adam (optax)", choices=OPTIMIZERS)
-    step_size: str = option("5/k", "an expression in k, n, d")
+    kind: str = option(
+        "gd", "gd, momentum or adam (optax); flow: gradient flow (diffrax)", choices=OPTIMIZERS
+    )
+    step_size: str = option("5/k", "an expression in k, n, d (flow: the first step dt0)")
     momentum: float = option(0.9, 'for kind = "momentum"', low=0.0, high=1.0)
     b1: float = option(0.9, 'for kind = "adam"', low=0.0, high=1.0)
     b2: float = option(0.999, 'for kind = "adam"', low=0.0, high=1.0)
@@ -106,11 +109,28 @@ class OptimizerSettings:
         'empirical: "ntk" divides step_size by lambda_max of the initial NTK',
         choices=STEP_UNITS,
     )
+    solver: str = option(
+        "auto",
+        "flow: tsit5 (explicit), kvaerno5 (implicit), or auto: tsit5, then kvaerno5 below"
+        " stiff_below",
+        choices=FLOW_SOLVERS,
+    )
+    rtol: float = option(1e-6, "flow: relative tolerance of each step", low=0.0, low_open=True)
+    atol: float = option(1e-9, "flow: absolute tolerance of each step", low=0.0, low_open=True)
+    stiff_below: float = option(
+        1e-3, 'flow, solver = "auto": the implicit solver takes over at |grad F| <= this',
+        low=0.0, low_open=True,
+    )  # fmt: skip
     precision: str = option(
         "float64",
         'or "mixed": float32 until |grad| <= 1e-4, then float64 (TPUs, slow-float64 GPUs)',
         choices=PRECISIONS,
     )
+
+    @property
+    def flow(self) -> bool:
+        """Gradient flow rather than an optax optimizer."""
+        return self.kind == "flow"
 
 
 @dataclass(frozen=True)

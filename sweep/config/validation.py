@@ -224,6 +224,15 @@ def _training_points(problem) -> int:
 
 
 def _optimizer_rules(config: Config) -> None:
+    optimizer = config.optimizer
+    if optimizer.flow:  # the flow has no minibatches, schedule or float32 phase
+        plain = {"optimizer.batch_size": (optimizer.batch_size, 0),
+                 "optimizer.schedule": (optimizer.schedule, "constant"),
+                 "optimizer.precision": (optimizer.precision, "float64"),
+                 "optimizer.step_unit": (optimizer.step_unit, "absolute")}  # fmt: skip
+        for name, (value, only) in plain.items():
+            if value != only:
+                raise ConfigError(name, f"{json.dumps(only)} for optimizer.kind = flow", value)
     points = _training_points(config.problem)
     if config.problem.kind == "empirical" and config.optimizer.batch_size > points:
         raise ConfigError(

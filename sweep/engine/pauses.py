@@ -18,7 +18,7 @@ import numpy as np
 from .. import programs
 from ..outcomes import Finished, StopReason
 from ..problems import Problem
-from . import segments
+from . import flow, segments
 from .slots import Slots
 
 # A Hessian whose smallest eigenvalue times the step is below this is taken as singular:
@@ -214,6 +214,7 @@ def _moved(rows, runs, keep, reason, weights, loss, grad_norm, iterations, predi
         watched=rows.watched,
         trained_loss=rows.loss,
         predicted_steps=predicted_steps,
+        flow=flow.statistics(rows.opt_state, np.arange(len(runs))),
     ).select(keep)
 
 

@@ -35,7 +35,7 @@ from .. import programs
 from ..config import Config
 from ..outcomes import Finished, StopReason
 from ..problems import Problem
-from . import pauses, segments
+from . import flow, pauses, segments
 from .segments import RunState
 from .slots import COMPACTED, SegmentLength, Slots, fewest_chunks, first_batch_size, smaller
 from .starts import CellArgs, start_runs
@@ -90,11 +90,12 @@ class Counters:
         return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
 
 
-def train_spec(problem: Problem) -> segments.TrainSpec:
+def train_spec(problem: Problem, stiff: bool = False) -> segments.TrainSpec:
     """The TrainSpec of a problem's cell (its config is the cell's, its objective knows the
-    cell's shapes)."""
+    cell's shapes); `stiff`: gradient flow's implicit phase."""
     config = problem.config
     return segments.TrainSpec(
+        stiff=stiff,
         objective=problem.objective,
         optimizer=config.optimizer,
         grad_tol=config.stop.grad_tol,
@@ -149,23 +150,30 @@ class Engine:
         group of runs at a time (`FLOAT32_GROUP` batches), so the host holds few of them.
         """
         runs = list(runs)
-        if problem.config.optimizer.precision != "mixed":
+        optimizer = problem.config.optimizer
+        explicit_first = optimizer.flow and optimizer.solver == "auto"
+        if optimizer.precision != "mixed" and not explicit_first:
             yield from self._train(problem, runs, recorder)
             return
         group = FLOAT32_GROUP * self.batch_size
         for first in range(0, len(runs), group):
-            handed = self._float32_phase(problem, runs[first : first + group], recorder)
-            yield from self._train(problem, handed, recorder)
+            part = runs[first : first + group]
+            if explicit_first:
+                handed = self._explicit_flow_phase(problem, part, recorder)
+            else:
+                handed = self._float32_phase(problem, part, recorder)
+            yield from self._train(problem, handed, recorder, stiff=explicit_first)
 
-    def _train(self, problem, runs, recorder):
-        """`train` in float64 for runs to start (indices) or to resume ((run, row) pairs)."""
+    def _train(self, problem, runs, recorder, stiff=False):
+        """`train` in float64 for runs to start (indices) or to resume ((run, row) pairs);
+        `stiff`: gradient flow's implicit phase."""
         if not runs:
             return
-        spec = train_spec(problem)
+        spec = train_spec(problem, stiff)
         data = jax.device_put(problem.data.train)
         slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
         state = self._shard(
-            segments.empty_state(spec, len(slots.run), spec.objective.param_shape())
+            segments.empty_state(spec, len(slots.run), spec.objective.param_shape(), data=data)
         )
         segment = self.segment_length(recorder)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
@@ -223,6 +231,35 @@ class Engine:
             steps = np.array([row.steps for _, row in left])
             self.counters.float32_steps += int(steps.sum())
             segment.observe(steps)
+
+    def _explicit_flow_phase(self, problem, runs, recorder) -> list:
+        """Gradient flow with solver = "auto": integrate with the explicit solver until
+        |grad| <= optimizer.stiff_below (or any stop or pause), then hand each run to
+        the implicit solver (`flow.handed_over`) as (run, host row) pairs, exactly where
+        it stopped; nothing is decided here."""
+        stiff_spec = train_spec(problem, stiff=True)
+        until = max(problem.config.optimizer.stiff_below, stiff_spec.grad_tol,
+                    stiff_spec.basin_grad)  # fmt: skip
+        spec = dataclasses.replace(stiff_spec, stiff=False, grad_tol=0.0, basin_grad=until)
+        data = jax.device_put(problem.data.train)
+        slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
+        shape = spec.objective.param_shape()
+        state = self._shard(segments.empty_state(spec, len(slots.run), shape, data=data))
+        segment = self.segment_length(recorder)
+        handed = []
+        while True:
+            state, _, stopped = self._advance(state, slots, problem, spec, data, segment,
+                                              recorder)  # fmt: skip
+            if stopped is None:
+                return handed
+            if not stopped.size:
+                continue
+            left = pauses.leave(state, stopped, slots)
+            rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in left])
+            rows = flow.hand_over(stiff_spec, rows, data, stiff_spec.basin_grad)
+            handed += [(run, jax.tree.map(lambda x, i=i: x[i], rows))
+                       for i, (run, _) in enumerate(left)]  # fmt: skip
+            segment.observe(np.array([row.steps for _, row in left]))
 
     def segment_length(self, recorder) -> SegmentLength:
         """The cell's segment length (after `first_batch`, which sets its chunk); a
@@ -310,6 +347,7 @@ class Engine:
             watched=watched,
             trained_loss=np.full(stopped.size, np.nan),
             predicted_steps=np.where(reason == StopReason.GRAD, steps, -1).astype(np.int64),
+            flow=flow.statistics(state.opt_state, stopped),
         )
         with self.counters.timed("finishes"):
             pauses.settle(out, problem, previous_loss, self.counters)

@@ -21,6 +21,7 @@ from .. import programs
 from ..config import OptimizerSettings
 from ..objectives.data import TrainData
 from ..outcomes import StopReason
+from . import flow
 
 # Plain ints for traced code (JAX takes no enum members as scalars).
 RUNNING, GRAD, LOSS = int(StopReason.RUNNING), int(StopReason.GRAD), int(StopReason.LOSS)
@@ -44,6 +45,7 @@ class TrainSpec:
     # Pause a run for the basin finish (`finishes/basin.py`) once |grad| <= this (0: never); a run
     # the finish does not take pauses again at a tenth of it.
     basin_grad: float = 0.0
+    stiff: bool = False  # gradient flow's implicit phase (`flow.py`)
 
 
 class RunState(NamedTuple):
@@ -84,20 +86,36 @@ def schedule(spec: TrainSpec, steps: jax.Array) -> jax.Array:
     return jnp.ones_like(t)
 
 
-def init_opt_state(spec: TrainSpec, weights: jax.Array) -> Any:
-    """Optimizer state for a batch of params (B, ...)."""
+def init_opt_state(
+    spec: TrainSpec, weights: jax.Array, step_size: jax.Array = None, data: TrainData = None
+) -> Any:
+    """Optimizer state for a batch of params (B, ...); gradient flow's (`flow.FlowState`)
+    also needs each run's first step and the data."""
+    if spec.optimizer.flow:
+        start = functools.partial(flow.init, spec)
+        return jax.vmap(start, (0, 0, None))(weights, step_size, data)
     return jax.vmap(make_optimizer(spec.optimizer, 1.0).init)(weights)
 
 
 def empty_state(
-    spec: TrainSpec, batch: int, shape: tuple[int, ...], dtype: DTypeLike = jnp.float64
+    spec: TrainSpec,
+    batch: int,
+    shape: tuple[int, ...],
+    dtype: DTypeLike = jnp.float64,
+    data: TrainData = None,
 ) -> RunState:
     """A batch of EMPTY slots (frozen until refilled) for params of the given shape, made
     on the host (device arrays of new shapes would each compile a program)."""
     weights = np.zeros((batch, *shape), dtype)
+    if spec.optimizer.flow:  # its shapes only: the state is set when a run starts
+        start = functools.partial(init_opt_state, spec)
+        found = jax.eval_shape(start, weights, np.ones(batch), data)
+        opt_state = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), found)
+    else:
+        opt_state = init_opt_state(spec, weights)
     return RunState(
         weights=weights,
-        opt_state=init_opt_state(spec, weights),
+        opt_state=opt_state,
         steps=np.zeros(batch, np.int32),
         loss=np.zeros(batch, dtype),
         grad_norm=np.zeros(batch, dtype),
@@ -189,7 +207,11 @@ def train_step(state: RunState, data: TrainData, spec: TrainSpec) -> RunState:
         running & jax.vmap(spec.objective.watch, (0, None))(state.weights, data)
     )
 
-    if spec.optimizer.batch_size:
+    if spec.optimizer.flow:
+        moved, opt_state = jax.vmap(functools.partial(flow.step, spec), (0, 0, None))(
+            state.weights, state.opt_state, data
+        )
+    elif spec.optimizer.batch_size:
         moved, opt_state = jax.vmap(_minibatch_epoch, (0, 0, 0, 0, 0, None, None))(
             state.weights, state.opt_state, state.key, state.step_size, state.steps, data, spec
         )
@@ -310,7 +332,9 @@ def train_segment(
     a chunk whose runs have all stopped ends its loop early.
     """
     chunk = programs.chunk_runs(spec.objective, _platform(mesh))
-    if mesh is None:
+    if mesh is None or spec.optimizer.flow:
+        # lineax's solves (the flow's implicit stages) fail inside shard_map: XLA
+        # partitions the flow's batch itself.
         return _segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
         lambda state, data, steps: _segment(state, data, spec, steps, chunk),
@@ -360,7 +384,7 @@ def trace_segment(
     length.
     """
     chunk = programs.chunk_runs(spec.objective, _platform(mesh))
-    if mesh is None:
+    if mesh is None or spec.optimizer.flow:
         return _traced_segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
         lambda state, data: _traced_segment(state, data, spec, steps, chunk),

@@ -81,7 +81,7 @@ def _start(state, mask, keys, order, bits, cell, data, spec):
     weights = weights.astype(state.weights.dtype)
     fresh = segments.RunState(
         weights=weights,
-        opt_state=segments.init_opt_state(spec, weights),
+        opt_state=segments.init_opt_state(spec, weights, rates, data),
         steps=jnp.zeros_like(state.steps),
         loss=jnp.zeros_like(state.loss),
         grad_norm=jnp.zeros_like(state.grad_norm),

@@ -36,9 +36,10 @@ class Population(Problem):
 
     def basin_applies(self) -> bool:
         optimizer = self.config.optimizer
-        return bool(self.config.stop.basin_grad) and (optimizer.kind, optimizer.schedule) == (
-            "gd",
-            "constant",
+        return (
+            bool(self.config.stop.basin_grad)
+            and optimizer.schedule == "constant"
+            and (optimizer.kind in ("gd", "flow"))
         )
 
     def classify(self, ends: Finished) -> Classified:

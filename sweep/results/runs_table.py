@@ -37,7 +37,7 @@ COLUMNS = {
     "init_scale": (pa.float64(), "the standard deviation of the initial weights"),
     "optimizer": (pa.string(), "optimizer.kind"),
     "step_size": (pa.float64(), 'the run\'s own step (it differs by run with step_unit = "ntk")'),
-    "steps": (pa.int64(), "gradient updates applied"),
+    "steps": (pa.int64(), "gradient updates applied (gradient flow: solver step attempts)"),
     "newton_steps": (pa.int64(), "Newton iterations after them (0: none)"),
     "predicted_steps": (
         pa.int64(),
@@ -94,6 +94,9 @@ COLUMNS = {
         "networks on data: SGD's own end loss, before the deterministic finish",
     ),
     "fallback_reason": (pa.string(), "why no check settled an `undecided` point"),
+    "flow_time": (pa.float64(), "gradient flow: the flow time t its integration reached"),
+    "solver_accepted": (pa.int64(), "gradient flow: accepted solver steps (of `steps` attempts)"),
+    "solver_rejected": (pa.int64(), "gradient flow: rejected solver steps"),
 }
 SCHEMA = pa.schema([(name, kind) for name, (kind, _) in COLUMNS.items()])
 _AXIS_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_(),
@@ -135,7 +138,10 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
         "step_size": np.asarray(ends.step_size, float)[order],
         "steps": np.asarray(ends.steps)[order],
         "newton_steps": np.asarray(ends.newton_steps)[order],
-        "predicted_steps": [_optional(None if p < 0 else p) for p in ends.predicted_steps[order]],
+        "predicted_steps": [
+            _optional(None if p < 0 or config.optimizer.flow else p)
+            for p in ends.predicted_steps[order]
+        ],  # fmt: skip
         "stop_reason": [StopReason(int(ends.reason[i])).label for i in order],
         "status": [str(found.status[i]) for i in order],
         "loss": np.asarray(ends.loss)[order],
@@ -155,8 +161,16 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
             name: repeat(None) if getattr(found, name) is None else column(getattr(found, name))
             for name in ("kinks", "stationarity_margin", "sgd_loss", "fallback_reason")
         },
+        "flow_time": column(ends.flow[:, 0]),
+        "solver_accepted": column(_integers(ends.flow[:, 1])),
+        "solver_rejected": column(_integers(ends.flow[:, 2])),
         **{name: repeat(value) for name, value in cell.axes},
     }
+
+
+def _integers(values: np.ndarray) -> list:
+    """Whole numbers held as floats (NaN: none) as ints and None."""
+    return [None if np.isnan(v) else int(v) for v in values]
 
 
 def _optional(value: object) -> object:
