@@ -333,8 +333,9 @@ def train_segment(
     """
     chunk = programs.chunk_runs(spec.objective, _platform(mesh))
     if mesh is None or spec.optimizer.flow:
-        # lineax's solves (the flow's implicit stages) fail inside shard_map: XLA
-        # partitions the flow's batch itself.
+        # lineax's solves (the flow's implicit stages) fail inside shard_map, and XLA's
+        # own partitioning of their loops stalls on CPU devices: the flow trains on one
+        # device (`Engine.one_device`).
         return _segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
         lambda state, data, steps: _segment(state, data, spec, steps, chunk),
