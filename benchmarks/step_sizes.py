@@ -105,7 +105,8 @@ def main() -> None:
         return
     steps = args.steps.split(",")
     seconds = {}
-    gd_path, flow_path = Path(args.gd or Path(args.out) / "gd"), Path(args.flow or Path(args.out) / "flow")
+    gd_path = Path(args.gd or Path(args.out) / "gd")
+    flow_path = Path(args.flow or Path(args.out) / "flow")
     common = ["--k", args.k, "--seeds", args.seeds]
     if not args.gd:
         seconds["GD, every step"] = run(gd_path, [*common, "--grid", f"{AXIS}={args.steps}"])
