@@ -67,6 +67,14 @@ def differences(gd: pd.DataFrame, flow: pd.DataFrame, tol: float) -> pd.DataFram
                                        "loss_flow", "gap"])  # fmt: skip
 
 
+def _markdown(frame: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.6g}" if isinstance(v, float) else str(v)
+                                       for v in row) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def table(gd: pd.DataFrame, flow: pd.DataFrame, steps: list[str], tol: float) -> str:
     header = "| k | runs |" + "".join(f" GD {s}: % spurious (moved) |" for s in steps)
     header += " flow: % spurious |"
@@ -99,9 +107,20 @@ def main() -> None:
             gd = gd[gd[AXIS] == f"{args.compare}/k"]
         found = differences(gd, flow, args.tol)
         agree = 1 - len(found) / len(flow)
-        print(f"{len(flow)} runs: {100 * agree:.1f}% end where the flow ends (same status, "
-              f"canonical end points within {args.tol:g})")  # fmt: skip
-        print(found.to_string(index=False) if len(found) else "no difference")
+        text = [
+            f"Measured {datetime.date.today()}: `python benchmarks/step_sizes.py --compare "
+            f"{args.compare} --gd GD --flow FLOW`, k = {', '.join(map(str, sorted(set(flow.k))))}"
+            f", {len(flow)} runs.",
+            "",
+            f"{100 * agree:.1f}% of runs end where the flow ends (same status, canonical end "
+            f"points within {args.tol:g}); {100 * flow['status'].eq('spurious').mean():.1f}% "
+            f"spurious under the flow, {100 * gd['status'].eq('spurious').mean():.1f}% under "
+            f"gradient descent at step {args.compare}/k.",
+            "",
+            _markdown(found) if len(found) else "No run differs.",
+        ]
+        (Path(args.docs) / "flow_vs_gd.md").write_text("\n".join(text) + "\n")
+        print("\n".join(text))
         return
     steps = args.steps.split(",")
     seconds = {}
