@@ -132,9 +132,12 @@ def main() -> None:
     if not args.flow:
         seconds["flow"] = run(flow_path, [*common, "--set", "optimizer.kind=flow"])
     gd, flow = sweep.load(gd_path), sweep.load(flow_path)
+    how = (f"--k {args.k} --seeds {args.seeds}" if not (args.gd or args.flow)
+           else "--gd GD_DIR --flow FLOW_DIR")  # fmt: skip
     text = [
         f"Measured {datetime.date.today()} on {platform.machine()}, {os.cpu_count()} cores "
-        f"(`python benchmarks/step_sizes.py --k {args.k} --seeds {args.seeds}`).",
+        f"(`python benchmarks/step_sizes.py {how}`, gradient descent from one sweep with "
+        f"the steps as a `[grid]` axis, {gd.groupby(['k', AXIS]).size().max()} runs per cell).",
         "",
         table(gd, flow, steps, args.tol),
         "",

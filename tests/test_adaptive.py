@@ -116,6 +116,22 @@ def test_an_adaptive_sweep_stops_a_cell_once_its_interval_is_tight(tmp_path):
     assert "[95% CS]" in text and "beta-binomial" in text
 
 
+@pytest.mark.slow
+def test_an_adaptive_sweep_through_slurm_stops_where_the_local_one_does(slurm, tmp_path):
+    from sweep.cli import main
+
+    argv = ["run", "--k", "6,14", "--seeds", "200", "--halfwidth", "0.05", "--set",
+            "sweep.shard_size=40", "--no-progress"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "local")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "cluster"), "--launcher", "slurm",
+                 "--tasks", "2", "--wait"]) == 0  # fmt: skip
+    keys = ["k", "run", "status", "loss"]
+    local = sweep.load(tmp_path / "local").sort_values(["k", "run"]).reset_index(drop=True)
+    cluster_rows = sweep.load(tmp_path / "cluster").sort_values(["k", "run"])
+    assert cluster_rows.reset_index(drop=True)[keys].equals(local[keys])
+    assert len(local) < 400
+
+
 def test_the_cluster_gives_each_adaptive_cell_to_one_task():
     names = [f"k{k:02d}-n{k:02d}-d{k:02d}-r{s:07d}-{s + 40:07d}" for k in (6, 7, 8)
              for s in (0, 40, 80)]  # fmt: skip

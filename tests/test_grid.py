@@ -101,6 +101,8 @@ def test_rows_catalogue_summary_and_proofs_carry_every_axis(tmp_path):
     table = summary(runs)
     assert table["optimizer.step_size"].tolist() == ["1/k", "5/k"]
     assert "optimizer.step_size" in format_summary(table)
+    text, pngs = sweep.reports.write_report(out)
+    assert "5/k" in text and all(png.exists() for png in pngs)
     catalogue = sweep.load(out, table="catalogue")
     assert set(catalogue["optimizer.step_size"]) == {"1/k", "5/k"}
     for step, cell in catalogue.groupby("optimizer.step_size"):
