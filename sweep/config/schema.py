@@ -110,7 +110,7 @@ class OptimizerSettings:
         choices=STEP_UNITS,
     )
     solver: str = option(
-        "auto",
+        "tsit5",
         "flow: tsit5 (explicit), kvaerno5 (implicit), or auto: tsit5, then kvaerno5 below"
         " stiff_below",
         choices=FLOW_SOLVERS,
@@ -118,7 +118,7 @@ class OptimizerSettings:
     rtol: float = option(1e-6, "flow: relative tolerance of each step", low=0.0, low_open=True)
     atol: float = option(1e-9, "flow: absolute tolerance of each step", low=0.0, low_open=True)
     stiff_below: float = option(
-        1e-3, 'flow, solver = "auto": the implicit solver takes over at |grad F| <= this',
+        1e-4, 'flow, solver = "auto": the implicit solver takes over at |grad F| <= this',
         low=0.0, low_open=True,
     )  # fmt: skip
     precision: str = option(

@@ -77,6 +77,13 @@ def solver_for(settings: OptimizerSettings, parameters: int, stiff: bool) -> dif
     return diffrax.Kvaerno5(root_finder=chord)
 
 
+def implicit(spec) -> bool:
+    """Whether a `TrainSpec` integrates with the implicit solver. Its lineax solves fail
+    inside JAX's shard_map, and XLA's own partitioning of their loops stalls on CPU
+    devices, so such runs train on one device (`Engine.one_device`)."""
+    return spec.optimizer.flow and (spec.stiff or spec.optimizer.solver == "kvaerno5")
+
+
 def _controller(settings: OptimizerSettings) -> diffrax.PIDController:
     return diffrax.PIDController(rtol=settings.rtol, atol=settings.atol)
 

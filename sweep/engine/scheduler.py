@@ -123,7 +123,8 @@ class Engine:
         # set by `first_batch`, and its runs waiting for a finish, set by `_train`.
         self.chunk = 0
         self.waiting = pauses.Waiting(basin_on=False)
-        # The cell's runs train on the first device alone (gradient flow), set with `chunk`.
+        # The cell's runs train on the first device alone (`flow.implicit`), set with
+        # `chunk`.
         self.one_device = False
 
     def _round(self, size: int) -> int:
@@ -132,7 +133,7 @@ class Engine:
         return max(count, -(-size // count) * count)
 
     def _shard(self, state: RunState) -> RunState:
-        if self.one_device:  # gradient flow: see `segments.train_segment`
+        if self.one_device:  # gradient flow's implicit solver: see `flow.implicit`
             return jax.device_put(state, self.devices[0])
         return jax.device_put(state, self.sharding)
 
@@ -140,7 +141,7 @@ class Engine:
         """The cell's batch size; also sets the cell's chunk (`programs.chunk_runs`)."""
         platform = self.devices[0].platform
         self.chunk = programs.chunk_runs(spec.objective, platform)
-        self.one_device = spec.optimizer.flow
+        self.one_device = flow.implicit(spec)
         return first_batch_size(count, len(self.devices), self.batch_size, self.chunk, platform,
                                 fixed=bool(self.config.engine.batch_size))  # fmt: skip
 

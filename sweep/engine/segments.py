@@ -332,10 +332,7 @@ def train_segment(
     a chunk whose runs have all stopped ends its loop early.
     """
     chunk = programs.chunk_runs(spec.objective, _platform(mesh))
-    if mesh is None or spec.optimizer.flow:
-        # lineax's solves (the flow's implicit stages) fail inside shard_map, and XLA's
-        # own partitioning of their loops stalls on CPU devices: the flow trains on one
-        # device (`Engine.one_device`).
+    if mesh is None or flow.implicit(spec):  # on one device (`flow.implicit`)
         return _segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
         lambda state, data, steps: _segment(state, data, spec, steps, chunk),
@@ -385,7 +382,7 @@ def trace_segment(
     length.
     """
     chunk = programs.chunk_runs(spec.objective, _platform(mesh))
-    if mesh is None or spec.optimizer.flow:
+    if mesh is None or flow.implicit(spec):
         return _traced_segment(state, data, spec, steps, chunk)
     per_device = jax.shard_map(
         lambda state, data: _traced_segment(state, data, spec, steps, chunk),
