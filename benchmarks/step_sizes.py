@@ -79,7 +79,7 @@ def table(gd: pd.DataFrame, flow: pd.DataFrame, steps: list[str], tol: float) ->
     header = "| k | runs |" + "".join(f" GD {s}: % spurious (moved) |" for s in steps)
     header += " flow: % spurious |"
     lines = [header, "|---|---|" + "---|" * (len(steps) + 1)]
-    for k, cell in flow.groupby("k"):
+    for k, cell in flow[flow["k"].isin(gd["k"])].groupby("k"):
         row = f"| {k} | {len(cell)} |"
         for step in steps:
             at = gd[(gd["k"] == k) & (gd[AXIS] == step)]
