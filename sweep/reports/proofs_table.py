@@ -3,6 +3,7 @@ with their enclosures rounded outward."""
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+import numpy as np
 import pandas as pd
 
 from ..config.grid import axis_columns
@@ -17,7 +18,10 @@ def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
     lines = [header, "|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|"]
     for key, cell in table.groupby(["k", "n", *axes], sort=True):
         counts = cell["certified"].value_counts()
-        runs = per_run[(per_run[["k", "n", *axes]] == key).all(axis=1)]
+        same = np.ones(len(per_run), bool)
+        for column, value in zip(["k", "n", *axes], key, strict=True):
+            same &= (per_run[column] == value).to_numpy()
+        runs = per_run[same]
         lines.append(
             f"| {key[0]:2d} | {key[1]:2d} |"
             + "".join(f" {v!s:>{len(a)}} |" for a, v in zip(axes, key[2:], strict=True))
