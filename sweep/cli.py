@@ -181,7 +181,8 @@ def _replay(args):
     history, final, stored, cell = replay_stored(folder, k, n, run, axes)
     target = folder / layout.REPLAY
     target.mkdir(exist_ok=True)
-    stem = target / f"{cell.label}-r{run:07d}"
+    variant = f"-g{cell.variant:02d}" if cell.axes else ""  # the cell's [grid] values
+    stem = target / f"k{k:02d}-n{n:02d}{variant}-r{run:07d}"
     history.assign(min_eig_at_end=final["min_eig"]).to_parquet(f"{stem}.parquet", index=False)
     plots.trajectory(
         history,

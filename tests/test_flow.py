@@ -76,7 +76,7 @@ def test_the_implicit_stages_use_the_analytic_hessian():
 
 
 def test_large_students_solve_their_stages_without_a_matrix():
-    settings = OptimizerSettings(kind="flow")
+    settings = OptimizerSettings(kind="flow", solver="auto")
     dense = flow.solver_for(settings, flow.DENSE_PARAMETERS, stiff=True)
     large = flow.solver_for(settings, flow.DENSE_PARAMETERS + 1, stiff=True)
     assert isinstance(dense.root_finder.linear_solver, lineax.LU)
