@@ -117,8 +117,8 @@ class Finished:
     # (m,) gradient steps plain GD takes to stop.grad_tol: `steps` for a run that got
     # there, plus the linear rate's prediction for one finished in the basin; -1: unknown
     predicted_steps: np.ndarray
-    # (m, 3) gradient flow: flow time reached, accepted and rejected solver steps (NaN
-    # for other optimizers)
+    # (m, 4) gradient flow: flow time reached, accepted and rejected solver steps, and
+    # the explicit solver's evaluations of the vector field (NaN for other optimizers)
     flow: np.ndarray
 
     @staticmethod
@@ -144,7 +144,7 @@ class Finished:
             watched=np.zeros(m, bool) if watched is None else np.asarray(watched, bool),
             trained_loss=np.full(m, np.nan),
             predicted_steps=np.full(m, -1, np.int64),
-            flow=np.full((m, 3), np.nan),
+            flow=np.full((m, 4), np.nan),
         )
 
     def select(self, mask: np.ndarray) -> "Finished":

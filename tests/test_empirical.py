@@ -196,7 +196,7 @@ def test_a_loss_plateau_stops_a_run(losses, expected):
             watched=np.zeros(1, bool),
             trained_loss=np.full(1, np.nan),
             predicted_steps=np.full(1, -1),
-            flow=np.full((1, 3), np.nan),
+            flow=np.full((1, 4), np.nan),
         )
         settle(out, problem, previous)
     assert out.reason[0] == expected and previous[7] == losses[-1]

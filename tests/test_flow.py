@@ -46,18 +46,23 @@ def test_steps_follow_the_exact_flow_of_a_quadratic(solver, stiff):
     matrix, start = _stiff_matrix(), jnp.ones(4)
     state = flow.init(spec, start, 1e-3, matrix)
     step = jax.jit(functools.partial(flow.step, spec))
-    weights = start
+    weights, before_first = start, 0
     for _ in range(4000 if not stiff else 400):
+        before_first += int(state.accepted == 0)  # attempts that evaluate the first stage
         weights, state = step(weights, state, matrix)
         if state.t >= 5.0:
             break
     exact = expm(-np.asarray(matrix) * float(state.t)) @ np.ones(4)
     np.testing.assert_allclose(weights, exact, rtol=0, atol=1e-6)
     assert state.t >= 5.0 and state.accepted > 10
+    attempts = int(state.accepted + state.rejected)
     if stiff:  # L-stable: steps far beyond explicit stability (2.8 / 300)
         assert float(state.t) / int(state.accepted) > 0.05
+        assert state.evaluations == -1  # not reported for the implicit solver
     else:
         assert int(state.rejected) > 0  # the controller held the explicit steps back
+        # Tsit5: 7 stages, the first reused from the step before once one is accepted.
+        assert state.evaluations == 6 * attempts + before_first
 
 
 def test_the_implicit_stages_use_the_analytic_hessian():
@@ -107,7 +112,9 @@ def test_a_flow_sweep_ends_where_small_step_descent_ends(tmp_path, solver):
                        **common)  # fmt: skip
     descent = sweep.run(out=tmp_path / "gd", optimizer={"step_size": "0.05/k"}, **common)
     assert flowed["flow_time"].gt(0).all() and flowed["solver_accepted"].gt(0).all()
-    assert descent["flow_time"].isna().all()
+    assert descent["flow_time"].isna().all() and descent["solver_evaluations"].isna().all()
+    if solver == "tsit5":
+        assert (flowed["solver_evaluations"] > 6 * flowed["steps"]).all()
     for (_, a), (_, b) in zip(flowed.iterrows(), descent.iterrows(), strict=True):
         assert (a["k"], a["run"], a["status"]) == (b["k"], b["run"], b["status"])
         np.testing.assert_allclose(_canonical(a), _canonical(b), rtol=0, atol=1e-6)

@@ -44,6 +44,9 @@ class FlowState(NamedTuple):
     made_jump: jax.Array
     accepted: jax.Array  # int32: accepted steps
     rejected: jax.Array  # int32: rejected steps
+    # int32: evaluations of the vector field by the explicit solver; -1 once the implicit
+    # solver has run (diffrax does not report its stages' chord iterations)
+    evaluations: jax.Array
 
 
 def _vector_field(objective) -> diffrax.ODETerm:
@@ -105,7 +108,19 @@ def init(spec, weights, dt0, data) -> FlowState:
         made_jump=jnp.asarray(False),
         accepted=jnp.zeros((), jnp.int32),
         rejected=jnp.zeros((), jnp.int32),
+        evaluations=jnp.asarray(-1 if implicit(spec) else 0, jnp.int32),
     )
+
+
+def _evaluations(solver, state: FlowState) -> jax.Array:
+    """The vector-field evaluations of one explicit step attempt: every stage, but the
+    first of an FSAL pair, which reuses the last stage of the step before (and is
+    evaluated only while no step has been accepted: the solver state's first flag)."""
+    stages = len(solver.tableau.a_lower) + 1
+    if not solver.tableau.fsal:
+        return jnp.asarray(stages, jnp.int32)
+    first_step = state.solver[0]
+    return (stages - 1 + (first_step | state.made_jump)).astype(jnp.int32)
 
 
 def step(spec, weights, state: FlowState, data):
@@ -125,6 +140,10 @@ def step(spec, weights, state: FlowState, data):
     def kept(new, old):
         return jnp.where(keep, new, old)
 
+    evaluations = state.evaluations
+    if not implicit(spec):
+        evaluations = evaluations + _evaluations(solver, state)
+
     return kept(moved, weights), FlowState(
         t=t_next,
         dt=t_after - t_next,
@@ -133,6 +152,7 @@ def step(spec, weights, state: FlowState, data):
         made_jump=kept(made_jump, state.made_jump),
         accepted=state.accepted + keep.astype(jnp.int32),
         rejected=state.rejected + (~keep).astype(jnp.int32),
+        evaluations=evaluations,
     )
 
 
@@ -140,7 +160,8 @@ def handed_over(spec, weights, state: FlowState, data):
     """A run's state for the stiff phase (`spec`), from where the explicit phase left it:
     the same time, step size and counts, the implicit solver's own fresh state."""
     fresh = init(spec, weights, state.dt, data)
-    return fresh._replace(t=state.t, accepted=state.accepted, rejected=state.rejected)
+    return fresh._replace(t=state.t, accepted=state.accepted, rejected=state.rejected,
+                          evaluations=jnp.asarray(-1, jnp.int32))  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -161,9 +182,13 @@ def hand_over(spec, rows, data, finish_below: float):
 
 
 def statistics(opt_state: Any, rows: np.ndarray) -> np.ndarray:
-    """(m, 3) host array of flow time, accepted and rejected steps of the runs in `rows`
-    (indices into the batch); NaN for runs of other optimizers."""
+    """(m, 4) host array of flow time, accepted and rejected steps and explicit
+    evaluations of the runs in `rows` (indices into the batch); NaN for runs of other
+    optimizers, and for evaluations the implicit solver's runs."""
     if not isinstance(opt_state, FlowState):
-        return np.full((len(rows), 3), np.nan)
-    found = jax.device_get((opt_state.t, opt_state.accepted, opt_state.rejected))
-    return np.stack([np.asarray(x, float)[rows] for x in found], axis=1)
+        return np.full((len(rows), 4), np.nan)
+    found = jax.device_get((opt_state.t, opt_state.accepted, opt_state.rejected,
+                            opt_state.evaluations))  # fmt: skip
+    found = np.stack([np.asarray(x, float)[rows] for x in found], axis=1)
+    found[found[:, 3] < 0, 3] = np.nan
+    return found

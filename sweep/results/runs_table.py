@@ -97,6 +97,11 @@ COLUMNS = {
     "flow_time": (pa.float64(), "gradient flow: the flow time t its integration reached"),
     "solver_accepted": (pa.int64(), "gradient flow: accepted solver steps (of `steps` attempts)"),
     "solver_rejected": (pa.int64(), "gradient flow: rejected solver steps"),
+    "solver_evaluations": (
+        pa.int64(),
+        "gradient flow: evaluations of -grad F by the explicit solver; null where the "
+        "implicit solver ran (its stages' chord iterations are not reported)",
+    ),
 }
 SCHEMA = pa.schema([(name, kind) for name, (kind, _) in COLUMNS.items()])
 _AXIS_TYPES = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_(),
@@ -164,6 +169,7 @@ def rows(config: Config, shard: Shard, ends: Finished, found: Classified) -> dic
         "flow_time": column(ends.flow[:, 0]),
         "solver_accepted": column(_integers(ends.flow[:, 1])),
         "solver_rejected": column(_integers(ends.flow[:, 2])),
+        "solver_evaluations": column(_integers(ends.flow[:, 3])),
         **{name: repeat(value) for name, value in cell.axes},
     }
 
