@@ -136,3 +136,12 @@ def test_the_explicit_phase_hands_each_run_over_where_it_stopped():
         moved, after = flow.step(spec, moved, after, problem.data.train)
     assert after.t > handed.t and after.accepted > handed.accepted
     assert np.isfinite(moved).all()
+
+
+def test_networks_on_data_train_by_the_flow_too(tmp_path):
+    runs = sweep.run(out=tmp_path / "data", k="4", seeds=6, progress=False,
+                     problem={"kind": "empirical", "samples": 200},
+                     optimizer={"kind": "flow"})  # fmt: skip
+    assert len(runs) == 6 and runs["flow_time"].gt(0).all()
+    assert runs["status"].isin(["global", "spurious", "saddle"]).all()
+    assert (runs["solver_accepted"] + runs["solver_rejected"] == runs["steps"]).all()
