@@ -217,54 +217,52 @@ class Engine:
         until = max(FLOAT32_UNTIL, float64_spec.grad_tol, float64_spec.basin_grad)
         spec = dataclasses.replace(float64_spec, grad_tol=0.0, basin_grad=until)
         exact = jax.device_put(problem.data.train)  # for the runs' start (NTK step sizes)
+
+        def hand(left):
+            self.counters.float32_steps += sum(int(row.steps) for _, row in left)
+            return [(run, segments.in_float64(row, float64_spec.basin_grad)) for run, row in left]
+
         data = jax.device_put(segments.in_float32(exact))
-        slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
-        shape = spec.objective.param_shape()
-        state = self._shard(segments.empty_state(spec, len(slots.run), shape, jnp.float32))
-        segment = self.segment_length(recorder)
-        handed = []
-        while True:
-            state, _, stopped = self._advance(state, slots, problem, spec, data, segment,
-                                              recorder, exact)  # fmt: skip
-            if stopped is None:
-                return handed
-            if not stopped.size:
-                continue
-            left = pauses.leave(state, stopped, slots)
-            handed += [
-                (run, segments.in_float64(row, float64_spec.basin_grad)) for run, row in left
-            ]
-            steps = np.array([row.steps for _, row in left])
-            self.counters.float32_steps += int(steps.sum())
-            segment.observe(steps)
+        return self._first_phase(problem, runs, recorder, spec, data, hand, jnp.float32, exact)
 
     def _explicit_flow_phase(self, problem, runs, recorder) -> list:
         """Gradient flow with solver = "auto": integrate with the explicit solver until
         |grad| <= optimizer.stiff_below (or any stop or pause), then hand each run to
-        the implicit solver (`flow.handed_over`) as (run, host row) pairs, exactly where
+        the implicit solver (`flow.hand_over`) as (run, host row) pairs, exactly where
         it stopped; nothing is decided here."""
         stiff_spec = train_spec(problem, stiff=True)
         until = max(problem.config.optimizer.stiff_below, stiff_spec.grad_tol,
                     stiff_spec.basin_grad)  # fmt: skip
         spec = dataclasses.replace(stiff_spec, stiff=False, grad_tol=0.0, basin_grad=until)
         data = jax.device_put(problem.data.train)
+
+        def hand(left):
+            rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in left])
+            rows = flow.hand_over(stiff_spec, rows, data, stiff_spec.basin_grad)
+            return [(run, jax.tree.map(lambda x, i=i: x[i], rows))
+                    for i, (run, _) in enumerate(left)]  # fmt: skip
+
+        return self._first_phase(problem, runs, recorder, spec, data, hand)
+
+    def _first_phase(self, problem, runs, recorder, spec, data, hand, dtype=jnp.float64,
+                     start_data=None) -> list:  # fmt: skip
+        """Train runs with `spec` until each stops or pauses, deciding nothing; `hand`
+        turns the (run, host row) pairs that left into those the next phase resumes.
+        Returns them all."""
         slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
         shape = spec.objective.param_shape()
-        state = self._shard(segments.empty_state(spec, len(slots.run), shape, data=data))
+        state = self._shard(segments.empty_state(spec, len(slots.run), shape, dtype, data))
         segment = self.segment_length(recorder)
         handed = []
         while True:
             state, _, stopped = self._advance(state, slots, problem, spec, data, segment,
-                                              recorder)  # fmt: skip
+                                              recorder, start_data)  # fmt: skip
             if stopped is None:
                 return handed
             if not stopped.size:
                 continue
             left = pauses.leave(state, stopped, slots)
-            rows = jax.tree.map(lambda *x: np.stack(x), *[row for _, row in left])
-            rows = flow.hand_over(stiff_spec, rows, data, stiff_spec.basin_grad)
-            handed += [(run, jax.tree.map(lambda x, i=i: x[i], rows))
-                       for i, (run, _) in enumerate(left)]  # fmt: skip
+            handed += hand(left)
             segment.observe(np.array([row.steps for _, row in left]))
 
     def segment_length(self, recorder) -> SegmentLength:
