@@ -111,8 +111,8 @@ def _run(args):
         spent = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in counters.seconds.items())
         print(f"host loop: {spent}")
     frame = runs_table.load(out, columns=reports.SUMMARY_INPUT)
-    interval = "sequence" if config.target_halfwidth > 0 else "wilson"
-    print(reports.format_summary(reports.summary(frame, interval=interval)))
+    table = reports.summary(frame, interval=reports.interval_of(config))
+    print(reports.format_summary(table))
     print(f"results: {out}  (pandas.read_parquet({str(out)!r}))")
     return 0
 

@@ -99,14 +99,10 @@ def _sweep_fields(sweep: dict) -> dict:
     n = sweep.get("n", Config.n)
     found["n"] = str(n) if isinstance(n, int) and not isinstance(n, bool) else n
     for f in dataclasses.fields(Config):
-        if f.name in ("seed", "seeds", "shard_size"):
-            value = sweep.get(f.name, f.default)
-            meta = f.metadata
-            found[f.name] = number(value, f"sweep.{f.name}", int, meta["low"], meta["high"])
-    meta = Config.__dataclass_fields__["target_halfwidth"].metadata
-    value = sweep.get("target_halfwidth", Config.target_halfwidth)
-    found["target_halfwidth"] = number(value, "sweep.target_halfwidth", float, meta["low"],
-                                       meta["high"])  # fmt: skip
+        if f.name in ("seed", "seeds", "shard_size", "target_halfwidth"):
+            value, meta = sweep.get(f.name, f.default), f.metadata
+            found[f.name] = number(value, f"sweep.{f.name}", type(f.default), meta["low"],
+                                   meta["high"])  # fmt: skip
     return found
 
 
@@ -123,8 +119,7 @@ def validate(raw: dict) -> Config:
         try:
             _validate_one({**raw, **combined})
         except ConfigError as error:  # name the axis the bad value came from
-            named = [d for d, _ in grid if str(error).startswith(f"{d}:")]
-            if not named:
+            if not any(str(error).startswith(f"{dotted}:") for dotted, _ in grid):
                 raise
             raise ConfigError("", None, None, detail=f"grid.{error}") from None
     config = dataclasses.replace(_validate_one(raw), grid=grid)

@@ -25,6 +25,12 @@ INTERVALS = {
 }
 
 
+def interval_of(config) -> str:
+    """The interval a sweep's summary gives: a confidence sequence for an adaptive sweep
+    (`sweep.target_halfwidth`), Wilson's otherwise."""
+    return "sequence" if config.target_halfwidth > 0 else "wilson"
+
+
 def summary(
     frame: pd.DataFrame, minima: pd.DataFrame | None = None, interval: str = "wilson"
 ) -> pd.DataFrame:
@@ -164,8 +170,7 @@ def write_report(
             minima = load(path, table="catalogue")
         except ConfigError as error:  # a damaged catalogue: report the runs without it
             print(error, file=sys.stderr)
-    adaptive = (path / MANIFEST).is_file() and open_sweep(path)[1].target_halfwidth > 0
-    interval = "sequence" if adaptive else "wilson"
+    interval = interval_of(open_sweep(path)[1]) if (path / MANIFEST).is_file() else "wilson"
     table = summary(frame, minima, interval)
     published = pd.read_csv(reference) if reference else None
     folder = path / REPORT
