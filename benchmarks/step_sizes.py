@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import sweep
-from sweep.classify.symmetry import canonical_form
+from sweep.symmetry.canonical import canonical_form
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "safran_shamir_2018.toml"

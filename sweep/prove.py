@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from . import problems
-from .classify.symmetry import canonical_form
 from .config import ConfigError
 from .config import cells as config_cells
 from .config.grid import axis_columns
@@ -28,6 +27,7 @@ from .outcomes import Status
 from .results import runs_table, store
 from .results.layout import CATALOGUE, CERTIFIED
 from .runtime import cpu_cores
+from .symmetry.canonical import canonical_form
 
 SMALLEST_RADIUS = 1e-9
 

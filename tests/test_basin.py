@@ -10,10 +10,10 @@ from sweep.classify.spectrum import (
     matrix_free_min_eigenvalues,
     min_eigenvalues,
 )
-from sweep.classify.symmetry import canonical_form
 from sweep.finishes import basin, polish
 from sweep.objectives import PopulationLoss, gaussian
 from sweep.objectives.arccos import arccos  # noqa: F401 (jit warm-up shared with others)
+from sweep.symmetry.canonical import canonical_form
 
 K = 6
 TEACHER = gaussian.orthonormal_teacher(K)

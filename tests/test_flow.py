@@ -15,11 +15,11 @@ from scipy.linalg import expm
 import sweep
 from sweep import config as config_module
 from sweep import problems
-from sweep.classify.symmetry import canonical_form
 from sweep.config import ConfigError, OptimizerSettings
 from sweep.engine import flow
 from sweep.engine.scheduler import train_spec
 from sweep.engine.segments import TrainSpec
+from sweep.symmetry.canonical import canonical_form
 
 
 @dataclasses.dataclass(frozen=True)

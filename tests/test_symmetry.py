@@ -4,8 +4,9 @@ import pytest
 from test_gaussian import polish, spurious_point_k6
 
 from sweep.classify.catalogue import catalogue
-from sweep.classify.symmetry import canonical_form, symmetry_type
 from sweep.objectives import gaussian
+from sweep.symmetry.canonical import canonical_form
+from sweep.symmetry.structure import detect, symmetry_type
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,8 @@ def _refined_one_row_at_a_time(labels):
 def test_colour_refinement_gives_the_plain_algorithms_colours(rng):
     """The vectorized refinement gives the very colours of the plain one, on random labels
     with few values (many ties, several rounds) and on structured points."""
-    from sweep.classify.symmetry import _labels, _refine
+    from sweep.symmetry.canonical import labels as _labels
+    from sweep.symmetry.canonical import refine as _refine
 
     cases = [rng.integers(0, values, size=(n, d)) for n, d, values in
              [(6, 6, 2), (9, 7, 3), (12, 12, 2), (5, 8, 4), (1, 1, 1), (20, 20, 3)]]  # fmt: skip
@@ -108,3 +110,60 @@ def test_colour_refinement_gives_the_plain_algorithms_colours(rng):
         rows, cols = _refine(labels)
         want_rows, want_cols = _refined_one_row_at_a_time(labels)
         assert list(rows) == want_rows and list(cols) == want_cols
+
+
+def block_point(sizes, extra_rows=0, seed=0):
+    """A point of type `sizes` (a I + b 11^T on the diagonal blocks, constants elsewhere)
+    with `extra_rows` neurons of their own, all values distinct."""
+    rng = np.random.default_rng(seed)
+    k = sum(sizes)
+    edges = np.cumsum([0, *sizes])
+    w = np.empty((k + extra_rows, k))
+    for a in range(len(sizes)):
+        for b in range(len(sizes)):
+            w[edges[a] : edges[a + 1], edges[b] : edges[b + 1]] = rng.uniform(-0.3, 0.3)
+        block = slice(edges[a], edges[a + 1])
+        w[block, block] += np.eye(sizes[a]) * rng.uniform(0.5, 1.0)
+    for r in range(extra_rows):
+        for b in range(len(sizes)):
+            w[k + r, edges[b] : edges[b + 1]] = rng.uniform(-0.3, 0.3)
+    return w
+
+
+@pytest.mark.parametrize(
+    "sizes, extra, expected, group",
+    [
+        ((1, 5), 0, "1+5", "Δ(S1×S5)"),
+        ((4, 10), 1, "4+10|1", "Δ(S4×S10)"),
+        ((2, 3, 9), 2, "2+3+9|1+1", "Δ(S2×S3×S9)"),
+        ((7,), 1, "7|1", "Δ(S7)"),
+    ],
+)
+def test_isotropy_of_hand_built_points(sizes, extra, expected, group):
+    w = block_point(sizes, extra)
+    found = detect(permuted(w, 5), k=sum(sizes))
+    assert found.notation() == expected
+    assert found.group() == group
+    # The point is a fixed point of its structure: rebuilding it from its parameters
+    # gives it back, and a permuted copy has the same type.
+    np.testing.assert_allclose(found.point(found.theta(permuted(w, 5))), permuted(w, 5))
+    assert symmetry_type(permuted(w, 9), k=sum(sizes)) == expected
+
+
+def test_identical_neurons_and_coordinates_are_groups_of_their_own():
+    w = block_point((2, 4), 0)
+    w = np.vstack([w, w[-1]])  # a duplicated neuron of the size-4 block leaves S_3 there,
+    found = detect(w, k=6)  # two identical neurons, and the duplicate's column alone
+    assert found.notation() == "2+3|2|1"
+    assert found.group() == "Δ(S2×S3) × S2 (rows)"
+    twin = np.vstack([block_point((6,), 0), np.full((2, 6), 0.2)])  # two identical extras
+    found = detect(twin, k=6)
+    assert found.notation() == "6|2"
+    assert found.group() == "Δ(S6) × S2 (rows)"
+
+
+def test_a_nearly_symmetric_point_is_typed_within_the_tolerance_only(rng):
+    w = block_point((1, 5))
+    noisy = w + 1e-7 * rng.standard_normal(w.shape)
+    assert symmetry_type(noisy, tol=1e-5) == "1+5"
+    assert symmetry_type(noisy, tol=1e-9) == "none"

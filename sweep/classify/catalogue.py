@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..config.grid import axis_columns
 from ..outcomes import Status
-from .symmetry import canonical_form
+from ..symmetry.canonical import canonical_form
 
 # Statuses whose distinct points are catalogued one by one; the global minima get one row
 # per cell (for n > k they form a continuum).

@@ -28,7 +28,6 @@ import numpy as np
 
 from .. import runtime
 from ..classify.spectrum import min_eigenvalues
-from ..classify.symmetry import NONE
 from ..kinks import deep, finish_deep, finish_shallow, shallow
 from ..kinks.perturb import losses
 from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict
@@ -36,6 +35,7 @@ from ..objectives import Network, leaky
 from ..objectives.data import Data
 from ..objectives.initializers import run_key
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
+from ..symmetry.structure import NONE
 from . import sampling
 from .base import Finish, Problem
 

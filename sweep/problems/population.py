@@ -13,12 +13,13 @@ import numpy as np
 
 from ..classify.escape import min_escape_slope
 from ..classify.spectrum import distinct_min_eigenvalues, min_eigenvalues
-from ..classify.symmetry import NONE, canonical_form, symmetry_type
 from ..config import ClassifySettings
 from ..objectives import PopulationLoss, gaussian
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
 from ..proofs.certificate import Certificate, certify
+from ..symmetry.canonical import canonical_form
+from ..symmetry.structure import NONE, symmetry_type
 from .base import Problem
 
 
@@ -72,7 +73,7 @@ class Population(Problem):
             if why in CONVERGED:
                 known = None if np.isnan(eig) else eig
                 status, min_eig, decided_by = self.classify_point(w, value, known)
-                symmetry = symmetry_type(w, tolerances.symmetry_tol)
+                symmetry = symmetry_type(w, tolerances.symmetry_tol, self.cell.k)
             else:
                 status = Status.DIVERGED if why == StopReason.NONFINITE else Status.NOT_CONVERGED
                 min_eig, decided_by, symmetry = np.nan, DecidedBy.NOTHING, NONE

@@ -1,0 +1,215 @@
+"""The closed-form loss restricted to a fixed-point space Fix(G), in its parameters.
+
+A fixed point W = W(theta) of a product of symmetric groups (`structure.py`) has a few
+distinct rows up to the group: F(W) = 1/2 sum_ij g(w_i, w_j) - sum_it g(w_i, e_t) + const
+is a sum over *orbits* of pairs of rows (and of rows and teacher neurons), each term one
+kernel evaluation times the orbit's size, and every inner product w_i . w_j a sum over
+column slots of a few products of parameters times slot sizes. The cost depends on the
+number of slots, not on k: a point at k = 100 costs what one at k = 6 costs.
+
+The formula is written once against a small arithmetic interface (`Arithmetic`), so the
+same code gives F in float64 under JAX (autodiff then gives the reduced gradient and
+Hessian) and, in `proofs/symmetric.py`, enclosures in ball arithmetic.
+"""
+
+import functools
+import math
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .structure import Structure
+
+
+class Arithmetic(Protocol):
+    """What the formula needs besides + - * /: sqrt, the kernel and pi."""
+
+    pi: Any
+
+    def sqrt(self, x: Any) -> Any: ...
+
+    def kernel(self, cos: Any) -> Any:
+        """sqrt(1 - c^2) + (pi - arccos c) c = sin t + (pi - t) cos t."""
+
+
+def parameters(signature: tuple) -> list[tuple[int, int, str]]:
+    """Fix(G)'s basis for a structure's signature (see `Structure.parameters`)."""
+    row_slots, col_slots, _, ones = signature
+    found = []
+    for r, f in enumerate(row_slots):
+        for c, g in enumerate(col_slots):
+            if f != g:
+                found.append((r, c, "const"))
+            else:
+                found += [(r, c, "diag")] + ([] if ones[f] else [(r, c, "off")])
+    return found
+
+
+def loss(signature: tuple, sizes: Any, k: Any, theta: Any, arithmetic: Arithmetic) -> Any:
+    """F(W(theta)) for a structure with this signature and these factor sizes."""
+    row_slots, col_slots, teacher, ones = signature
+    where = {key: i for i, key in enumerate(parameters(signature))}
+
+    def entry(r, c, form):
+        return theta[where[r, c, form]]
+
+    def dot(r, s, same_label):
+        """w_i . w_j for i in row slot r, j in row slot s (labels equal or not)."""
+        total = 0
+        for c, g in enumerate(col_slots):
+            q = sizes[g]
+            mine, theirs = row_slots[r] == g, row_slots[s] == g
+            if not mine and not theirs:
+                total = total + q * entry(r, c, "const") * entry(s, c, "const")
+                continue
+            if mine != theirs:
+                paired, other = (r, s) if mine else (s, r)
+                row_sum = entry(paired, c, "diag")
+                if not ones[g]:
+                    row_sum = row_sum + (q - 1) * entry(paired, c, "off")
+                total = total + row_sum * entry(other, c, "const")
+                continue
+            a, b = entry(r, c, "diag"), entry(s, c, "diag")
+            if ones[g]:
+                total = total + a * b
+                continue
+            x, y = entry(r, c, "off"), entry(s, c, "off")
+            if same_label:
+                total = total + a * b + (q - 1) * x * y
+            else:
+                total = total + a * y + x * b + (q - 2) * x * y
+        return total
+
+    norms = [arithmetic.sqrt(dot(r, r, True)) for r in range(len(row_slots))]
+
+    def pair(r, s, same_label):
+        product = norms[r] * norms[s]
+        return product * arithmetic.kernel(dot(r, s, same_label) / product)
+
+    own = 0
+    for r, f in enumerate(row_slots):
+        for s, h in enumerate(row_slots):
+            if f != h:
+                own = own + sizes[f] * sizes[h] * pair(r, s, None)
+                continue
+            p = sizes[f]
+            same = dot(r, r, True) * arithmetic.pi if r == s else pair(r, s, True)
+            own = own + p * same
+            if not ones[f]:
+                own = own + p * (p - 1) * pair(r, s, False)
+    cross = 0
+    for r, f in enumerate(row_slots):
+        for c, g in enumerate(col_slots):
+            if not teacher[c]:
+                continue
+            if f != g:
+                terms = [(sizes[f] * sizes[g], entry(r, c, "const"))]
+            else:
+                terms = [(sizes[f], entry(r, c, "diag"))]
+                if not ones[f]:
+                    terms.append((sizes[f] * (sizes[f] - 1), entry(r, c, "off")))
+            for count, value in terms:
+                cross = cross + count * norms[r] * arithmetic.kernel(value / norms[r])
+    constant = k / 4 + k * (k - 1) / (4 * arithmetic.pi)
+    return (own / 2 - cross) / (2 * arithmetic.pi) + constant
+
+
+@jax.custom_jvp
+def _slope(cos):
+    """d kernel / d cos = pi - arccos(c)."""
+    return jnp.pi - jnp.arccos(cos)
+
+
+@_slope.defjvp
+def _slope_jvp(primals, tangents):
+    (cos,), (dcos,) = primals, tangents
+    gap = 1.0 - cos * cos
+    # 1/sqrt(1 - c^2) blows up at parallel vectors, where the tangent of c vanishes to
+    # the same order: the Hessian's limit there has no term from it (|p| = sin t).
+    curvature = jnp.where(gap > 0, dcos / jnp.sqrt(jnp.where(gap > 0, gap, 1.0)), 0.0)
+    return _slope(cos), curvature
+
+
+@jax.custom_jvp
+def _kernel(cos):
+    return jnp.sqrt(jnp.maximum(1.0 - cos * cos, 0.0)) + _slope(cos) * cos
+
+
+@_kernel.defjvp
+def _kernel_jvp(primals, tangents):
+    (cos,), (dcos,) = primals, tangents
+    return _kernel(cos), _slope(cos) * dcos
+
+
+class _Floats:
+    pi = math.pi
+
+    @staticmethod
+    def sqrt(x):
+        return jnp.sqrt(x)
+
+    @staticmethod
+    def kernel(cos):
+        return _kernel(jnp.clip(cos, -1.0, 1.0))
+
+
+def _float_loss(theta, sizes, k, signature):
+    return loss(signature, sizes, k, theta, _Floats)
+
+
+_value = jax.jit(_float_loss, static_argnames="signature")
+_gradient = jax.jit(jax.grad(_float_loss), static_argnames="signature")
+_hessian = jax.jit(jax.hessian(_float_loss), static_argnames="signature")
+
+
+def _args(structure: Structure) -> tuple:
+    return jnp.asarray(structure.sizes, float), float(structure.k)
+
+
+def value(structure: Structure, theta: np.ndarray) -> float:
+    """F at the fixed point W(theta) (float64)."""
+    return float(_value(jnp.asarray(theta), *_args(structure), signature=structure.signature))
+
+
+def gradient(structure: Structure, theta: np.ndarray) -> np.ndarray:
+    """dF/dtheta: the gradient of F projected onto Fix(G), in the parameters."""
+    found = _gradient(jnp.asarray(theta), *_args(structure), signature=structure.signature)
+    return np.asarray(found)
+
+
+def hessian(structure: Structure, theta: np.ndarray) -> np.ndarray:
+    """d^2 F/dtheta^2 = E^T H E, E the 0/1 basis of Fix(G) (one column per parameter)."""
+    found = _hessian(jnp.asarray(theta), *_args(structure), signature=structure.signature)
+    return np.asarray(found)
+
+
+@functools.partial(jax.jit, static_argnames="signature")
+def newton(theta, sizes, k, signature, steps: int = 60):
+    """Newton's method on the reduced gradient from one start (vmap it over many),
+    halving a step until |grad| decreases (at most 30 times); returns (theta, |grad|)."""
+    grad = jax.grad(_float_loss)
+    hess = jax.hessian(_float_loss)
+
+    def norm(t):
+        return jnp.linalg.norm(grad(t, sizes, k, signature))
+
+    def step(_, state):
+        t, size = state
+        move = jnp.linalg.solve(hess(t, sizes, k, signature), grad(t, sizes, k, signature))
+
+        def shorter(carry):
+            alpha, _ = carry
+            return alpha / 2, norm(t - alpha / 2 * move)
+
+        def longer(carry):
+            alpha, found = carry
+            return (found >= size) & (alpha > 2.0**-30) & jnp.isfinite(size)
+
+        alpha, found = jax.lax.while_loop(longer, shorter, (2.0, jnp.inf))
+        better = jnp.isfinite(found) & (found < size)
+        new = jnp.where(better, t - alpha * move, t - move)
+        return new, jnp.where(better, found, norm(new))
+
+    return jax.lax.fori_loop(0, steps, step, (theta, norm(theta)))
