@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 LAYERS = [
     ["outcomes", "config", "runtime", "confidence"],  # outcomes, config, process, intervals
     ["objectives", "programs"],  # losses and data; how runs map onto compiled programs
-    ["finishes", "symmetry", "classify", "kinks", "proofs"],  # finishes, symmetry, diagnostics, proofs
+    ["finishes", "symmetry", "classify", "kinks", "proofs"],  # symmetry, diagnostics, proofs
     ["problems"],  # one module per problem kind behind one interface
     ["engine"],  # continuous batching: scheduler, slots, starts, segments, pauses
     ["results"],  # the results folder: layout, runs table, store, checksums, progress
