@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import jets
 from .structure import Structure
 
 
@@ -159,30 +160,38 @@ def _float_loss(theta, sizes, k, signature):
     return loss(signature, sizes, k, theta, _Floats)
 
 
-_value = jax.jit(_float_loss, static_argnames="signature")
-_gradient = jax.jit(jax.grad(_float_loss), static_argnames="signature")
-_hessian = jax.jit(jax.hessian(_float_loss), static_argnames="signature")
-
-
-def _args(structure: Structure) -> tuple:
-    return jnp.asarray(structure.sizes, float), float(structure.k)
+def _jet(structure: Structure, theta: np.ndarray) -> jets.Jet:
+    point = jets.variables(np.asarray(theta, float))
+    arithmetic = jets.JetArithmetic(jets.FloatScalars)
+    return loss(structure.signature, structure.sizes, structure.k, point, arithmetic)
 
 
 def value(structure: Structure, theta: np.ndarray) -> float:
     """F at the fixed point W(theta) (float64)."""
-    return float(_value(jnp.asarray(theta), *_args(structure), signature=structure.signature))
+    return float(loss(structure.signature, structure.sizes, structure.k,
+                      np.asarray(theta, float), _NumPy))  # fmt: skip
 
 
 def gradient(structure: Structure, theta: np.ndarray) -> np.ndarray:
     """dF/dtheta: the gradient of F projected onto Fix(G), in the parameters."""
-    found = _gradient(jnp.asarray(theta), *_args(structure), signature=structure.signature)
-    return np.asarray(found)
+    return np.asarray(_jet(structure, theta).grad)
 
 
 def hessian(structure: Structure, theta: np.ndarray) -> np.ndarray:
-    """d^2 F/dtheta^2 = E^T H E, E the 0/1 basis of Fix(G) (one column per parameter)."""
-    found = _hessian(jnp.asarray(theta), *_args(structure), signature=structure.signature)
-    return np.asarray(found)
+    """d^2 F/dtheta^2 = E^T H E, E the 0/1 basis of Fix(G) (one column per parameter).
+    Forward-mode jets in NumPy: milliseconds, where compiling the same unrolled formula
+    with XLA takes tens of seconds per structure."""
+    return np.asarray(_jet(structure, theta).hess)
+
+
+class _NumPy:
+    pi = math.pi
+    sqrt = staticmethod(np.sqrt)
+
+    @staticmethod
+    def kernel(cos):
+        cos = np.clip(cos, -1.0, 1.0)
+        return np.sqrt(np.maximum(1.0 - cos * cos, 0.0)) + (math.pi - np.arccos(cos)) * cos
 
 
 @functools.partial(jax.jit, static_argnames="signature")
