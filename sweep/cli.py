@@ -146,6 +146,43 @@ def _certify(args):
     return 0
 
 
+def _critical(args):
+    from . import critical
+    from .config.expressions import evaluate, parse_k, widths_for
+
+    runtime.prepare_process()
+    k_values = parse_k(args.k, "--k")
+    extras = {widths_for(args.n, k, "--n")[0] - k for k in k_values}
+    if len(extras) != 1 or not extras <= {0, 1, 2}:
+        raise ConfigError("--n", "k, k+1 or k+2 (one width per k)", args.n)
+    shapes = [shape for shape in args.types.split(",") if shape]
+    if not set(shapes) <= {"k", "pairs", "triples"}:
+        raise ConfigError("--types", "a comma list of k, pairs, triples", args.types)
+
+    def sizes_at(part, k):
+        sizes = tuple(int(evaluate(p.strip(), "--sizes", k=k)) for p in part.split("+"))
+        if sum(sizes) != k or min(sizes) < 1:
+            raise ConfigError("--sizes", f"positive block sizes adding up to k = {k}", part)
+        return sizes
+
+    chosen = {k: (*shapes, *(sizes_at(part, k) for part in args.sizes or [])) for k in k_values}
+    if not any(chosen.values()):
+        raise ConfigError("--types", "at least one type (or --sizes)", args.types)
+    starts = _int_argument(args.starts, "--starts")
+    workers = args.workers and _int_argument(args.workers, "--workers")
+    extra = extras.pop()
+    for k in k_values:
+        critical.find_critical((k,), args.out, chosen[k], starts, extra, not args.no_prove,
+                               workers)  # fmt: skip
+    table = runs_table.load(args.out, table="critical", k=list(k_values))
+    print(critical.format_table(table))
+    if args.sweep:
+        catalogue = runs_table.load(_checked_folder(args.sweep), table="catalogue")
+        print(critical.format_reached(critical.reached(table, catalogue)))
+    print(f"critical points: {Path(args.out) / layout.CRITICAL}")
+    return 0
+
+
 def _migrate(args):
     folder = Path(args.sweep)
     if not (folder / layout.MANIFEST).is_file():
@@ -312,6 +349,27 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("sweep", help="a results folder, e.g. results/default")
     prove.add_argument("--workers", help="processes (default: one per core)")
     prove.set_defaults(handler=_certify)
+
+    search = commands.add_parser(
+        "critical", help="critical points in fixed-point spaces, with their proofs"
+    )
+    search.add_argument("--k", required=True, help='teacher widths, e.g. "6..20"')
+    search.add_argument("--out", required=True, help="a folder for the tables")
+    search.add_argument("--n", default="k", help="student width: k, k+1 or k+2")
+    search.add_argument(
+        "--types", default="k,pairs,triples",
+        help="isotropy types to search: k (Delta S_k), pairs, triples (default: all three)",
+    )  # fmt: skip
+    search.add_argument(
+        "--sizes", action="append", metavar="P+Q+...",
+        help='one more type by its block sizes in k, e.g. "1+k-1" (repeatable); '
+        'with --types "" only these',
+    )  # fmt: skip
+    search.add_argument("--starts", default="96", help="Newton starts per type (96)")
+    search.add_argument("--no-prove", action="store_true", help="skip the proofs")
+    search.add_argument("--workers", help="proof processes (default: one per core)")
+    search.add_argument("--sweep", help="a sweep folder: which points its runs reached")
+    search.set_defaults(handler=_critical)
 
     move = commands.add_parser(
         "migrate", help="move a folder written by an earlier version to the current layout"

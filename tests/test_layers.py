@@ -19,7 +19,8 @@ LAYERS = [
     ["engine"],  # continuous batching: scheduler, slots, starts, segments, pauses
     ["results"],  # the results folder: layout, runs table, store, checksums, progress
     ["reports"],  # summary tables and figures
-    ["runner", "replay", "prove", "api", "cluster", "cli", "__init__", "__main__"],  # entry points
+    # entry points
+    ["runner", "replay", "prove", "critical", "api", "cluster", "cli", "__init__", "__main__"],
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -36,6 +36,7 @@ REPLAY = "_replay"
 SLURM = "_slurm"
 DAMAGED = "_damaged"
 TMP = "_tmp"
+CRITICAL = "critical"  # `python -m sweep critical`: one table per k and n
 
 # A temporary file of another host is taken for abandoned after this long.
 STALE_SECONDS = 24 * 3600

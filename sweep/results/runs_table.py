@@ -232,12 +232,15 @@ def load(
     Example: ``load("results/default", k=6, status="spurious")``; a list value keeps any of
     its values. `columns` reads only those runs columns (with k, n, run and the filtered
     ones), which keeps a large sweep's memory small. ``table="catalogue"`` loads the
-    catalogue of distinct points instead (all its columns; "minima" is its older name). Shard
+    catalogue of distinct points instead (all its columns; "minima" is its older name);
+    ``table="critical"`` the critical points `python -m sweep critical --out path` found. Shard
     files that are damaged, truncated or foreign are left out, one line each on stderr
     (`python -m sweep status` moves them aside; the next run trains them again).
     """
-    if table not in ("runs", "catalogue", "minima"):
-        raise ValueError(f"table: expected 'runs' or 'catalogue', got {table!r}")
+    if table not in ("runs", "catalogue", "minima", "critical"):
+        raise ValueError(f"table: expected 'runs', 'catalogue' or 'critical', got {table!r}")
+    if table == "critical":
+        return _filtered(_critical(path), filters, path)
     root = sweep_root(path)
     manifest = (root / MANIFEST).is_file()
     schema = table_schema(from_dict(read_manifest(root)["config"])) if manifest else SCHEMA
@@ -264,6 +267,10 @@ def load(
             frame = _with_certified(_read(good, schema, columns), root)
         else:  # a plain folder of Parquet files
             frame = pd.read_parquet(root, columns=columns)
+    return _filtered(frame, filters, path)
+
+
+def _filtered(frame: pd.DataFrame, filters: dict, path: str | Path = "") -> pd.DataFrame:
     for column, value in filters.items():
         if column not in frame.columns:
             raise KeyError(f"no column {column!r} in {path}")
@@ -294,6 +301,14 @@ def _read(files: list[Path], schema: pa.Schema, columns: list[str] | None = None
 
 def _warn(line: str) -> None:
     print(line, file=sys.stderr)
+
+
+def _critical(path: str | Path) -> pd.DataFrame:
+    """The tables `python -m sweep critical --out path` wrote, one per k and n."""
+    files = sorted((Path(path) / layout.CRITICAL).glob("k*-n*.parquet"))
+    if not files:
+        raise ConfigError("FOLDER", "a folder written by `python -m sweep critical`", path)
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 def load_certified(root: str | Path) -> pd.DataFrame | None:

@@ -11,17 +11,21 @@ e_0 - e_1 for V_f) under an embedding; H maps the copies' vectors x_a into their
 H x_b = sum_a x_a B_ab, and the eigenvalues of H on the component are those of the small
 matrix B, each repeated dim U times.
 
-The copies are fixed by the subgroup K of G that fixes u's labels, so x_a^T H x_b is a
-second derivative of F restricted to Fix(K), which `reduced.py` computes at a cost that
-does not depend on k: B comes from the reduced Hessian of Fix(K) and the Gram matrix of
-the copies, and no (n d) x (n d) matrix is ever formed.
+The copies are fixed by the subgroup K of G that fixes u's labels, so x_a^T H x_b is also
+a second derivative of F restricted to Fix(K), which `reduced.py` computes at a cost that
+does not depend on k (`coordinates` gives the copies in Fix(K)'s parameters): the proofs
+enclose the blocks that way. No (n d) x (n d) matrix is ever formed.
 """
 
+import functools
 from dataclasses import dataclass
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ..objectives import PopulationLoss, gaussian
 from . import reduced
 from .structure import Structure
 
@@ -137,16 +141,42 @@ def coordinates(component: Component, structure: Structure) -> tuple[Structure, 
     return fixed, matrix.astype(float)
 
 
+# Hessian-vector products per compiled call: a fixed batch, so one compile per (n, d).
+PRODUCTS = 16
+
+
+@functools.partial(jax.jit, static_argnames="objective")
+def _products(weights, teacher, vectors, objective):
+    operator = objective.hessian_operator(weights, teacher)
+    return jax.vmap(operator)(vectors)
+
+
 def spectrum(structure: Structure, weights: np.ndarray) -> list[Block]:
     """The Hessian's distinct eigenvalues at the fixed point `weights`, one block per
-    isotypic component (float64; exact to rounding, no dense Hessian)."""
-    blocks = []
-    for component in components(structure):
-        fixed, matrix = coordinates(component, structure)
-        inner = reduced.hessian(fixed, fixed.theta(weights))
-        gram = matrix @ np.diag(fixed.counts().astype(float)) @ matrix.T
-        values = scipy.linalg.eigh(matrix @ inner @ matrix.T, gram, eigvals_only=True)
+    isotypic component (float64): B from M = X^T H X and S = X^T X, H X by Hessian-vector
+    products (no dense Hessian). `proofs/symmetric.py` encloses the same blocks from the
+    reduced loss of Fix(K) instead, at a cost that does not grow with k."""
+    n, d = structure.shape
+    objective = PopulationLoss(n=n, d=d)
+    parts = components(structure)
+    vectors = np.concatenate([c.copies for c in parts]).astype(float)
+    padded = -(-len(vectors) // PRODUCTS) * PRODUCTS
+    vectors = np.concatenate([vectors, np.zeros((padded - len(vectors), n, d))])
+    with jax.enable_x64(True):
+        teacher = gaussian.orthonormal_teacher(structure.k, d)
+        products = np.concatenate([
+            np.asarray(_products(jnp.asarray(weights, float), teacher,
+                                 jnp.asarray(vectors[i : i + PRODUCTS]), objective))
+            for i in range(0, padded, PRODUCTS)
+        ])  # fmt: skip
+    blocks, start = [], 0
+    for component in parts:
+        m = len(component.copies)
+        x = component.copies.reshape(m, -1).astype(float)
+        matrix = x @ products[start : start + m].reshape(m, -1).T
+        values = scipy.linalg.eigh((matrix + matrix.T) / 2, x @ x.T, eigvals_only=True)
         blocks.append(Block(component.name, component.dimension, values))
+        start += m
     return blocks
 
 
@@ -166,3 +196,31 @@ def smallest(blocks: list[Block], tol: float = 1e-10) -> tuple[float, int, str]:
 def index(blocks: list[Block]) -> int:
     """The number of negative eigenvalues, with multiplicity."""
     return int(sum(b.dimension * np.sum(b.eigenvalues < 0) for b in blocks))
+
+
+# Fixed-point spaces of K above this dimension are left out of catalogue spectra: the
+# jets' cost grows as its square.
+LARGEST_FIX = 200
+
+
+def at_point(weights: np.ndarray, k: int, tol: float = 1e-5) -> tuple[Structure, list] | None:
+    """(isotropy, blocks) of a point that gradient descent reached: its isotropy up to
+    `tol`, then the symmetric critical point nearest to it (Newton on the reduced
+    gradient), where the blocks are computed. None for the trivial group, when Newton
+    moves the point by more than 1e-6, or when a Fix(K) is too large to be worth it."""
+    from .structure import detect
+
+    structure = detect(weights, k, tol)
+    if structure.order_is_one:
+        return None
+    parts = components(structure)
+    if max(len(structure.split(c.marked).parameters) for c in parts) > LARGEST_FIX:
+        return None
+    theta = structure.theta(weights)
+    for _ in range(3):
+        theta = theta - np.linalg.solve(reduced.hessian(structure, theta),
+                                        reduced.gradient(structure, theta))  # fmt: skip
+    point = structure.point(theta)
+    if not np.max(np.abs(point - weights)) < 1e-6:
+        return None
+    return structure, spectrum(structure, point)

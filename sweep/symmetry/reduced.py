@@ -48,71 +48,100 @@ def parameters(signature: tuple) -> list[tuple[int, int, str]]:
     return found
 
 
-def loss(signature: tuple, sizes: Any, k: Any, theta: Any, arithmetic: Arithmetic) -> Any:
-    """F(W(theta)) for a structure with this signature and these factor sizes."""
+def _dot(signature: tuple, sizes: Any, theta: Any, r: int, s: int, same_label: bool) -> Any:
+    """w_i . w_j for i in row slot r, j in row slot s (labels equal or not): a sum over
+    column slots of products of parameters times slot sizes."""
+    row_slots, col_slots, _, ones = signature
+    where = _where(signature)
+
+    def entry(row, c, form):
+        return theta[where[row, c, form]]
+
+    total = 0
+    for c, g in enumerate(col_slots):
+        q = sizes[g]
+        mine, theirs = row_slots[r] == g, row_slots[s] == g
+        if not mine and not theirs:
+            total = total + q * entry(r, c, "const") * entry(s, c, "const")
+            continue
+        if mine != theirs:
+            paired, other = (r, s) if mine else (s, r)
+            row_sum = entry(paired, c, "diag")
+            if not ones[g]:
+                row_sum = row_sum + (q - 1) * entry(paired, c, "off")
+            total = total + row_sum * entry(other, c, "const")
+            continue
+        a, b = entry(r, c, "diag"), entry(s, c, "diag")
+        if ones[g]:
+            total = total + a * b
+            continue
+        x, y = entry(r, c, "off"), entry(s, c, "off")
+        if same_label:
+            total = total + a * b + (q - 1) * x * y
+        else:
+            total = total + a * y + x * b + (q - 2) * x * y
+    return total
+
+
+@functools.cache
+def _where(signature: tuple) -> dict:
+    return {key: i for i, key in enumerate(parameters(signature))}
+
+
+@functools.cache
+def plan(signature: tuple) -> tuple[list, list]:
+    """The terms of F: pairs of rows (r, s, same_label, count), r == s with same_label
+    the i = j terms g(w, w) = |w|^2 / 2; and rows against teacher neurons (r, parameter,
+    count). A count (f, h, alpha, beta) is sizes[f] (alpha sizes[h] + beta): the size of
+    the term's orbit."""
     row_slots, col_slots, teacher, ones = signature
-    where = {key: i for i, key in enumerate(parameters(signature))}
-
-    def entry(r, c, form):
-        return theta[where[r, c, form]]
-
-    def dot(r, s, same_label):
-        """w_i . w_j for i in row slot r, j in row slot s (labels equal or not)."""
-        total = 0
-        for c, g in enumerate(col_slots):
-            q = sizes[g]
-            mine, theirs = row_slots[r] == g, row_slots[s] == g
-            if not mine and not theirs:
-                total = total + q * entry(r, c, "const") * entry(s, c, "const")
-                continue
-            if mine != theirs:
-                paired, other = (r, s) if mine else (s, r)
-                row_sum = entry(paired, c, "diag")
-                if not ones[g]:
-                    row_sum = row_sum + (q - 1) * entry(paired, c, "off")
-                total = total + row_sum * entry(other, c, "const")
-                continue
-            a, b = entry(r, c, "diag"), entry(s, c, "diag")
-            if ones[g]:
-                total = total + a * b
-                continue
-            x, y = entry(r, c, "off"), entry(s, c, "off")
-            if same_label:
-                total = total + a * b + (q - 1) * x * y
-            else:
-                total = total + a * y + x * b + (q - 2) * x * y
-        return total
-
-    norms = [arithmetic.sqrt(dot(r, r, True)) for r in range(len(row_slots))]
-
-    def pair(r, s, same_label):
-        product = norms[r] * norms[s]
-        return product * arithmetic.kernel(dot(r, s, same_label) / product)
-
-    own = 0
+    where = _where(signature)
+    pairs = []
     for r, f in enumerate(row_slots):
         for s, h in enumerate(row_slots):
             if f != h:
-                own = own + sizes[f] * sizes[h] * pair(r, s, None)
+                pairs.append((r, s, False, (f, h, 1, 0)))
                 continue
-            p = sizes[f]
-            same = dot(r, r, True) * arithmetic.pi if r == s else pair(r, s, True)
-            own = own + p * same
+            pairs.append((r, s, True, (f, f, 0, 1)))
             if not ones[f]:
-                own = own + p * (p - 1) * pair(r, s, False)
-    cross = 0
+                pairs.append((r, s, False, (f, f, 1, -1)))
+    teachers = []
     for r, f in enumerate(row_slots):
         for c, g in enumerate(col_slots):
             if not teacher[c]:
                 continue
             if f != g:
-                terms = [(sizes[f] * sizes[g], entry(r, c, "const"))]
-            else:
-                terms = [(sizes[f], entry(r, c, "diag"))]
-                if not ones[f]:
-                    terms.append((sizes[f] * (sizes[f] - 1), entry(r, c, "off")))
-            for count, value in terms:
-                cross = cross + count * norms[r] * arithmetic.kernel(value / norms[r])
+                teachers.append((r, where[r, c, "const"], (f, g, 1, 0)))
+                continue
+            teachers.append((r, where[r, c, "diag"], (f, f, 0, 1)))
+            if not ones[f]:
+                teachers.append((r, where[r, c, "off"], (f, f, 1, -1)))
+    return pairs, teachers
+
+
+def _count(sizes: Any, spec: tuple) -> Any:
+    f, h, alpha, beta = spec
+    return sizes[f] * (alpha * sizes[h] + beta)
+
+
+def loss(signature: tuple, sizes: Any, k: Any, theta: Any, arithmetic: Arithmetic) -> Any:
+    """F(W(theta)) for a structure with this signature and these factor sizes."""
+    pairs, teachers = plan(signature)
+    squares = [_dot(signature, sizes, theta, r, r, True) for r in range(len(signature[0]))]
+    norms = [arithmetic.sqrt(x) for x in squares]
+    own = 0
+    for r, s, same_label, spec in pairs:
+        if r == s and same_label:
+            term = squares[r] * arithmetic.pi
+        else:
+            product = norms[r] * norms[s]
+            cos = _dot(signature, sizes, theta, r, s, same_label) / product
+            term = product * arithmetic.kernel(cos)
+        own = own + _count(sizes, spec) * term
+    cross = 0
+    for r, parameter, spec in teachers:
+        cross = cross + _count(sizes, spec) * norms[r] * arithmetic.kernel(
+            theta[parameter] / norms[r])
     constant = k / 4 + k * (k - 1) / (4 * arithmetic.pi)
     return (own / 2 - cross) / (2 * arithmetic.pi) + constant
 
@@ -142,22 +171,6 @@ def _kernel(cos):
 def _kernel_jvp(primals, tangents):
     (cos,), (dcos,) = primals, tangents
     return _kernel(cos), _slope(cos) * dcos
-
-
-class _Floats:
-    pi = math.pi
-
-    @staticmethod
-    def sqrt(x):
-        return jnp.sqrt(x)
-
-    @staticmethod
-    def kernel(cos):
-        return _kernel(jnp.clip(cos, -1.0, 1.0))
-
-
-def _float_loss(theta, sizes, k, signature):
-    return loss(signature, sizes, k, theta, _Floats)
 
 
 def _jet(structure: Structure, theta: np.ndarray) -> jets.Jet:
@@ -194,13 +207,64 @@ class _NumPy:
         return np.sqrt(np.maximum(1.0 - cos * cos, 0.0)) + (math.pi - np.arccos(cos)) * cos
 
 
-@functools.partial(jax.jit, static_argnames="signature")
+@functools.cache
+def _tables(signature: tuple) -> dict:
+    """The formula of `loss` as arrays, for a vectorized float64 version under JAX: every
+    inner product is a quadratic form theta^T Q theta whose matrix is affine in the
+    sizes, Q = A + sum_g sizes[g] B_g (found by polarization of `_dot`)."""
+    pairs, teachers = plan(signature)
+    rows, m, factors = len(signature[0]), len(parameters(signature)), len(signature[3])
+    keys = [(r, r, True) for r in range(rows)]
+    keys += [(r, s, same) for r, s, same, _ in pairs if (r, s, same) not in keys]
+    eye = np.eye(m)
+
+    def form(key, sizes):
+        value = np.array([[_dot(signature, sizes, eye[i] + eye[j], *key) for j in range(m)]
+                          for i in range(m)])  # fmt: skip
+        single = np.diag(value) / 4  # dot(2 e_i) = 4 dot(e_i)
+        return (value - single[:, None] - single[None, :]) / 2
+
+    zero = np.zeros(factors)
+    base = np.array([form(key, zero) for key in keys])
+    slopes = np.array([[form(key, eye_g) - base[i] for eye_g in np.eye(factors)]
+                       for i, key in enumerate(keys)])  # fmt: skip
+    specs = np.array([spec for *_, spec in pairs] + [spec for *_, spec in teachers])
+    return {
+        "base": base, "slopes": slopes, "specs": specs, "split": len(pairs),
+        "pair_rows": np.array([[r, s] for r, s, _, _ in pairs]),
+        "pair_keys": np.array([keys.index((r, s, same)) for r, s, same, _ in pairs]),
+        "own": np.array([r == s and same for r, s, same, _ in pairs]),
+        "teacher_rows": np.array([r for r, _, _ in teachers], int),
+        "teacher_entries": np.array([p for _, p, _ in teachers], int),
+    }
+
+
+def _vector_loss(theta, sizes, k, signature):
+    t = _tables(signature)
+    forms = t["base"] + jnp.einsum("g,kgij->kij", sizes, t["slopes"])
+    dots = jnp.einsum("kij,i,j->k", forms, theta, theta)
+    rows = len(signature[0])
+    norms = jnp.sqrt(dots[:rows])
+    f, h, alpha, beta = (t["specs"][:, i] for i in range(4))
+    counts = sizes[f] * (alpha * sizes[h] + beta)
+    r, s = t["pair_rows"][:, 0], t["pair_rows"][:, 1]
+    product = norms[r] * norms[s]
+    cos = jnp.where(t["own"], 0.0, dots[t["pair_keys"]] / product)
+    terms = jnp.where(t["own"], dots[r] * jnp.pi, product * _kernel(jnp.clip(cos, -1.0, 1.0)))
+    own = jnp.sum(counts[: t["split"]] * terms)
+    tr = t["teacher_rows"]
+    cos = jnp.clip(theta[t["teacher_entries"]] / norms[tr], -1.0, 1.0)
+    cross = jnp.sum(counts[t["split"] :] * norms[tr] * _kernel(cos))
+    constant = k / 4 + k * (k - 1) / (4 * jnp.pi)
+    return (own / 2 - cross) / (2 * jnp.pi) + constant
+
+
+@functools.partial(jax.jit, static_argnames=("signature", "steps"))
 def newton(theta, sizes, k, signature, steps: int = 60):
     """Newton's method on the reduced gradient from one start (vmap it over many),
     halving a step until |grad| decreases (at most 30 times); returns (theta, |grad|)."""
-    grad = jax.grad(_float_loss)
-    hess = jax.hessian(_float_loss)
-
+    grad = jax.grad(_vector_loss)
+    hess = jax.hessian(_vector_loss)
     def norm(t):
         return jnp.linalg.norm(grad(t, sizes, k, signature))
 

@@ -78,15 +78,15 @@ class Structure:
 
     def index(self) -> np.ndarray:
         """(n, d) array: the parameter each entry of a fixed point equals."""
-        where = {key: i for i, key in enumerate(self.parameters)}
-        rows, cols = self.row_slot[:, None], self.col_slot[None, :]
-        same = np.array(self.row_slots)[rows] == np.array(self.col_slots)[cols]
+        forms = {"diag": 0, "off": 1, "const": 2}
+        table = np.full((len(self.row_slots), len(self.col_slots), 3), -1)
+        for i, (r, c, form) in enumerate(self.parameters):
+            table[r, c, forms[form]] = i
+        same = np.array(self.row_slots)[self.row_slot][:, None] == np.array(
+            self.col_slots)[self.col_slot][None, :]  # fmt: skip
         diagonal = self.row_label[:, None] == self.col_label[None, :]
-        found = np.empty(self.shape, int)
-        for i, j in np.ndindex(*self.shape):
-            form = ("diag" if diagonal[i, j] else "off") if same[i, j] else "const"
-            found[i, j] = where[int(rows[i, 0]), int(cols[0, j]), form]
-        return found
+        form = np.where(same, np.where(diagonal, 0, 1), 2)
+        return table[self.row_slot[:, None], self.col_slot[None, :], form]
 
     def point(self, theta: np.ndarray) -> np.ndarray:
         """The fixed point with parameters theta."""

@@ -1,0 +1,185 @@
+"""Critical points in fixed-point spaces (`python -m sweep critical --k 6..100 --out DIR`).
+
+For each k, Newton's method on F restricted to the fixed-point space of each isotropy
+type (`symmetry/fixed_points.py`: Delta S_k, every Delta(S_p x S_k-p), every
+Delta(S_p x S_q x S_r)) finds minima and saddles alike, including those gradient descent
+never reaches. Each distinct point gets its isotropy, its symmetry-adapted spectrum and a
+proof (`proofs/symmetric.py`, in worker processes; the full-space proof where the
+symmetric one cannot decide and the point is small). One Parquet file per k under
+DIR/critical/, written when the k is done, so an interrupted run resumes where it stopped;
+`sweep.load(DIR, table="critical")` reads them all.
+"""
+
+import concurrent.futures
+import multiprocessing
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ConfigError
+from .outcomes import Status
+from .proofs.certificate import certify
+from .proofs.symmetric import certify_symmetric
+from .results import layout, runs_table, store
+from .runtime import cpu_cores
+from .symmetry import fixed_points, isotypic
+from .symmetry.canonical import canonical_form
+
+FOLDER = layout.CRITICAL
+# Above this many parameters the full-space proof is not tried (its cost grows as k^5).
+FULL_PROOF_LIMIT = 400
+COLUMNS = [
+    "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "min_eig",
+    "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
+    "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
+]  # fmt: skip
+
+
+def table_path(out: str | Path, k: int, n: int) -> Path:
+    return Path(out) / FOLDER / f"k{k:03d}-n{n:03d}.parquet"
+
+
+def _prove(job: tuple) -> dict:
+    """One proof, in a worker: symmetric first, the full space where that cannot decide."""
+    weights, structure, k = job
+    found = certify_symmetric(weights, structure)
+    route = "symmetric"
+    if not found.proved and weights.size <= FULL_PROOF_LIMIT:
+        found, route = certify(weights, k), "full space"
+    return {"proved": found.proved, "kind": found.kind, "reason": found.reason,
+            "negative": found.negative, "loss_low": found.loss_low,
+            "loss_high": found.loss_high, "min_eig_low": found.min_eig_low,
+            "seconds": found.seconds, "route": route}  # fmt: skip
+
+
+def _map(function: Callable, jobs: list, workers: int) -> list:
+    if workers <= 1 or len(jobs) <= 1:
+        return [function(job) for job in jobs]
+    context = multiprocessing.get_context("spawn")  # this process holds JAX's threads
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(function, jobs))
+
+
+def _rows(k: int, points: list, proofs: list) -> pd.DataFrame:
+    rows = []
+    for point, proof in zip(points, proofs, strict=True):
+        low, multiplicity, component = isotypic.smallest(point.blocks)
+        index = point.index
+        kind = "minimum" if index == 0 else "saddle"
+        if proof is None:
+            certified, reason = "skipped", "not asked (--no-prove)"
+        elif not proof["proved"]:
+            certified, reason = "failed", proof["reason"]
+        elif proof["negative"] != index:
+            certified = "failed"
+            reason = f"the proof counts {proof['negative']} negative eigenvalues, not {index}"
+        else:
+            certified, reason = "proved", ""
+        proof = proof or {}
+        n, d = point.weights.shape
+        rows.append({
+            "k": k, "n": n, "d": d, "searched": "+".join(map(str, point.searched)),
+            "isotropy": point.structure.notation(), "group": point.structure.group(),
+            "loss": point.loss, "index": index, "kind": kind, "min_eig": low,
+            "min_eig_multiplicity": multiplicity, "min_eig_component": component,
+            "eigenvalues": sum(len(b.eigenvalues) for b in point.blocks),
+            "found": point.found, "certified": certified, "proof": proof.get("route", ""),
+            "reason": reason, "loss_low": proof.get("loss_low", np.nan),
+            "loss_high": proof.get("loss_high", np.nan),
+            "min_eig_low": proof.get("min_eig_low", np.nan),
+            "proof_seconds": proof.get("seconds", np.nan),
+            "weights": canonical_form(point.weights).ravel(),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def find_critical(
+    k_values: tuple[int, ...],
+    out: str | Path,
+    shapes: tuple[str, ...] = ("k", "pairs", "triples"),
+    starts: int = 96,
+    extra: int = 0,
+    prove: bool = True,
+    workers: int | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Search, classify and prove the critical points in fixed-point spaces for each k;
+    returns the table of all of them (also written under `out`)."""
+    out = Path(out)
+    try:
+        (out / FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError("--out", "a folder this user can write", out,
+                          detail=store.describe(error)) from None  # fmt: skip
+    workers = workers or cpu_cores()
+    for k in k_values:
+        path = table_path(out, k, k + extra)
+        if path.is_file():
+            log(f"k={k}: already done ({path})")
+            continue
+        start = time.perf_counter()
+        points = fixed_points.search(k, fixed_points.types(k, shapes), starts, extra=extra)
+        searched = time.perf_counter() - start
+        jobs = [(p.weights, p.structure, k) for p in points]
+        proofs = _map(_prove, jobs, workers) if prove else [None] * len(points)
+        frame = _rows(k, points, proofs)
+        layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        proved = int((frame["certified"] == "proved").sum())
+        slowest = frame["proof_seconds"].max() if prove and len(frame) else 0.0
+        log(f"k={k}: {len(frame)} critical points ({int((frame['index'] == 0).sum())} minima), "
+            f"{proved} proved; search {searched:.1f} s, total "
+            f"{time.perf_counter() - start:.1f} s, slowest proof {slowest:.2f} s")  # fmt: skip
+    return runs_table.load(out, table="critical")
+
+
+def reached(critical: pd.DataFrame, catalogue: pd.DataFrame, tol: float = 1e-6) -> pd.DataFrame:
+    """The critical points with how many runs of a sweep's catalogue reached each
+    (`runs`, 0 where none did), and the catalogue's points that lie in no searched
+    fixed-point space (`searched` empty). Points are compared in canonical form."""
+    rows = []
+    used = set()
+    for point in critical.itertuples(index=False):
+        shape = (point.n, point.d)
+        mine = np.reshape(point.weights, shape)
+        cell = catalogue[(catalogue["k"] == point.k) & (catalogue["n"] == point.n)]
+        runs = 0
+        for index, entry in cell.iterrows():
+            theirs = canonical_form(np.reshape(entry["weights"], shape))
+            if np.max(np.abs(theirs - mine)) < tol:
+                runs += int(entry["multiplicity"])
+                used.add(index)
+        rows.append({**point._asdict(), "runs": runs})
+    for index, entry in catalogue.iterrows():
+        if index in used or entry["status"] == Status.GLOBAL and entry["n"] > entry["k"]:
+            continue
+        rows.append({"k": entry["k"], "n": entry["n"], "d": entry["d"], "searched": "",
+                     "isotropy": entry["symmetry"], "loss": entry["loss"],
+                     "kind": "minimum" if entry["status"] != Status.SADDLE else "saddle",
+                     "min_eig": entry["min_eig"], "runs": int(entry["multiplicity"]),
+                     "weights": entry["weights"]})  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["k", "n", "loss"], ignore_index=True)
+
+
+def format_table(table: pd.DataFrame, limit: int = 12) -> str:
+    """The critical points per k, lowest loss first (the `limit` lowest of each k)."""
+    shown = ["k", "n", "isotropy", "loss", "index", "min_eig", "min_eig_multiplicity",
+             "found", "certified"]  # fmt: skip
+    parts = []
+    for _, cell in table.groupby(["k", "n"]):
+        more = len(cell) - limit
+        text = cell[shown].head(limit).to_string(index=False, float_format=lambda x: f"{x:.7g}")
+        parts.append(text + (f"\n  ... and {more} more" if more > 0 else ""))
+    return "\n\n".join(parts)
+
+
+def format_reached(joined: pd.DataFrame) -> str:
+    """Which critical points the sweep's runs reached (runs > 0), and its points found in
+    no searched fixed-point space."""
+    reached = joined[joined["runs"] > 0]
+    shown = ["k", "n", "isotropy", "loss", "kind", "runs", "searched"]
+    return "reached by the sweep's runs:\n" + reached[shown].to_string(
+        index=False, float_format=lambda x: f"{x:.7g}"
+    )

@@ -1,0 +1,140 @@
+"""Critical points of F in fixed-point spaces, found by Newton from many starts.
+
+For an isotropy type Delta(S_p1 x ... x S_pm) (p_1 + ... + p_m = k, n = k, or n = k + e
+with e extra neurons of their own), Fix(G) has a handful of parameters whatever k is, and
+a zero of the reduced gradient is a critical point of F (the principle of symmetric
+criticality). Newton's method on the reduced gradient (`reduced.newton`) finds minima and
+saddles alike, including those gradient descent never reaches. Types of one shape share
+one compiled program: the sizes are arguments, not constants.
+"""
+
+import functools
+from collections import defaultdict
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import isotypic, reduced
+from .canonical import canonical_form
+from .structure import Structure, detect
+
+# A start is a critical point when its reduced gradient is below this in the parameters.
+GRAD_TOL = 1e-11
+# Points whose canonical forms agree to this (max norm) are one point.
+SAME = 1e-7
+
+
+def template(sizes: tuple[int, ...], k: int, extra: int = 0) -> Structure:
+    """Delta(S_p1 x ... x S_pm) at n = k + extra: factor f pairs rows and coordinates
+    sum(p_<f) .. sum(p_<=f) - 1; each extra neuron is a factor of its own."""
+    m = len(sizes)
+    slots = np.repeat(np.arange(m), sizes)
+    labels = np.concatenate([np.arange(p) for p in sizes])
+    rows = np.concatenate([slots, m + np.arange(extra)])
+    return Structure(k, tuple(sizes) + (1,) * extra, tuple(range(m + extra)), tuple(range(m)),
+                     (True,) * m, rows, np.concatenate([labels, np.zeros(extra, int)]),
+                     slots.copy(), labels.copy())  # fmt: skip
+
+
+def types(k: int, shapes: tuple[str, ...] = ("k", "pairs", "triples")) -> list[tuple]:
+    """The isotropy types to search at k: "k" (Delta S_k), "pairs" (every
+    Delta(S_p x S_k-p)), "triples" (every Delta(S_p x S_q x S_r)), or explicit sizes."""
+    found = []
+    for shape in shapes:
+        if shape == "k":
+            found.append((k,))
+        elif shape == "pairs":
+            found += [(p, k - p) for p in range(1, k // 2 + 1)]
+        elif shape == "triples":
+            found += [(p, q, k - p - q) for p in range(1, k // 3 + 1)
+                      for q in range(p, (k - p) // 2 + 1)]  # fmt: skip
+        else:
+            found.append(tuple(shape))
+    return list(dict.fromkeys(found))
+
+
+def _starts(structure: Structure, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Starts in Fix(G): a third from projected Xavier points, a third near the teacher,
+    a third uniform in a box that holds the known critical points."""
+    n, d = structure.shape
+    m = len(structure.parameters)
+    thirds = np.array_split(np.arange(count), 3)
+    found = np.empty((count, m))
+    for i in thirds[0]:
+        found[i] = structure.theta(rng.standard_normal((n, d)) / np.sqrt(d))
+    identity = structure.theta(np.eye(n, d))
+    found[thirds[1]] = identity + rng.normal(0, 0.4, (len(thirds[1]), m))
+    found[thirds[2]] = rng.uniform(-1.2, 1.2, (len(thirds[2]), m))
+    return found
+
+
+@functools.partial(jax.jit, static_argnames="signature")
+def _newton(thetas, sizes, k, signature):
+    return jax.vmap(lambda theta, size: reduced.newton(theta, size, k, signature))(thetas, sizes)
+
+
+@dataclass
+class Point:
+    """One distinct critical point: where it was found and what it is."""
+
+    searched: tuple  # the type whose fixed-point space held it first
+    weights: np.ndarray
+    structure: Structure  # its own isotropy (may be larger than the searched type)
+    loss: float
+    blocks: list
+    found: int = 1  # how many starts (over all searched types) ended there
+
+    @property
+    def index(self) -> int:
+        return isotypic.index(self.blocks)
+
+
+def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
+           extra: int = 0) -> list[Point]:  # fmt: skip
+    """Every distinct critical point the starts reach in the fixed-point spaces of these
+    types at k, with its isotropy, loss and symmetry-adapted spectrum."""
+    rng = np.random.default_rng(seed)
+    by_signature = defaultdict(list)
+    for sizes in sizes_list:
+        structure = template(sizes, k, extra)
+        by_signature[structure.signature].append(structure)
+    candidates = []
+    for signature, group in by_signature.items():
+        thetas = np.concatenate([_starts(s, starts, rng) for s in group])
+        sizes = np.repeat([np.asarray(s.sizes, float) for s in group], starts, axis=0)
+        with jax.enable_x64(True):
+            theta, norm = _newton(jnp.asarray(thetas), jnp.asarray(sizes), float(k),
+                                  signature=signature)  # fmt: skip
+        theta, norm = np.asarray(theta), np.asarray(norm)
+        for i, structure in enumerate(group):
+            rows = slice(i * starts, (i + 1) * starts)
+            good = np.isfinite(norm[rows]) & (norm[rows] < GRAD_TOL)
+            distinct, counts = np.unique(np.round(theta[rows][good], 9), axis=0,
+                                         return_counts=True)  # fmt: skip
+            for t, count in zip(distinct, counts, strict=True):
+                candidates.append((structure, t, int(count)))
+    return _distinct(candidates, k)
+
+
+def _distinct(candidates: list, k: int) -> list[Point]:
+    points, keys = [], defaultdict(list)  # rounded loss -> indices into points
+    for structure, theta, count in candidates:
+        weights = structure.point(theta)
+        if np.min(np.linalg.norm(weights, axis=1)) < 1e-6:
+            continue  # a dead neuron: F is not differentiable there
+        loss = reduced.value(structure, theta)
+        canonical = canonical_form(weights, decimals=8)
+        key = round(loss, 8)
+        for i in keys[key]:
+            if np.max(np.abs(canonical_form(points[i].weights, decimals=8) - canonical)) < SAME:
+                points[i].found += count
+                break
+        else:
+            own = detect(weights, k, tol=1e-8)
+            blocks = isotypic.spectrum(own, weights)
+            keys[key].append(len(points))
+            searched = tuple(structure.sizes[: len(structure.col_slots)])
+            points.append(Point(searched, weights, own, loss, blocks, count))
+    return sorted(points, key=lambda p: (p.loss, p.index))
