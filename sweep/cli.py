@@ -172,8 +172,12 @@ def _critical(args):
     workers = args.workers and _int_argument(args.workers, "--workers")
     extra = extras.pop()
     for k in k_values:
-        critical.find_critical((k,), args.out, chosen[k], starts, extra, not args.no_prove,
-                               workers)  # fmt: skip
+        limit = (
+            None
+            if args.prove_index is None
+            else int(evaluate(args.prove_index, "--prove-index", k=k))
+        )
+        critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers)
     table = runs_table.load(args.out, table="critical", k=list(k_values))
     print(critical.format_table(table))
     if args.sweep:
@@ -366,7 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
         'with --types "" only these',
     )  # fmt: skip
     search.add_argument("--starts", default="96", help="Newton starts per type (96)")
-    search.add_argument("--no-prove", action="store_true", help="skip the proofs")
+    search.add_argument(
+        "--prove-index",
+        help="prove only points with at most this many negative eigenvalues, e.g. 0 "
+        "(minima) or k; -1 proves none (default: every point)",
+    )
     search.add_argument("--workers", help="proof processes (default: one per core)")
     search.add_argument("--sweep", help="a sweep folder: which points its runs reached")
     search.set_defaults(handler=_critical)

@@ -70,7 +70,7 @@ def _rows(k: int, points: list, proofs: list) -> pd.DataFrame:
         index = point.index
         kind = "minimum" if index == 0 else "saddle"
         if proof is None:
-            certified, reason = "skipped", "not asked (--no-prove)"
+            certified, reason = "skipped", "index above --prove-index"
         elif not proof["proved"]:
             certified, reason = "failed", proof["reason"]
         elif proof["negative"] != index:
@@ -102,12 +102,13 @@ def find_critical(
     shapes: tuple[str, ...] = ("k", "pairs", "triples"),
     starts: int = 96,
     extra: int = 0,
-    prove: bool = True,
+    prove_index: int | None = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Search, classify and prove the critical points in fixed-point spaces for each k;
-    returns the table of all of them (also written under `out`)."""
+    returns the table of all of them (also written under `out`). Points of index above
+    `prove_index` (default: every point; -1: none) are listed without a proof."""
     out = Path(out)
     try:
         (out / FOLDER).mkdir(parents=True, exist_ok=True)
@@ -123,12 +124,16 @@ def find_critical(
         start = time.perf_counter()
         points = fixed_points.search(k, fixed_points.types(k, shapes), starts, extra=extra)
         searched = time.perf_counter() - start
-        jobs = [(p.weights, p.structure, k) for p in points]
-        proofs = _map(_prove, jobs, workers) if prove else [None] * len(points)
+        chosen = [i for i, p in enumerate(points) if prove_index is None or p.index <= prove_index]
+        proven = _map(_prove, [(points[i].weights, points[i].structure, k) for i in chosen],
+                      workers)  # fmt: skip
+        proofs = [None] * len(points)
+        for i, proof in zip(chosen, proven, strict=True):
+            proofs[i] = proof
         frame = _rows(k, points, proofs)
         layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         proved = int((frame["certified"] == "proved").sum())
-        slowest = frame["proof_seconds"].max() if prove and len(frame) else 0.0
+        slowest = frame["proof_seconds"].max() if proved else 0.0
         log(f"k={k}: {len(frame)} critical points ({int((frame['index'] == 0).sum())} minima), "
             f"{proved} proved; search {searched:.1f} s, total "
             f"{time.perf_counter() - start:.1f} s, slowest proof {slowest:.2f} s")  # fmt: skip

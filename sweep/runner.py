@@ -229,7 +229,10 @@ def _write_catalogue_when_complete(store, shards):
     if _complete(store, shards):
         runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])  # with the axes
         catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
-        write_catalogue(store.root, catalogue(runs[runs["problem"].isin(catalogued)]))
+        # The blocks are those of the ReLU loss: not for Leaky ReLU (alpha, even as an axis).
+        relu = not store.config.problem.alpha and "problem.alpha" not in runs.columns
+        table = catalogue(runs[runs["problem"].isin(catalogued)], spectra=relu)
+        write_catalogue(store.root, table)
 
 
 def _write_shard(store, buffer, problem, counters):

@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..config.grid import axis_columns
 from ..outcomes import Status
+from ..symmetry import isotypic
 from ..symmetry.canonical import canonical_form
 
 # Statuses whose distinct points are catalogued one by one; the global minima get one row
@@ -13,17 +14,23 @@ from ..symmetry.canonical import canonical_form
 CATALOGUED = (Status.SPURIOUS, Status.SADDLE)
 COLUMNS = [
     "sweep", "k", "n", "d", "minimum", "status", "symmetry", "loss", "min_eig",
-    "multiplicity", "example_run", "weights",
+    "multiplicity", "example_run", "weights", "eigenvalues", "min_eig_multiplicity",
+    "min_eig_component",
 ]  # fmt: skip
 
 
+# Entries equal to this count as equal when a point's group is sought for its spectrum.
+SPECTRUM_TOL = 1e-6
 # The runs columns `catalogue` reads.
 CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", "min_eig",
                    "weights"]  # fmt: skip
 
 
 def catalogue(
-    runs: pd.DataFrame, statuses: tuple[str, ...] = CATALOGUED, tol: float = 1e-6
+    runs: pd.DataFrame,
+    statuses: tuple[str, ...] = CATALOGUED,
+    tol: float = 1e-6,
+    spectra: bool = True,
 ) -> pd.DataFrame:
     """One row per distinct point of the given statuses, per cell (k, n, d and the `[grid]`
     axes), and one row for the global minima of each cell that reached them.
@@ -33,6 +40,10 @@ def catalogue(
         under permutations of neurons and of coordinates (the closed form).
       statuses: which points to catalogue one by one.
       tol: Frobenius distance between canonical forms below which two points are one.
+      spectra: add each point's symmetry-adapted spectrum (ReLU loss only): the number of
+        distinct Hessian eigenvalues (the blocks' total size), the smallest one's
+        multiplicity and its isotypic component (`symmetry/isotypic.py`); null for a
+        point without a symmetry group.
 
     Returns:
       DataFrame with k, n, d, minimum (index within the cell: spurious points first, then
@@ -61,13 +72,29 @@ def catalogue(
             canonical = canonical_form(np.reshape(row.weights, (n, d)))
             found.append([Status.GLOBAL, canonical, row, len(best)])
         for index, (status, canonical, row, count) in enumerate(found):
+            spectrum = isotypic.at_point(canonical, int(k), SPECTRUM_TOL) if spectra else None
             rows.append(
                 {
                     "sweep": row.sweep, "k": int(k), "n": int(n), "d": int(d),
                     "minimum": index, "status": str(status), "symmetry": row.symmetry,
                     "loss": row.loss, "min_eig": row.min_eig, "multiplicity": count,
                     "example_run": int(row.run), "weights": canonical.ravel(),
+                    **_spectrum_columns(spectrum),
                     **dict(zip(axes, key[3:], strict=True)),
                 }
             )  # fmt: skip
-    return pd.DataFrame(rows, columns=[*COLUMNS, *axes])
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *axes])
+    return frame.astype({"eigenvalues": "Int64", "min_eig_multiplicity": "Int64",
+                         "min_eig_component": "string"})  # fmt: skip
+
+
+def _spectrum_columns(found: tuple | None) -> dict:
+    if found is None:
+        return {"eigenvalues": None, "min_eig_multiplicity": None, "min_eig_component": None}
+    _, blocks = found
+    _, multiplicity, component = isotypic.smallest(blocks)
+    return {
+        "eigenvalues": sum(len(b.eigenvalues) for b in blocks),
+        "min_eig_multiplicity": multiplicity,
+        "min_eig_component": component,
+    }

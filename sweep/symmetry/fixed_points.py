@@ -133,6 +133,8 @@ def _distinct(candidates: list, k: int) -> list[Point]:
                 break
         else:
             own = detect(weights, k, tol=1e-8)
+            if own.log_order < structure.log_order:
+                own = structure  # colour refinement missed a symmetry (two equal blocks)
             blocks = isotypic.spectrum(own, weights)
             keys[key].append(len(points))
             searched = tuple(structure.sizes[: len(structure.col_slots)])

@@ -141,7 +141,8 @@ def loss(signature: tuple, sizes: Any, k: Any, theta: Any, arithmetic: Arithmeti
     cross = 0
     for r, parameter, spec in teachers:
         cross = cross + _count(sizes, spec) * norms[r] * arithmetic.kernel(
-            theta[parameter] / norms[r])
+            theta[parameter] / norms[r]
+        )
     constant = k / 4 + k * (k - 1) / (4 * arithmetic.pi)
     return (own / 2 - cross) / (2 * arithmetic.pi) + constant
 
@@ -230,7 +231,10 @@ def _tables(signature: tuple) -> dict:
                        for i, key in enumerate(keys)])  # fmt: skip
     specs = np.array([spec for *_, spec in pairs] + [spec for *_, spec in teachers])
     return {
-        "base": base, "slopes": slopes, "specs": specs, "split": len(pairs),
+        "base": base,
+        "slopes": slopes,
+        "specs": specs,
+        "split": len(pairs),
         "pair_rows": np.array([[r, s] for r, s, _, _ in pairs]),
         "pair_keys": np.array([keys.index((r, s, same)) for r, s, same, _ in pairs]),
         "own": np.array([r == s and same for r, s, same, _ in pairs]),
@@ -265,6 +269,7 @@ def newton(theta, sizes, k, signature, steps: int = 60):
     halving a step until |grad| decreases (at most 30 times); returns (theta, |grad|)."""
     grad = jax.grad(_vector_loss)
     hess = jax.hessian(_vector_loss)
+
     def norm(t):
         return jnp.linalg.norm(grad(t, sizes, k, signature))
 

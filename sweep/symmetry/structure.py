@@ -16,6 +16,7 @@ follow a "|" ("4+10|1": Delta(S_4 x S_10) and one neuron of its own); factors of
 alone a second "|". "none": no symmetry at all.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,11 @@ class Structure:
                         for s in range(len(col_slots)))  # fmt: skip
         return Structure(self.k, tuple(sizes), row_slots, col_slots, teacher,
                          row_slot, row_label, col_slot, col_label)  # fmt: skip
+
+    @property
+    def log_order(self) -> float:
+        """log of the group's order, sum of log p!: which of two groups is larger."""
+        return float(sum(math.lgamma(p + 1) for p in self.sizes))
 
     @property
     def order_is_one(self) -> bool:

@@ -1,0 +1,148 @@
+"""Critical points in fixed-point spaces, their symmetry-adapted spectra and their proofs
+(`symmetry/`, `proofs/symmetric.py`, `python -m sweep critical`)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from test_symmetry import block_point, permuted
+
+import sweep
+from sweep import critical
+from sweep.cli import main
+from sweep.objectives import PopulationLoss, gaussian
+from sweep.proofs.certificate import certify
+from sweep.proofs.symmetric import _krawczyk, certify_symmetric
+from sweep.symmetry import fixed_points, isotypic
+from sweep.symmetry.canonical import canonical_form
+from sweep.symmetry.structure import detect
+
+
+def dense_spectrum(weights, k):
+    """The analytic Hessian's eigenvalues (autodiff is NaN at parallel neurons)."""
+    teacher = gaussian.orthonormal_teacher(k, weights.shape[1])
+    objective = PopulationLoss(n=weights.shape[0], d=weights.shape[1])
+    hessian = objective.hessian(jnp.asarray(weights), teacher)
+    return np.linalg.eigvalsh(np.asarray(hessian).reshape(weights.size, weights.size))
+
+
+@pytest.fixture(scope="module")
+def k6_points():
+    return fixed_points.search(6, fixed_points.types(6, ("k", "pairs")), starts=150)
+
+
+def one(points, loss, index):
+    found = [p for p in points if abs(p.loss - loss) < 1e-7 and p.index == index]
+    assert len(found) == 1, f"F = {loss}, index {index}: {len(found)} points"
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    "sizes, extra", [((1, 5), 0), ((4, 10), 1), ((2, 3, 9), 2), ((7,), 1), ((3, 3), 0)]
+)
+def test_blocks_give_the_dense_spectrum_at_any_fixed_point(sizes, extra):
+    # The Hessian commutes with G at every point of Fix(G), critical or not.
+    w = permuted(block_point(sizes, extra), 4)
+    k = sum(sizes)
+    blocks = isotypic.spectrum(detect(w, k), w)
+    np.testing.assert_allclose(isotypic.expanded(blocks), dense_spectrum(w, k), atol=1e-10)
+
+
+def test_the_k6_points_of_the_literature(k6_points):
+    """The type [1, 5] minimum, the two saddles of its fixed-point space, the fully
+    symmetric minimum no Xavier run reaches, and the global minimum; each proved."""
+    expected = [(0.0250806, 0, "1+5"), (0.0473958, 6, "1+5"), (0.0604630, 1, "1+5"),
+                (0.0556686, 0, "6"), (0.0, 0, "6")]  # fmt: skip
+    for loss, index, isotropy in expected:
+        point = one(k6_points, loss, index)
+        assert point.structure.notation() == isotropy
+        np.testing.assert_allclose(
+            isotypic.expanded(point.blocks), dense_spectrum(point.weights, 6), atol=1e-10
+        )
+        proof = critical._prove((point.weights, point.structure, 6))
+        assert proof["proved"], proof["reason"]
+        assert proof["negative"] == index
+        assert proof["loss_low"] <= loss + 5e-8 and loss - 5e-8 <= proof["loss_high"]
+    minimum = one(k6_points, 0.0250806, 0)
+    low, multiplicity, _ = isotypic.smallest(minimum.blocks)
+    assert abs(low - 0.0047004) < 1e-6  # Safran & Shamir's smallest eigenvalue
+
+
+def test_symmetric_and_full_space_proofs_agree(k6_points):
+    for loss, index in ((0.0250806, 0), (0.0473958, 6), (0.0604630, 1), (0.0556686, 0)):
+        point = one(k6_points, loss, index)
+        mine = certify_symmetric(point.weights, point.structure)
+        full = certify(point.weights, 6)
+        assert mine.proved and full.proved
+        assert (mine.kind, mine.negative) == (full.kind, full.negative)
+        assert mine.loss_low <= full.loss_high and full.loss_low <= mine.loss_high
+        if index == 0:
+            assert 0 < mine.min_eig_low <= isotypic.smallest(point.blocks)[0]
+
+
+def test_false_claims_fail(k6_points):
+    point = one(k6_points, 0.0250806, 0)
+    structure = point.structure
+    theta = structure.theta(point.weights)
+    # Off the zero of the reduced gradient, Krawczyk's test cannot hold.
+    assert not _krawczyk(structure, theta + 1e-6, 1e-12)[0]
+    # A point that is no critical point: Newton moves it further than allowed.
+    moved = certify_symmetric(point.weights + 1e-3 * (point.weights > 0), structure)
+    assert not moved.proved and "Newton moves it" in moved.reason
+    # The fully symmetric space does not hold the type [1, 5] minimum.
+    wrong = fixed_points.template((6,), 6)
+    assert not certify_symmetric(point.weights, wrong).proved
+
+
+def test_isotropy_is_invariant_and_found_for_wider_students():
+    w = permuted(block_point((4, 10), 1, seed=3), 11)
+    found = detect(w, 14)
+    assert found.notation() == "4+10|1"
+    assert found.group() == "Δ(S4×S10)"
+    blocks = isotypic.spectrum(found, w)
+    assert sum(len(b.eigenvalues) for b in blocks) < w.size / 5
+
+
+def test_the_command_writes_a_table_that_load_reads(tmp_path, capsys):
+    out = tmp_path / "critical"
+    code = main(["critical", "--k", "6", "--types", "k", "--starts", "24", "--out", str(out),
+                 "--prove-index", "0"])  # fmt: skip
+    assert code == 0
+    table = sweep.load(out, table="critical")
+    assert set(table["k"]) == {6}
+    minima = table[table["index"] == 0].sort_values("loss")
+    np.testing.assert_allclose(minima["loss"].iloc[:2], [0.0, 0.0556686], atol=1e-7)
+    assert (minima["certified"] == "proved").all()
+    assert (table.loc[table["index"] > 0, "certified"] == "skipped").all()
+    assert np.reshape(table["weights"].iloc[0], (6, 6)).shape == (6, 6)
+    # A second run finds the table done and does not search again.
+    assert main(["critical", "--k", "6", "--types", "k", "--out", str(out)]) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+def test_bad_arguments_get_one_line(tmp_path, capsys):
+    assert main(["critical", "--k", "6", "--types", "quads", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--types" in err[0]
+    assert main(["critical", "--k", "6", "--sizes", "2+2", "--out", str(tmp_path)]) == 2
+    assert "--sizes" in capsys.readouterr().err
+
+
+def test_reached_joins_a_sweeps_catalogue(k6_points):
+    rows = []
+    for loss, index in ((0.0, 0), (0.0250806, 0), (0.0556686, 0)):
+        point = one(k6_points, loss, index)
+        rows.append({"k": 6, "n": 6, "d": 6, "isotropy": point.structure.notation(),
+                     "loss": point.loss, "index": 0, "kind": "minimum", "min_eig": 0.0,
+                     "searched": "6",
+                     "weights": canonical_form(point.weights).ravel()})  # fmt: skip
+    table = pd.DataFrame(rows)
+    spurious = one(k6_points, 0.0250806, 0).weights
+    catalogue = pd.DataFrame({
+        "k": [6, 6], "n": [6, 6], "d": [6, 6], "status": ["spurious", "global"],
+        "symmetry": ["1+5", "6"], "loss": [0.025, 0.0], "min_eig": [0.0047, 0.09],
+        "multiplicity": [3, 97],
+        "weights": [permuted(spurious, 2).ravel(), np.eye(6).ravel()],
+    })  # fmt: skip
+    joined = critical.reached(table, catalogue).set_index("loss")
+    assert joined["runs"].tolist() == [97, 3, 0]  # the fully symmetric minimum: no run
