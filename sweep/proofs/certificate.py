@@ -168,7 +168,12 @@ def certify(
     start = time.perf_counter()
     weights = np.asarray(weights, float)
     with E.precision(bits):
-        centre = _refine(weights, k, alpha, steps=2)
+        try:
+            centre = _refine(weights, k, alpha, steps=2)
+        except np.linalg.LinAlgError:
+            return Certificate(False, "", "the Hessian is singular at the point: not isolated",
+                               radius, weights, np.nan, np.nan, np.nan, -1, False,
+                               time.perf_counter() - start)  # fmt: skip
         flat = np.array([float(x) for row in centre for x in row])
         moved = float(np.max(np.abs(flat - weights.ravel())))
         blank = dict(

@@ -210,6 +210,15 @@ def certify_symmetric(
     group, is; the region of step 4 is the box of `radius` around it, or a smaller one
     (by tenths, down to Theta's 1e-12) where the larger cannot be shown free of other
     critical points. The certificate's radius is the one proved."""
+    try:
+        return _certify(weights, structure, radius, max_move, bits)
+    except (np.linalg.LinAlgError, ZeroDivisionError) as error:
+        # A singular reduced Hessian or Gram matrix: nothing can be decided here.
+        return Certificate(False, "", f"singular in Fix(G) ({error})", radius, np.asarray(
+            weights, float), np.nan, np.nan, np.nan, -1, False, 0.0)  # fmt: skip
+
+
+def _certify(weights, structure, radius, max_move, bits) -> Certificate:
     start = time.perf_counter()
     weights = np.asarray(weights, float)
     with E.precision(bits):
@@ -226,8 +235,12 @@ def certify_symmetric(
             return failed(
                 f"not a critical point near the stored point (Newton moves it {moved:.2g})"
             )
-        inner = min(radius, 1e-12)
-        inside, worst = _krawczyk(structure, centre, inner)
+        # Theta as small as Krawczyk allows: the float centre is off by about
+        # |grad| / lambda_min, which a nearly flat direction makes larger than 1e-12.
+        for inner in (1e-12, 1e-11, 1e-10, 1e-9):
+            inside, worst = _krawczyk(structure, centre, inner)
+            if inside or not np.isfinite(worst):
+                break
         if not inside:
             return failed(
                 f"Krawczyk in Fix(G): K reaches {worst:.3g} from the centre, beyond {inner:.3g}"

@@ -217,9 +217,12 @@ def at_point(weights: np.ndarray, k: int, tol: float = 1e-5) -> tuple[Structure,
     if max(len(structure.split(c.marked).parameters) for c in parts) > LARGEST_FIX:
         return None
     theta = structure.theta(weights)
-    for _ in range(3):
-        theta = theta - np.linalg.solve(reduced.hessian(structure, theta),
-                                        reduced.gradient(structure, theta))  # fmt: skip
+    try:
+        for _ in range(3):
+            theta = theta - np.linalg.solve(reduced.hessian(structure, theta),
+                                            reduced.gradient(structure, theta))  # fmt: skip
+    except np.linalg.LinAlgError:
+        return None  # a singular Hessian on Fix(G): not an isolated point there
     point = structure.point(theta)
     if not np.max(np.abs(point - weights)) < 1e-6:
         return None
