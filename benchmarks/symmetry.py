@@ -105,8 +105,10 @@ def beside_descent(critical_folder: str, sweep_folder: str) -> list[str]:
         outside = cell[cell["searched"] == ""]
         lines.append(
             f"| {k} | {len(searched)} ({len(minima)}, {proved}) | "
-            + ", ".join(f"{r.isotropy}: {r.runs}" for r in hit.itertuples()) + " | "
-            + ", ".join(f"{r.isotropy} {r.loss:.5f}" for r in missed.itertuples()) + " | "
+            + ", ".join(f"{r.isotropy}: {r.runs}" for r in hit.itertuples())
+            + " | "
+            + ", ".join(f"{r.isotropy} {r.loss:.5f}" for r in missed.itertuples())
+            + " | "
             + (", ".join(f"{r.isotropy} ({r.runs})" for r in outside.itertuples()) or "none")
             + " |"
         )

@@ -148,35 +148,15 @@ def _certify(args):
 
 def _critical(args):
     from . import critical
-    from .config.expressions import evaluate, parse_k, widths_for
+    from .config.expressions import parse_k
 
     runtime.prepare_process()
     k_values = parse_k(args.k, "--k")
-    extras = {widths_for(args.n, k, "--n")[0] - k for k in k_values}
-    if len(extras) != 1 or not extras <= {0, 1, 2}:
-        raise ConfigError("--n", "k, k+1 or k+2 (one width per k)", args.n)
-    shapes = [shape for shape in args.types.split(",") if shape]
-    if not set(shapes) <= {"k", "pairs", "triples"}:
-        raise ConfigError("--types", "a comma list of k, pairs, triples", args.types)
-
-    def sizes_at(part, k):
-        sizes = tuple(int(evaluate(p.strip(), "--sizes", k=k)) for p in part.split("+"))
-        if sum(sizes) != k or min(sizes) < 1:
-            raise ConfigError("--sizes", f"positive block sizes adding up to k = {k}", part)
-        return sizes
-
-    chosen = {k: (*shapes, *(sizes_at(part, k) for part in args.sizes or [])) for k in k_values}
-    if not any(chosen.values()):
-        raise ConfigError("--types", "at least one type (or --sizes)", args.types)
+    chosen, extra = critical.parse_types(k_values, args.n, args.types, args.sizes or [])
     starts = _int_argument(args.starts, "--starts")
     workers = args.workers and _int_argument(args.workers, "--workers")
-    extra = extras.pop()
     for k in k_values:
-        limit = (
-            None
-            if args.prove_index is None
-            else int(evaluate(args.prove_index, "--prove-index", k=k))
-        )
+        limit = critical.prove_limit(args.prove_index, k)
         critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers)
     table = runs_table.load(args.out, table="critical", k=list(k_values))
     print(critical.format_table(table))

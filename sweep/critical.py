@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError
+from .config.expressions import evaluate, widths_for
 from .outcomes import Status
 from .proofs.certificate import certify
 from .proofs.symmetric import certify_symmetric
@@ -36,6 +37,34 @@ COLUMNS = [
     "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
 ]  # fmt: skip
+
+
+def parse_types(
+    k_values: tuple[int, ...], n: str, types: str, sizes: list[str]
+) -> tuple[dict, int]:
+    """The CLI's --n, --types and --sizes: ({k: types to search}, extra neurons)."""
+    extras = {widths_for(n, k, "--n")[0] - k for k in k_values}
+    if len(extras) != 1 or not extras <= {0, 1, 2}:
+        raise ConfigError("--n", "k, k+1 or k+2 (one width per k)", n)
+    shapes = [shape for shape in types.split(",") if shape]
+    if not set(shapes) <= {"k", "pairs", "triples"}:
+        raise ConfigError("--types", "a comma list of k, pairs, triples", types)
+
+    def sizes_at(part, k):
+        found = tuple(int(evaluate(p.strip(), "--sizes", k=k)) for p in part.split("+"))
+        if sum(found) != k or min(found) < 1:
+            raise ConfigError("--sizes", f"positive block sizes adding up to k = {k}", part)
+        return found
+
+    chosen = {k: (*shapes, *(sizes_at(part, k) for part in sizes)) for k in k_values}
+    if not any(chosen.values()):
+        raise ConfigError("--types", "at least one type (or --sizes)", types)
+    return chosen, extras.pop()
+
+
+def prove_limit(text: str | None, k: int) -> int | None:
+    """--prove-index at k (an expression in k), None: prove every point."""
+    return None if text is None else int(evaluate(text, "--prove-index", k=k))
 
 
 def table_path(out: str | Path, k: int, n: int) -> Path:
