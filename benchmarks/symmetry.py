@@ -24,6 +24,7 @@ from sweep import critical
 from sweep.classify.spectrum import matrix_free_min_eigenvalues, min_eigenvalues
 from sweep.objectives import PopulationLoss, gaussian
 from sweep.symmetry import isotypic
+from sweep.symmetry.structure import detect
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "generated"
 
@@ -147,14 +148,19 @@ def family(folder: str) -> list[str]:
 
 
 def _entries(w):
-    """(a, b, c, d, e): W[0,0], W[0,1:], W[1:,0], diagonal and off-diagonal of W[1:,1:],
-    for W in the canonical order of type 1 + (k-1) (the distinguished index first)."""
-    k = len(w)
-    counts = [np.sum(np.isclose(w, w[i, i], atol=1e-8)) for i in range(k)]
-    own = int(np.argmin(counts))  # the diagonal entry that occurs once
-    rest = [i for i in range(k) if i != own]
-    block = w[np.ix_(rest, rest)]
-    return np.array([w[own, own], w[own, rest[0]], w[rest[0], own], block[0, 0], block[0, 1]])
+    """(a, b, c, d, e) of a Delta(S_1 x S_k-1) point: W[i,i] and W[i,j], W[j,i] for the
+    distinguished index i and any other j, then the diagonal and off-diagonal entries of
+    the other k - 1 rows and columns."""
+    structure = detect(w, len(w), 1e-8)
+    sizes = np.array(structure.sizes)
+    row = int(np.flatnonzero(sizes[np.array(structure.row_slots)[structure.row_slot]] == 1)[0])
+    col = int(np.flatnonzero(sizes[np.array(structure.col_slots)[structure.col_slot]] == 1)[0])
+    rows = [i for i in range(len(w)) if i != row]
+    cols = [j for j in range(len(w)) if j != col]
+    block = w[np.ix_(rows, cols)]
+    diagonal = block[np.arange(len(rows)), np.argmax(np.abs(block - np.median(block)), axis=1)]
+    off = np.median(block)
+    return np.array([w[row, col], w[row, cols[0]], w[rows[0], col], diagonal[0], off])
 
 
 def _plot(ks, series, basis):
@@ -165,7 +171,7 @@ def _plot(ks, series, basis):
 
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for axis, names in zip(axes, (["k F"], ["smallest eigenvalue"],
-                                  [n for n in series if n[1] == " "]), strict=True):  # fmt: skip
+                                  [n for n in series if "(" in n]), strict=True):  # fmt: skip
         for name in names:
             coefficients, *_ = np.linalg.lstsq(basis, series[name], rcond=None)
             axis.plot(ks, series[name], ".", label=name)
