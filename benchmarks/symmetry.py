@@ -21,9 +21,9 @@ import pandas as pd
 
 import sweep
 from sweep import critical
-from sweep.classify.spectrum import matrix_free_min_eigenvalues, min_eigenvalues
+from sweep.classify.spectrum import matrix_free_min_eigenvalues
 from sweep.objectives import PopulationLoss, gaussian
-from sweep.symmetry import isotypic
+from sweep.symmetry import isotypic, reduced
 from sweep.symmetry.structure import detect
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "generated"
@@ -41,10 +41,8 @@ def spectra_against_dense(folder: str) -> list[str]:
             if found is None:
                 continue
             structure, blocks = found
-            point = structure.point(structure.theta(w))
-            _, blocks = found
             # The blocks were computed at the symmetric critical point near w: so is H.
-            polished = _polished(structure, w)
+            polished = structure.point(reduced.polish(structure, structure.theta(w)))
             objective = PopulationLoss(n=row.n, d=row.d)
             with jax.enable_x64(True):
                 teacher = gaussian.orthonormal_teacher(int(k), row.d)
@@ -54,20 +52,9 @@ def spectra_against_dense(folder: str) -> list[str]:
             same &= len(mine) == len(dense)
             worst = max(worst, float(np.max(np.abs(mine - dense))))
             grouped += 1
-            del point
         lines.append(f"| {k} | {len(cell)} | {grouped} | {worst:.1e} | "
                      f"{'all equal' if same else 'differ'} |")  # fmt: skip
     return lines
-
-
-def _polished(structure, w):
-    theta = structure.theta(w)
-    from sweep.symmetry import reduced
-
-    for _ in range(3):
-        theta = theta - np.linalg.solve(reduced.hessian(structure, theta),
-                                        reduced.gradient(structure, theta))  # fmt: skip
-    return structure.point(theta)
 
 
 def lanczos_at_50(folder: str) -> list[str]:
@@ -79,7 +66,7 @@ def lanczos_at_50(folder: str) -> list[str]:
         if found is None:
             continue
         structure, blocks = found
-        polished = _polished(structure, w)
+        polished = structure.point(reduced.polish(structure, structure.theta(w)))
         objective = PopulationLoss(n=row.n, d=row.d)
         with jax.enable_x64(True):
             teacher = gaussian.orthonormal_teacher(int(row.k), row.d)
@@ -203,5 +190,4 @@ def main():
 
 
 if __name__ == "__main__":
-    del min_eigenvalues
     main()

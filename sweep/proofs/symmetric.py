@@ -79,14 +79,6 @@ def _finite(matrix: arb_mat) -> bool:
                for j in range(matrix.ncols()))  # fmt: skip
 
 
-def _refine(structure: Structure, theta: np.ndarray, steps: int = 3) -> np.ndarray:
-    for _ in range(steps):
-        move = np.linalg.solve(reduced.hessian(structure, theta),
-                               reduced.gradient(structure, theta))  # fmt: skip
-        theta = theta - move
-    return theta
-
-
 def _krawczyk(structure: Structure, centre: np.ndarray, radius: float) -> tuple[bool, float]:
     """Step 1: whether K(Theta) lies strictly inside Theta."""
     m = len(centre)
@@ -222,7 +214,7 @@ def _certify(weights, structure, radius, max_move, bits) -> Certificate:
     start = time.perf_counter()
     weights = np.asarray(weights, float)
     with E.precision(bits):
-        centre = _refine(structure, structure.theta(weights))
+        centre = reduced.polish(structure, structure.theta(weights))
         point = structure.point(centre)
         moved = float(np.max(np.abs(point - weights)))
         blank = dict(radius=radius, centre=point, loss_low=np.nan, loss_high=np.nan,

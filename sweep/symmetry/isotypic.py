@@ -216,11 +216,8 @@ def at_point(weights: np.ndarray, k: int, tol: float = 1e-5) -> tuple[Structure,
     parts = components(structure)
     if max(len(structure.split(c.marked).parameters) for c in parts) > LARGEST_FIX:
         return None
-    theta = structure.theta(weights)
     try:
-        for _ in range(3):
-            theta = theta - np.linalg.solve(reduced.hessian(structure, theta),
-                                            reduced.gradient(structure, theta))  # fmt: skip
+        theta = reduced.polish(structure, structure.theta(weights))
     except np.linalg.LinAlgError:
         return None  # a singular Hessian on Fix(G): not an isolated point there
     point = structure.point(theta)

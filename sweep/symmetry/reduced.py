@@ -198,6 +198,15 @@ def hessian(structure: Structure, theta: np.ndarray) -> np.ndarray:
     return np.asarray(_jet(structure, theta).hess)
 
 
+def polish(structure: Structure, theta: np.ndarray, steps: int = 3) -> np.ndarray:
+    """Newton steps on the reduced gradient: the symmetric critical point near theta
+    (raises numpy.linalg.LinAlgError where the reduced Hessian is singular)."""
+    theta = np.asarray(theta, float)
+    for _ in range(steps):
+        theta = theta - np.linalg.solve(hessian(structure, theta), gradient(structure, theta))
+    return theta
+
+
 class _NumPy:
     pi = math.pi
     sqrt = staticmethod(np.sqrt)
