@@ -184,7 +184,7 @@ def main():
             "## Critical points in fixed-point spaces beside gradient descent", "",
             *beside_descent(args.critical, args.table1), "",
             "## The Delta(S_1 x S_k-1) family", "", *family(args.family), "",
-            "![family](family_1_k-1.png)", ""]  # fmt: skip
+            "![family](generated/family_1_k-1.png)", ""]  # fmt: skip
     (OUT / "symmetry.md").write_text("\n".join(text))
     print("\n".join(text))
 
