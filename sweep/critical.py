@@ -10,8 +10,6 @@ DIR/critical/, written when the k is done, so an interrupted run resumes where i
 `sweep.load(DIR, table="critical")` reads them all.
 """
 
-import concurrent.futures
-import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +22,8 @@ from .config.expressions import evaluate, widths_for
 from .outcomes import Status
 from .proofs.certificate import certify
 from .proofs.symmetric import certify_symmetric
+from .prove import map_in_workers
 from .results import layout, runs_table, store
-from .runtime import cpu_cores
 from .symmetry import fixed_points, isotypic
 from .symmetry.canonical import canonical_form
 
@@ -75,21 +73,14 @@ def _prove(job: tuple) -> dict:
     """One proof, in a worker: symmetric first, the full space where that cannot decide."""
     weights, structure, k = job
     found = certify_symmetric(weights, structure)
-    route = "symmetric"
+    route, reason = "symmetric", found.reason
     if not found.proved and weights.size <= FULL_PROOF_LIMIT:
         found, route = certify(weights, k), "full space"
-    return {"proved": found.proved, "kind": found.kind, "reason": found.reason,
+        reason = found.reason and f"{reason}; in the full space: {found.reason}"
+    return {"proved": found.proved, "kind": found.kind, "reason": reason,
             "negative": found.negative, "loss_low": found.loss_low,
             "loss_high": found.loss_high, "min_eig_low": found.min_eig_low,
             "seconds": found.seconds, "route": route}  # fmt: skip
-
-
-def _map(function: Callable, jobs: list, workers: int) -> list:
-    if workers <= 1 or len(jobs) <= 1:
-        return [function(job) for job in jobs]
-    context = multiprocessing.get_context("spawn")  # this process holds JAX's threads
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(function, jobs))
 
 
 def _rows(k: int, points: list, proofs: list) -> pd.DataFrame:
@@ -144,7 +135,6 @@ def find_critical(
     except OSError as error:
         raise ConfigError("--out", "a folder this user can write", out,
                           detail=store.describe(error)) from None  # fmt: skip
-    workers = workers or cpu_cores()
     for k in k_values:
         path = table_path(out, k, k + extra)
         if path.is_file():
@@ -154,8 +144,8 @@ def find_critical(
         points = fixed_points.search(k, fixed_points.types(k, shapes), starts, extra=extra)
         searched = time.perf_counter() - start
         chosen = [i for i, p in enumerate(points) if prove_index is None or p.index <= prove_index]
-        proven = _map(_prove, [(points[i].weights, points[i].structure, k) for i in chosen],
-                      workers)  # fmt: skip
+        jobs = [(points[i].weights, points[i].structure, k) for i in chosen]
+        proven = map_in_workers(_prove, jobs, workers)
         proofs = [None] * len(points)
         for i, proof in zip(chosen, proven, strict=True):
             proofs[i] = proof

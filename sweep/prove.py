@@ -106,7 +106,7 @@ def certify_sweep(
         problem = problems.for_cell(config, cells[key])
         jobs[index] = (problem, weights, radius)
     start = time.perf_counter()
-    proofs = dict(zip(jobs, _run(list(jobs.values()), workers), strict=True))
+    proofs = dict(zip(jobs, map_in_workers(_prove, list(jobs.values()), workers), strict=True))
     log(f"{root}: {len(jobs)} proofs in {time.perf_counter() - start:.1f} s")
     table = _record(table, proofs, skipped)
     runs_certified = _per_run(members, table, proofs)
@@ -115,14 +115,15 @@ def certify_sweep(
     return table.drop(columns=["centre"])
 
 
-def _run(jobs: list, workers: int | None) -> list:
+def map_in_workers(function: Callable, jobs: list, workers: int | None) -> list:
+    """[function(job) for job in jobs] on `workers` processes (default: one per core)."""
     workers = workers or cpu_cores()
     if workers <= 1 or len(jobs) <= 1:
-        return [_prove(job) for job in jobs]
+        return [function(job) for job in jobs]
     # Spawned workers: this process may hold JAX's threads, which a fork must not copy.
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(_prove, jobs))
+        return list(pool.map(function, jobs))
 
 
 def _record(table: pd.DataFrame, proofs: dict, skipped: dict) -> pd.DataFrame:
