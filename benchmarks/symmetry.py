@@ -131,6 +131,18 @@ def family(folder: str) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(f"{c:.5g}" for c in coefficients)
                      + f" | {residual:.1e} |")  # fmt: skip
     _plot(ks, series, basis)
+    symmetric = []  # the fully symmetric minimum W = a I + b 11^T (F > 0), lowest loss
+    for k, cell in table.groupby("k"):
+        chosen = cell[(cell["isotropy"] == str(k)) & (cell["index"] == 0) & (cell["loss"] > 1e-9)]
+        if len(chosen):
+            symmetric.append((k, chosen["loss"].min()))
+    shown = [(k, f) for k, f in symmetric if k in (6, 10, 20, 50, 100)]
+    lines += ["", "k F of this family tends to a constant (F decays like 1/k), while the loss "
+              "of the fully symmetric minimum, also in this space, grows and flattens, as a "
+              "positive limit would: " + ", ".join(f"F = {f:.5f} at k = {k}" for k, f in shown)
+              + ". Arjevani & Field describe both behaviours for families of spurious "
+              "minima (loss decaying like 1/k for some types, converging to a positive "
+              "constant for others)."]  # fmt: skip
     return lines
 
 
