@@ -146,3 +146,14 @@ def test_reached_joins_a_sweeps_catalogue(k6_points):
     })  # fmt: skip
     joined = critical.reached(table, catalogue).set_index("loss")
     assert joined["runs"].tolist() == [97, 3, 0]  # the fully symmetric minimum: no run
+
+
+def test_wider_students_get_an_extra_neuron_in_every_type(tmp_path):
+    out = tmp_path / "wide"
+    assert main(["critical", "--k", "7", "--n", "k+1", "--types", "", "--sizes", "1+k-1",
+                 "--starts", "48", "--out", str(out), "--prove-index", "0"]) == 0  # fmt: skip
+    table = sweep.load(out, table="critical")
+    assert set(table["n"]) == {8} and set(table["d"]) == {7}
+    minima = table[table["index"] == 0]
+    assert len(minima) and (minima["certified"] == "proved").all()
+    assert "1+6|1" in set(minima["isotropy"])

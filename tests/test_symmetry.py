@@ -73,6 +73,12 @@ def test_permuted_copies_merge_in_the_catalogue(spurious_k6):
     assert table["multiplicity"].tolist() == [2, 1]
     assert table["example_run"].tolist() == [0, 2]
     assert table.iloc[0]["symmetry"] == "1+5"
+    # The type [1, 5] minimum's spectrum by blocks: 12 distinct eigenvalues, the smallest
+    # (0.0047) four times, in the standard representation of S_5; none for the other.
+    assert table["eigenvalues"].tolist()[0] == 12
+    assert table["min_eig_multiplicity"].tolist()[0] == 4
+    assert table["min_eig_component"].tolist()[0] == "standard S5"
+    assert table["eigenvalues"].isna().tolist() == [False, True]
 
 
 def _refined_one_row_at_a_time(labels):
