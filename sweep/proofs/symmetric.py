@@ -39,6 +39,10 @@ from ..symmetry.structure import Structure
 from . import enclosures as E
 from .certificate import Certificate, _below, _lower, _mid_matrix, _upper
 
+# Jets cost O(m^2) per operation in m parameters: above this size of Fix(K) the
+# full-space route is the better one.
+LARGEST_FIX = 400
+
 
 class Balls:
     """`jets` scalar functions on Arb balls, with the kernel's terms from the angle."""
@@ -213,6 +217,12 @@ def certify_symmetric(
 def _certify(weights, structure, radius, max_move, bits) -> Certificate:
     start = time.perf_counter()
     weights = np.asarray(weights, float)
+    largest = max(len(structure.split(c.marked).parameters)
+                  for c in isotypic.components(structure))  # fmt: skip
+    if largest > LARGEST_FIX:
+        return Certificate(False, "", f"the group is too small to help: a fixed-point space "
+                           f"of {largest} parameters", radius, weights, np.nan, np.nan, np.nan,
+                           -1, False, time.perf_counter() - start)  # fmt: skip
     with E.precision(bits):
         centre = reduced.polish(structure, structure.theta(weights))
         point = structure.point(centre)
