@@ -134,7 +134,8 @@ def find_critical(
         (out / FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ConfigError("--out", "a folder this user can write", out,
-                          detail=store.describe(error)) from None  # fmt: skip
+                          detail=f"--out: cannot create {out / FOLDER}: "
+                          f"{store.describe(error)}") from None  # fmt: skip
     for k in k_values:
         path = table_path(out, k, k + extra)
         if path.is_file():

@@ -126,6 +126,11 @@ def test_bad_arguments_get_one_line(tmp_path, capsys):
     assert len(err) == 1 and "--types" in err[0]
     assert main(["critical", "--k", "6", "--sizes", "2+2", "--out", str(tmp_path)]) == 2
     assert "--sizes" in capsys.readouterr().err
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert main(["critical", "--k", "6", "--types", "k", "--out", str(blocked)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --out: cannot create")
 
 
 def test_reached_joins_a_sweeps_catalogue(k6_points):
