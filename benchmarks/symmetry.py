@@ -23,54 +23,51 @@ import sweep
 from sweep import critical
 from sweep.classify.spectrum import matrix_free_min_eigenvalues
 from sweep.objectives import PopulationLoss, gaussian
-from sweep.symmetry import isotypic, reduced
+from sweep.symmetry import isotypic
 from sweep.symmetry.structure import detect
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "generated"
 
 
-def spectra_against_dense(folder: str) -> list[str]:
-    catalogue = sweep.load(folder, table="catalogue")
-    lines = ["| k | distinct points | with a group | largest difference | multiplicities |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    for k, cell in catalogue.groupby("k"):
-        worst, grouped, same = 0.0, 0, True
-        for row in cell.itertuples():
-            w = np.reshape(row.weights, (row.n, row.d))
-            found = isotypic.at_point(w, int(k), 1e-6)
-            if found is None:
-                continue
-            structure, blocks = found
-            # The blocks were computed at the symmetric critical point near w: so is H.
-            polished = structure.point(reduced.polish(structure, structure.theta(w)))
-            objective = PopulationLoss(n=row.n, d=row.d)
-            with jax.enable_x64(True):
-                teacher = gaussian.orthonormal_teacher(int(k), row.d)
-                hessian = np.asarray(objective.hessian(polished, teacher))
-            dense = np.linalg.eigvalsh(hessian.reshape(w.size, w.size))
-            mine = isotypic.expanded(blocks)
-            same &= len(mine) == len(dense)
-            worst = max(worst, float(np.max(np.abs(mine - dense))))
-            grouped += 1
-        lines.append(f"| {k} | {len(cell)} | {grouped} | {worst:.1e} | "
-                     f"{'all equal' if same else 'differ'} |")  # fmt: skip
-    return lines
-
-
-def lanczos_at_50(folder: str) -> list[str]:
-    catalogue = sweep.load(folder, table="catalogue")
-    worst, count = 0.0, 0
-    for row in catalogue.itertuples():
+def _symmetric_points(folder: str):
+    """(row, structure's point, blocks, objective, teacher) for each catalogued point with
+    a group: the blocks were computed at the symmetric critical point near the stored one,
+    and so is everything compared with them."""
+    for row in sweep.load(folder, table="catalogue").itertuples():
         w = np.reshape(row.weights, (row.n, row.d))
         found = isotypic.at_point(w, int(row.k), 1e-6)
         if found is None:
             continue
-        structure, blocks = found
-        polished = structure.point(reduced.polish(structure, structure.theta(w)))
-        objective = PopulationLoss(n=row.n, d=row.d)
+        _, point, blocks = found
         with jax.enable_x64(True):
             teacher = gaussian.orthonormal_teacher(int(row.k), row.d)
-            lanczos = matrix_free_min_eigenvalues(polished[None], teacher, objective)[0]
+        yield row, point, blocks, PopulationLoss(n=row.n, d=row.d), teacher
+
+
+def spectra_against_dense(folder: str) -> list[str]:
+    lines = ["| k | distinct points | with a group | largest difference | multiplicities |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    counts = sweep.load(folder, table="catalogue").groupby("k").size()
+    worst, grouped, same = {}, {}, {}
+    for row, point, blocks, objective, teacher in _symmetric_points(folder):
+        with jax.enable_x64(True):
+            hessian = np.asarray(objective.hessian(point, teacher))
+        dense = np.linalg.eigvalsh(hessian.reshape(point.size, point.size))
+        mine = isotypic.expanded(blocks)
+        same[row.k] = same.get(row.k, True) and len(mine) == len(dense)
+        worst[row.k] = max(worst.get(row.k, 0.0), float(np.max(np.abs(mine - dense))))
+        grouped[row.k] = grouped.get(row.k, 0) + 1
+    for k, total in counts.items():
+        lines.append(f"| {k} | {total} | {grouped.get(k, 0)} | {worst.get(k, 0.0):.1e} | "
+                     f"{'all equal' if same.get(k, True) else 'differ'} |")  # fmt: skip
+    return lines
+
+
+def lanczos_at_50(folder: str) -> list[str]:
+    worst, count = 0.0, 0
+    for _, point, blocks, objective, teacher in _symmetric_points(folder):
+        with jax.enable_x64(True):
+            lanczos = matrix_free_min_eigenvalues(point[None], teacher, objective)[0]
         worst = max(worst, abs(lanczos - isotypic.smallest(blocks)[0]))
         count += 1
     return [f"k = 50: {count} distinct points with a group; the smallest block eigenvalue "

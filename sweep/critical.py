@@ -20,15 +20,15 @@ import pandas as pd
 from .config import ConfigError
 from .config.expressions import evaluate, widths_for
 from .outcomes import Status
-from .proofs.certificate import certify
-from .proofs.symmetric import certify_symmetric
+from .proofs.symmetric import certify_point
 from .prove import map_in_workers
 from .results import layout, runs_table, store
 from .symmetry import fixed_points, isotypic
 from .symmetry.canonical import canonical_form
 
 FOLDER = layout.CRITICAL
-# Above this many parameters the full-space proof is not tried (its cost grows as k^5).
+# Above this many parameters the full-space fallback is not tried: a search proves many
+# points, most of them saddles.
 FULL_PROOF_LIMIT = 400
 COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "min_eig",
@@ -72,12 +72,8 @@ def table_path(out: str | Path, k: int, n: int) -> Path:
 def _prove(job: tuple) -> dict:
     """One proof, in a worker: symmetric first, the full space where that cannot decide."""
     weights, structure, k = job
-    found = certify_symmetric(weights, structure)
-    route, reason = "symmetric", found.reason
-    if not found.proved and weights.size <= FULL_PROOF_LIMIT:
-        found, route = certify(weights, k), "full space"
-        reason = found.reason and f"{reason}; in the full space: {found.reason}"
-    return {"proved": found.proved, "kind": found.kind, "reason": reason,
+    found, route = certify_point(weights, k, structure, full_limit=FULL_PROOF_LIMIT)
+    return {"proved": found.proved, "kind": found.kind, "reason": found.reason,
             "negative": found.negative, "loss_low": found.loss_low,
             "loss_high": found.loss_high, "min_eig_low": found.min_eig_low,
             "seconds": found.seconds, "route": route}  # fmt: skip

@@ -91,7 +91,7 @@ def catalogue(
 def _spectrum_columns(found: tuple | None) -> dict:
     if found is None:
         return {"eigenvalues": None, "min_eig_multiplicity": None, "min_eig_component": None}
-    _, blocks = found
+    *_, blocks = found
     _, multiplicity, component = isotypic.smallest(blocks)
     return {
         "eigenvalues": sum(len(b.eigenvalues) for b in blocks),

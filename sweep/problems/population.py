@@ -18,16 +18,10 @@ from ..objectives import PopulationLoss, gaussian
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
 from ..proofs.certificate import Certificate, certify
-from ..proofs.symmetric import certify_symmetric
+from ..proofs.symmetric import certify_point
 from ..symmetry.canonical import canonical_form
-from ..symmetry.structure import NONE, detect, symmetry_type
+from ..symmetry.structure import NONE, symmetry_type
 from .base import Problem
-
-# Entries of a catalogued point within this of each other count as equal when its group is
-# sought for a proof (runs end within ~1e-10 of the exact symmetric point).
-SYMMETRY_PROOF_TOL = 1e-6
-# The full-space proof's cost grows as (n d)^2.5: above this it is not tried.
-FULL_PROOF_LIMIT = 900
 
 
 class Population(Problem):
@@ -96,16 +90,11 @@ class Population(Problem):
         it is the only critical point, or a failure with its reason. A point with a
         symmetry group is proved in its fixed-point space (`proofs/symmetric.py`, a cost
         flat in k); the full-space proof (`proofs/certificate.py`) is the fallback for
-        points without one, or where that proof fails, up to FULL_PROOF_LIMIT parameters."""
+        points without one, or where that proof fails (`proofs.symmetric.certify_point`)."""
         weights = np.asarray(weights, float).reshape(self.cell.n, self.cell.d)
-        alpha, k = self.objective.alpha, self.cell.k
-        if not alpha:
-            structure = detect(weights, k, SYMMETRY_PROOF_TOL)
-            if not structure.order_is_one:
-                found = certify_symmetric(weights, structure, radius=radius)
-                if found.proved or weights.size > FULL_PROOF_LIMIT:
-                    return found
-        return certify(weights, k, alpha, radius=radius)
+        if self.objective.alpha:  # Leaky ReLU: the symmetric route knows the ReLU loss only
+            return certify(weights, self.cell.k, self.objective.alpha, radius=radius)
+        return certify_point(weights, self.cell.k, radius=radius)[0]
 
     def classify_point(
         self, weights: np.ndarray, loss: float, min_eig: float | None = None

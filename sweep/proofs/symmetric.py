@@ -29,15 +29,16 @@ Steps 1-3 cost a few thousand jet operations on matrices of size dim Fix(K) (at 
 few dozen), whatever k; step 4 costs one d x d block per orbit of pairs, O(d^2) each.
 """
 
+import dataclasses
 import time
 
 import numpy as np
 from flint import arb, arb_mat
 
 from ..symmetry import isotypic, jets, reduced
-from ..symmetry.structure import Structure
+from ..symmetry.structure import Structure, detect
 from . import enclosures as E
-from .certificate import Certificate, _below, _lower, _mid_matrix, _upper
+from .certificate import Certificate, _below, _lower, _mid_matrix, _upper, certify
 
 # Jets cost O(m^2) per operation in m parameters: above this size of Fix(K) the
 # full-space route is the better one.
@@ -280,3 +281,35 @@ def _certify(weights, structure, radius, max_move, bits) -> Certificate:
         contains_stored=moved < region,
         seconds=time.perf_counter() - start,
     )
+
+
+# Entries of a point within this of each other count as equal when its group is sought for
+# a proof (runs end within ~1e-10 of the exact symmetric point).
+SYMMETRY_TOL = 1e-6
+# The full-space proof's cost grows as (n d)^2.5: above this it is not tried.
+FULL_PROOF_LIMIT = 900
+
+
+def certify_point(
+    weights: np.ndarray,
+    k: int,
+    structure: Structure | None = None,
+    radius: float = 1e-9,
+    full_limit: int = FULL_PROOF_LIMIT,
+) -> tuple[Certificate, str]:
+    """(certificate, route): the proof in Fix(G) for a point with a group (`structure`, or
+    its isotropy found with entries equal to SYMMETRY_TOL), and the full-space proof
+    (`certificate.py`) for a point without one, or where the first fails, up to
+    `full_limit` parameters. A failed fallback keeps both reasons."""
+    weights = np.asarray(weights, float)
+    structure = structure or detect(weights, k, SYMMETRY_TOL)
+    reason = ""
+    if not structure.order_is_one:
+        found = certify_symmetric(weights, structure, radius=radius)
+        if found.proved or weights.size > full_limit:
+            return found, "symmetric"
+        reason = found.reason
+    found = certify(weights, k, radius=radius)
+    if reason and not found.proved:
+        found = dataclasses.replace(found, reason=f"{reason}; in the full space: {found.reason}")
+    return found, "full space"

@@ -203,9 +203,11 @@ def index(blocks: list[Block]) -> int:
 LARGEST_FIX = 200
 
 
-def at_point(weights: np.ndarray, k: int, tol: float = 1e-5) -> tuple[Structure, list] | None:
-    """(isotropy, blocks) of a point that gradient descent reached: its isotropy up to
-    `tol`, then the symmetric critical point nearest to it (Newton on the reduced
+def at_point(
+    weights: np.ndarray, k: int, tol: float = 1e-5
+) -> tuple[Structure, np.ndarray, list] | None:
+    """(isotropy, point, blocks) of a point that gradient descent reached: its isotropy up
+    to `tol`, then the symmetric critical point nearest to it (Newton on the reduced
     gradient), where the blocks are computed. None for the trivial group, when Newton
     moves the point by more than 1e-6, or when a Fix(K) is too large to be worth it."""
     from .structure import detect
@@ -223,4 +225,4 @@ def at_point(weights: np.ndarray, k: int, tol: float = 1e-5) -> tuple[Structure,
     point = structure.point(theta)
     if not np.max(np.abs(point - weights)) < 1e-6:
         return None
-    return structure, spectrum(structure, point)
+    return structure, point, spectrum(structure, point)
