@@ -72,9 +72,9 @@ def measure(workload: Workload, out: str) -> dict:
 
     from sweep import config as config_module
     from sweep import runtime
+    from sweep.commands.runner import RunOptions, run_sweep
     from sweep.engine.scheduler import Engine
     from sweep.results import runs_table
-    from sweep.runner import RunOptions, run_sweep
 
     runtime.prepare_process()
     compiled = []

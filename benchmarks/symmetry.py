@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 import sweep
-from sweep import critical
-from sweep.classify.spectrum import matrix_free_min_eigenvalues
+from sweep.commands import critical
+from sweep.diagnostics.spectrum import matrix_free_min_eigenvalues
 from sweep.objectives import PopulationLoss, gaussian
 from sweep.symmetry import isotypic
 from sweep.symmetry.structure import detect

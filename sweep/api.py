@@ -17,12 +17,12 @@ import pandas as pd
 
 from . import config as config_module
 from . import runtime
+from .commands.certify import certify_sweep
+from .commands.replay import replay_stored
+from .commands.runner import RunOptions, run_sweep
 from .config import Config
 from .config.overrides import keyword_overrides
-from .prove import certify_sweep
-from .replay import replay_stored
 from .results import runs_table
-from .runner import RunOptions, run_sweep
 
 
 def run(

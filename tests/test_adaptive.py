@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 import sweep
-from sweep import cluster
 from sweep import config as config_module
+from sweep.commands import cluster
+from sweep.commands.runner import RunOptions, run_sweep
 from sweep.confidence import confidence_sequence, halfwidth, log_mixture, wilson_interval
 from sweep.results import progress
-from sweep.runner import RunOptions, run_sweep
 
 RUNS = 1000
 
@@ -118,7 +118,7 @@ def test_an_adaptive_sweep_stops_a_cell_once_its_interval_is_tight(tmp_path):
 
 @pytest.mark.slow
 def test_an_adaptive_sweep_through_slurm_stops_where_the_local_one_does(slurm, tmp_path):
-    from sweep.cli import main
+    from sweep.commands.cli import main
 
     argv = ["run", "--k", "6,14", "--seeds", "200", "--halfwidth", "0.05", "--set",
             "sweep.shard_size=40", "--no-progress"]  # fmt: skip

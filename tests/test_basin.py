@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import pytest
 
-from sweep.classify.spectrum import (
+from sweep.diagnostics.spectrum import (
     distinct_min_eigenvalues,
     matrix_free_min_eigenvalues,
     min_eigenvalues,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import sweep
-from sweep.cli import main
+from sweep.commands.cli import main
 
 
 @pytest.mark.slow
@@ -64,7 +64,7 @@ def test_wider_students_global_minima_are_skipped_as_a_continuum(tmp_path, capsy
 
 @pytest.mark.slow
 def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
-    from sweep.prove import certify_sweep
+    from sweep.commands.certify import certify_sweep
     from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"
@@ -84,7 +84,7 @@ def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
 def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
     from test_certify import family
 
-    from sweep.prove import certify_sweep
+    from sweep.commands.certify import certify_sweep
     from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"

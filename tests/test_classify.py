@@ -5,7 +5,7 @@ from test_gaussian import polish, spurious_point_k6
 
 from sweep import config as config_module
 from sweep import problems
-from sweep.classify.escape import min_escape_slope
+from sweep.diagnostics.escape import min_escape_slope
 from sweep.objectives import gaussian
 from sweep.outcomes import Finished, StopReason
 from sweep.problems.population import teacher_distance

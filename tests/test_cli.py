@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweep.cli import main
+from sweep.commands.cli import main
 
 ROOT = Path(__file__).parent.parent
 TINY = ["--k", "4", "--seeds", "6", "--no-progress"]

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import cluster
 from sweep import config as config_module
-from sweep.cli import main
+from sweep.commands import cluster
+from sweep.commands.cli import main
+from sweep.commands.runner import RunOptions, run_sweep
 from sweep.config import ConfigError, shard_list
 from sweep.results import progress
 from sweep.results.store import ResultStore
-from sweep.runner import RunOptions, run_sweep
 
 SMALL = ["--k", "6..7", "--seeds", "64", "--set", "sweep.shard_size=8"]
 

@@ -8,8 +8,8 @@ import pytest
 from test_symmetry import block_point, permuted
 
 import sweep
-from sweep import critical
-from sweep.cli import main
+from sweep.commands import critical
+from sweep.commands.cli import main
 from sweep.objectives import PopulationLoss, gaussian
 from sweep.proofs.certificate import certify
 from sweep.proofs.symmetric import _krawczyk, certify_symmetric

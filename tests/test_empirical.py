@@ -83,7 +83,7 @@ def test_essentially_linear_detected_and_a_kink_in_the_data_is_not():
 
 @pytest.mark.slow
 def test_trained_holzmuller_runs_are_classified(tmp_path):
-    from sweep.runner import RunOptions, run_sweep
+    from sweep.commands.runner import RunOptions, run_sweep
 
     config = holzmuller(**{"sweep.n": "16", "sweep.seeds": 8, "stop.max_steps": 20000})
     run_sweep(config, tmp_path / "h", RunOptions(progress=False, log=lambda *_: None))
@@ -145,7 +145,7 @@ def test_minibatches_move_differently_from_the_full_batch():
 
 
 def test_test_loss_is_the_closed_form_for_the_plain_network(tmp_path):
-    from sweep.runner import RunOptions, run_sweep
+    from sweep.commands.runner import RunOptions, run_sweep
 
     config = sampled()
     run_sweep(config, tmp_path / "s", RunOptions(progress=False, log=lambda *_: None))
@@ -242,8 +242,8 @@ def test_deep_students_with_ntk_steps_train_on_several_devices(tmp_path):
 
 @pytest.mark.slow
 def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
-    from sweep.cli import main
-    from sweep.runner import RunOptions, run_sweep
+    from sweep.commands.cli import main
+    from sweep.commands.runner import RunOptions, run_sweep
 
     config = sampled(
         **{"optimizer.batch_size": 16, "stop.polish_after": 200, "stop.plateau_tol": 1e-6}
@@ -261,7 +261,7 @@ def test_replay_of_sgd_runs_ends_where_the_sweep_did(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_kink_inside_the_data_at_any_step_is_recorded(tmp_path):
-    from sweep.runner import RunOptions, run_sweep
+    from sweep.commands.runner import RunOptions, run_sweep
 
     config = holzmuller(
         **{"sweep.n": "16", "sweep.seeds": 12, "stop.max_steps": 500, "init.bias_scale": 1.0}

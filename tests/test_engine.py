@@ -5,6 +5,7 @@ import pytest
 
 from sweep import config as config_module
 from sweep import load, problems, programs
+from sweep.commands.runner import RunOptions, run_sweep
 from sweep.engine import pauses, segments
 from sweep.engine.scheduler import Engine, train_spec
 from sweep.engine.slots import (
@@ -23,7 +24,6 @@ from sweep.objectives import gaussian
 from sweep.objectives.initializers import initial_weights, run_key
 from sweep.objectives.population import PopulationLoss
 from sweep.outcomes import StopReason
-from sweep.runner import RunOptions, run_sweep
 
 
 def trained(cfg, runs, batch_size, cell_index=0):
@@ -155,7 +155,7 @@ def test_four_devices_give_the_one_device_results(tmp_path):
 
     import pandas as pd
 
-    from sweep.cli import main
+    from sweep.commands.cli import main
 
     argv = ["run", "--k", "4..5", "--seeds", "16", "--batch-size", "8", "--no-progress"]
     assert main([*argv, "--out", str(tmp_path / "one")]) == 0
@@ -214,7 +214,7 @@ def test_polished_runs_do_not_depend_on_the_batch(tiny_config):
 
 
 def test_a_recorder_changes_nothing_and_sees_every_step_once(tiny_config):
-    from sweep.replay import replay
+    from sweep.commands.replay import replay
 
     raw = tiny_config(seeds=6).to_raw()
     # No loss stop and early checkpoints: runs pause (and resume) several times.

@@ -14,7 +14,7 @@ import pytest
 import sweep
 from sweep import config as config_module
 from sweep import problems
-from sweep.cli import main
+from sweep.commands.cli import main
 from sweep.config import ConfigError, cells
 from sweep.objectives.initializers import run_key
 from sweep.reports import format_summary, summary

@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from sweep.cli import main
+from sweep.commands.cli import main
 
 PROBE = """
 import json, os, sys
 import jax, matplotlib
 import pytest
-import sweep, sweep.cli, sweep.reports, sweep.reports.plots, sweep.replay, sweep.cluster
-import sweep.prove
+import sweep, sweep.commands.cli, sweep.reports, sweep.reports.plots, sweep.commands.replay, sweep.commands.cluster
+import sweep.commands.certify
 
 def state():
     return {
@@ -79,7 +79,7 @@ def test_the_command_line_imports_no_plotting_and_no_optimizer_it_does_not_use()
     """matplotlib and scipy.optimize take about 0.6 s to import: `python -m sweep` and
     `import sweep` load them only when a figure is drawn or a finish on data needs them."""
     probe = (
-        "import sys, sweep, sweep.cli\n"
+        "import sys, sweep, sweep.commands.cli\n"
         "print(sorted({'matplotlib', 'scipy.optimize'} & set(sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -43,7 +43,7 @@ def test_summary_counts_and_means():
 def test_report_and_replay_on_a_tiny_sweep(tmp_path, capsys):
     from PIL import Image
 
-    from sweep.cli import main
+    from sweep.commands.cli import main
 
     out = tmp_path / "tiny"
     assert main(["run", "--k", "6..7", "--seeds", "20", "--no-progress", "--out", str(out)]) == 0
@@ -77,7 +77,7 @@ def test_report_and_replay_on_a_tiny_sweep(tmp_path, capsys):
 
 
 def test_replay_of_a_polished_run_ends_where_the_sweep_did(tmp_path, capsys):
-    from sweep.cli import main
+    from sweep.commands.cli import main
 
     out = tmp_path / "polished"
     argv = ["run", "--k", "4", "--seeds", "12", "--no-progress", "--out", str(out)]

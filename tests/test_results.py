@@ -7,10 +7,10 @@ import pytest
 
 import sweep
 from sweep import config as config_module
+from sweep.commands.runner import RunOptions, run_sweep
 from sweep.config import ConfigError
 from sweep.results import runs_table
 from sweep.results.store import ResultStore
-from sweep.runner import RunOptions, run_sweep
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import sweep
-from sweep.cli import main
+from sweep.commands.cli import main
 from sweep.results import store
 
 SMALL = ["--k", "6..8", "--seeds", "8", "--set", "sweep.shard_size=4", "--no-progress"]

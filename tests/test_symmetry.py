@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from test_gaussian import polish, spurious_point_k6
 
-from sweep.classify.catalogue import catalogue
+from sweep.diagnostics.catalogue import catalogue
 from sweep.objectives import gaussian
 from sweep.symmetry.canonical import canonical_form
 from sweep.symmetry.structure import detect, symmetry_type

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from .. import runtime
-from ..classify.spectrum import min_eigenvalues
+from ..diagnostics.spectrum import min_eigenvalues
 from ..kinks import deep, finish_deep, finish_shallow, shallow
 from ..kinks.perturb import losses
 from ..kinks.verdict import MINIMUM, NOT_STATIONARY, SADDLE, Verdict

@@ -6,14 +6,14 @@ stationary point. It is a global minimum when it matches the teacher up to a per
 of neurons (n = k) or when its loss is at most `global_loss_tol` (any width). Otherwise the
 smallest eigenvalue of its float64 Hessian decides: below -eig_tol it is a saddle, else a
 spurious local minimum (Safran & Shamir check the same sign). Where a neuron is zero the
-Hessian does not exist, and the escape-neuron test (`classify/escape.py`) decides instead.
+Hessian does not exist, and the escape-neuron test (`diagnostics/escape.py`) decides instead.
 """
 
 import numpy as np
 
-from ..classify.escape import min_escape_slope
-from ..classify.spectrum import distinct_min_eigenvalues, min_eigenvalues
 from ..config import ClassifySettings
+from ..diagnostics.escape import min_escape_slope
+from ..diagnostics.spectrum import distinct_min_eigenvalues, min_eigenvalues
 from ..objectives import PopulationLoss, gaussian
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason

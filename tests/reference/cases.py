@@ -56,7 +56,7 @@ COLUMNS = [
 def run_case(name, out):
     """Run one case into `out` and return its rows in a fixed order."""
     from sweep import load
-    from sweep.cli import main
+    from sweep.commands.cli import main
 
     code = main(["run", *CASES[name], "--out", str(out), "--no-progress"])
     assert code == 0, f"{name}: exit status {code}"

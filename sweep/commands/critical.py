@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import ConfigError
-from .config.expressions import evaluate, widths_for
-from .outcomes import Status
-from .proofs.symmetric import certify_point
-from .prove import map_in_workers
-from .results import layout, runs_table, store
-from .symmetry import fixed_points, isotypic
-from .symmetry.canonical import canonical_form
+from ..config import ConfigError
+from ..config.expressions import evaluate, widths_for
+from ..outcomes import Status
+from ..proofs.symmetric import certify_point
+from ..results import layout, runs_table, store
+from ..symmetry import fixed_points, isotypic
+from ..symmetry.canonical import canonical_form
+from .certify import map_in_workers
 
 FOLDER = layout.CRITICAL
 # Above this many parameters the full-space fallback is not tried: a search proves many

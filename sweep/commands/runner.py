@@ -10,16 +10,16 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from . import problems, programs
-from .classify.catalogue import CATALOGUE_INPUT, catalogue
-from .config import Config, shard_list
-from .config.shards import Shard
-from .engine.scheduler import Engine
-from .outcomes import CONVERGED, Finished
-from .results import progress, waves
-from .results.layout import CATALOGUE
-from .results.runs_table import load, rows
-from .results.store import ResultStore, StorageError, write_catalogue
+from .. import problems, programs
+from ..config import Config, shard_list
+from ..config.shards import Shard
+from ..diagnostics.catalogue import CATALOGUE_INPUT, catalogue
+from ..engine.scheduler import Engine
+from ..outcomes import CONVERGED, Finished
+from ..results import progress, waves
+from ..results.layout import CATALOGUE
+from ..results.runs_table import load, rows
+from ..results.store import ResultStore, StorageError, write_catalogue
 
 
 @dataclass
@@ -129,7 +129,7 @@ def run_sweep(
     try:
         _write_catalogue_when_complete(store, shards)
         if config.classify.certify and _complete(store, shards):
-            from .prove import certify_sweep
+            from .certify import certify_sweep
 
             certify_sweep(store.root, log=log)
     except OSError as error:

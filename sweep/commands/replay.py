@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import problems
-from .config import Cell, Config, ConfigError, cells
-from .engine import segments
-from .engine.scheduler import Engine
-from .outcomes import StopReason
-from .results import runs_table
+from .. import problems
+from ..config import Cell, Config, ConfigError, cells
+from ..engine import segments
+from ..engine.scheduler import Engine
+from ..outcomes import StopReason
+from ..results import runs_table
 
 
 class _Trajectory:

@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import problems
-from .config import ConfigError
-from .config import cells as config_cells
-from .config.grid import axis_columns
-from .outcomes import Status
-from .results import runs_table, store
-from .results.layout import CATALOGUE, CERTIFIED
-from .runtime import cpu_cores
-from .symmetry.canonical import canonical_form
+from .. import problems
+from ..config import ConfigError
+from ..config import cells as config_cells
+from ..config.grid import axis_columns
+from ..outcomes import Status
+from ..results import runs_table, store
+from ..results.layout import CATALOGUE, CERTIFIED
+from ..runtime import cpu_cores
+from ..symmetry.canonical import canonical_form
 
 SMALLEST_RADIUS = 1e-9
 

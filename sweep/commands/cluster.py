@@ -23,11 +23,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .config import Config, ConfigError, shard_list
-from .config import from_dict as config_from_dict
-from .results import progress, waves
-from .results.layout import SLURM
-from .results.store import ResultStore
+from ..config import Config, ConfigError, shard_list
+from ..config import from_dict as config_from_dict
+from ..results import progress, waves
+from ..results.layout import SLURM
+from ..results.store import ResultStore
 
 # Each task's environment: JAX must not grab GPU memory it does not use (several tasks may
 # share a node), and it sees only the GPUs SLURM bound to the task (CUDA_VISIBLE_DEVICES).
@@ -43,7 +43,7 @@ class Task:
         self.out = str(out)
 
     def __call__(self, names: list[str]) -> str:
-        from . import runtime
+        from .. import runtime
         from .runner import RunOptions, run_sweep  # the worker imports JAX only on its node
 
         runtime.prepare_process()

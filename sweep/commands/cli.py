@@ -14,14 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from . import cluster, reports, runtime
-from . import config as config_module
-from .config import ConfigError
-from .config.overrides import parse_axis, parse_setting
+from .. import config as config_module
+from .. import reports, runtime
+from ..config import ConfigError
+from ..config.overrides import parse_axis, parse_setting
+from ..reports import plots, proofs_table
+from ..results import layout, progress, runs_table, store
+from ..results.store import StorageError
+from . import cluster
 from .replay import replay_stored
-from .reports import plots, proofs_table
-from .results import layout, progress, runs_table, store
-from .results.store import StorageError
 from .runner import RunOptions, run_sweep
 
 DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
@@ -134,7 +135,7 @@ def _warn(line):
 
 
 def _certify(args):
-    from . import prove
+    from . import certify as prove
 
     folder = _checked_folder(args.sweep)
     workers = args.workers and _int_argument(args.workers, "--workers")
@@ -147,8 +148,8 @@ def _certify(args):
 
 
 def _critical(args):
+    from ..config.expressions import parse_k
     from . import critical
-    from .config.expressions import parse_k
 
     runtime.prepare_process()
     k_values = parse_k(args.k, "--k")
