@@ -14,7 +14,8 @@ PROBE = """
 import json, os, sys
 import jax, matplotlib
 import pytest
-import sweep, sweep.commands.cli, sweep.reports, sweep.reports.plots, sweep.commands.replay, sweep.commands.cluster
+import sweep, sweep.commands.cli, sweep.reports, sweep.reports.plots
+import sweep.commands.replay, sweep.commands.cluster
 import sweep.commands.certify
 
 def state():
