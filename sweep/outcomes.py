@@ -99,6 +99,26 @@ class DecidedBy(_Described):
 STATUSES = tuple(status.value for status in Status)
 
 
+class PointKind(_Described):
+    """What a critical point is, as a proof or a spectrum says (critical tables' kind)."""
+
+    MINIMUM = "minimum", "a strict local minimum: every Hessian eigenvalue positive"
+    SADDLE = "saddle", "a critical point with at least one negative Hessian eigenvalue"
+
+    @staticmethod
+    def of_index(index: int) -> "PointKind":
+        """The kind of a nondegenerate critical point with `index` negative eigenvalues."""
+        return PointKind.MINIMUM if index == 0 else PointKind.SADDLE
+
+
+class Verdict(_Described):
+    """The outcome of proving one point (the certified column)."""
+
+    PROVED = "proved", "every claim about the point holds on a box, in ball arithmetic"
+    FAILED = "failed", "the proof could not decide a claim, or found it false (see reason)"
+    SKIPPED = "skipped", "no proof was attempted (see reason)"
+
+
 @dataclass
 class Finished:
     """Runs that stopped, as host arrays with leading axis m."""

@@ -8,6 +8,7 @@ from flint import arb
 
 from sweep.objectives import gaussian
 from sweep.proofs import enclosures as E
+from sweep.proofs.balls import krawczyk, precision
 from sweep.proofs.certificate import certify
 
 mp = mpmath.mp
@@ -78,7 +79,7 @@ def random_points():
 @pytest.mark.parametrize("alpha", [0.0, 0.1], ids=["relu", "leaky_relu"])
 @pytest.mark.parametrize("weights", random_points(), ids=["generic", "near_parallel"])
 def test_enclosures_contain_the_50_digit_values(weights, alpha):
-    with mp.workdps(50), E.precision(160):
+    with mp.workdps(50), precision(160):
         balls = E.balls(weights)
         grad, hess = mp_derivatives(weights, 3, alpha)
         value = mp_loss(_mp_rows(weights), 3, alpha)
@@ -94,7 +95,7 @@ def test_enclosures_contain_the_50_digit_values(weights, alpha):
 
 def test_a_box_encloses_the_values_at_its_points():
     weights = random_points()[0]
-    with E.precision(128):
+    with precision(128):
         box = E.hessian(E.balls(weights, 1e-6), 3)
         for shift in (-1e-6, 0.0, 1e-6):
             point = E.hessian(E.balls(weights + shift), 3)
@@ -187,7 +188,7 @@ def test_safrans_k7_minimum_is_proved_and_mpmath_agrees():
 
 def test_a_moved_point_fails_with_its_reason():
     found = certify(k6_spurious() + 1e-3, 6)
-    assert not found.proved and found.kind == ""
+    assert not found.proved and found.kind is None
     assert "not a critical point near the stored point" in found.reason
 
 
@@ -235,3 +236,17 @@ def test_the_working_precision_is_restored():
     before = ctx.prec
     certify(np.eye(3), 3)
     assert ctx.prec == before and arb(1).rad() == 0
+
+
+def test_krawczyk_proves_a_true_zero_and_refuses_a_false_one():
+    # g(x) = x^2 - 2: a unique zero sqrt(2) in a small box around 1.41421356..., none
+    # in a box around 1.5 (K(X) lands outside it).
+    from flint import arb_mat
+
+    def test(centre, radius):
+        c = arb(centre)
+        box = arb(centre, radius)
+        return krawczyk(arb_mat([[c * c - 2]]), arb_mat([[2 * box]]), radius)[0]
+
+    assert test(2**0.5, 1e-12)
+    assert not test(1.5, 1e-3)

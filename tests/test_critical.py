@@ -11,8 +11,10 @@ import sweep
 from sweep.commands import critical
 from sweep.commands.cli import main
 from sweep.objectives import PopulationLoss, gaussian
+from sweep.proofs import Claim, prove_point
 from sweep.proofs.certificate import certify
-from sweep.proofs.symmetric import _krawczyk, certify_symmetric
+from sweep.proofs.pipeline import judge
+from sweep.proofs.symmetric import certify_symmetric, krawczyk_in_fix
 from sweep.symmetry import fixed_points, isotypic
 from sweep.symmetry.canonical import canonical_form
 from sweep.symmetry.structure import detect
@@ -59,10 +61,12 @@ def test_the_k6_points_of_the_literature(k6_points):
         np.testing.assert_allclose(
             isotypic.expanded(point.blocks), dense_spectrum(point.weights, 6), atol=1e-10
         )
-        proof = critical._prove((point.weights, point.structure, 6))
-        assert proof["proved"], proof["reason"]
-        assert proof["negative"] == index
-        assert proof["loss_low"] <= loss + 5e-8 and loss - 5e-8 <= proof["loss_high"]
+        proof = prove_point(point.weights, 6, point.structure)
+        assert judge(proof, Claim(negative=index)) == ("proved", ""), proof.reason
+        assert proof.loss_low <= loss + 5e-8 and loss - 5e-8 <= proof.loss_high
+        # A false claim about the same point fails, with its reason.
+        verdict, reason = judge(proof, Claim(negative=index + 1))
+        assert verdict == "failed" and f"not {index + 1}" in reason
     minimum = one(k6_points, 0.0250806, 0)
     low, multiplicity, _ = isotypic.smallest(minimum.blocks)
     assert abs(low - 0.0047004) < 1e-6  # Safran & Shamir's smallest eigenvalue
@@ -85,7 +89,7 @@ def test_false_claims_fail(k6_points):
     structure = point.structure
     theta = structure.theta(point.weights)
     # Off the zero of the reduced gradient, Krawczyk's test cannot hold.
-    assert not _krawczyk(structure, theta + 1e-6, 1e-12)[0]
+    assert not krawczyk_in_fix(structure, theta + 1e-6, 1e-12)[0]
     # A point that is no critical point: Newton moves it further than allowed.
     moved = certify_symmetric(point.weights + 1e-3 * (point.weights > 0), structure)
     assert not moved.proved and "Newton moves it" in moved.reason

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # from a package beside it in its layer or above it. The README's layout table lists the
 # same packages in the same order (tested below).
 LAYERS = [
-    ["outcomes", "config", "runtime", "confidence"],  # outcomes, config, process, intervals
+    ["outcomes", "config", "runtime", "confidence", "limits"],  # ..., tolerances
     ["objectives", "programs"],  # losses and data; how runs map onto compiled programs
     ["finishes", "kinks", "symmetry"],  # finishes (smooth and on kinks), symmetry
     ["proofs", "diagnostics"],  # proofs; spectra, escape test, catalogue
@@ -101,3 +101,44 @@ def test_the_readme_layout_table_is_the_layers():
     listed = [[name.strip("` ") for name in names.split(",")] for _, names in rows]
     expected = [[name for name in names if not name.startswith("__")] for names in LAYERS]
     assert listed == expected
+
+
+# Attributes that are public by convention though they start with an underscore.
+CONVENTIONS = {"_replace", "_asdict", "_fields", "_make", "_member_type_", "_value_"}
+
+
+def _private(name):
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def reached_private_names(source):
+    """`_private` names a module imports from another, or uses as an attribute without
+    defining that name itself (another module's, or another class's)."""
+    tree = ast.parse(source)
+    own = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            own.add(node.name)
+        elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.id if isinstance(node, ast.Name) else node.attr)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            own.add(node.target.id)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            found += [alias.name for alias in node.names if _private(alias.name)]
+        elif isinstance(node, ast.Attribute) and _private(node.attr):
+            if node.attr not in own and node.attr not in CONVENTIONS:
+                found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_reaches_another_modules_private_names(path):
+    assert reached_private_names(path.read_text()) == []
+
+
+def test_the_private_name_check_catches_both_forms():
+    assert reached_private_names("from .certificate import _below, upper") == ["_below"]
+    assert reached_private_names("from . import enclosures as E\nE._angle(1)") == ["E._angle"]
+    assert reached_private_names("def _own():\n    pass\nx = self._own()") == []

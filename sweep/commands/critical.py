@@ -10,6 +10,7 @@ DIR/critical/, written when the k is done, so an interrupted run resumes where i
 `sweep.load(DIR, table="critical")` reads them all.
 """
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +20,15 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
-from ..outcomes import Status
-from ..proofs.symmetric import certify_point
+from ..limits import FULL_SPACE_PROOF_IN_SEARCH
+from ..outcomes import PointKind, Status
+from ..proofs import Certificate, Claim, ProofJob, ProofOutcome, prove_all, prove_point
 from ..results import layout, runs_table, store
 from ..symmetry import fixed_points, isotypic
-from ..symmetry.canonical import canonical_form
-from .certify import map_in_workers
+from ..symmetry.canonical import canonical_form, same_point
+from ..symmetry.structure import Structure
 
 FOLDER = layout.CRITICAL
-# Above this many parameters the full-space fallback is not tried: a search proves many
-# points, most of them saddles.
-FULL_PROOF_LIMIT = 400
 COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "min_eig",
     "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
@@ -69,47 +68,41 @@ def table_path(out: str | Path, k: int, n: int) -> Path:
     return Path(out) / FOLDER / f"k{k:03d}-n{n:03d}.parquet"
 
 
-def _prove(job: tuple) -> dict:
-    """One proof, in a worker: symmetric first, the full space where that cannot decide."""
-    weights, structure, k = job
-    found, route = certify_point(weights, k, structure, full_limit=FULL_PROOF_LIMIT)
-    return {"proved": found.proved, "kind": found.kind, "reason": found.reason,
-            "negative": found.negative, "loss_low": found.loss_low,
-            "loss_high": found.loss_high, "min_eig_low": found.min_eig_low,
-            "seconds": found.seconds, "route": route}  # fmt: skip
-
-
-def _rows(k: int, points: list, proofs: list) -> pd.DataFrame:
+def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
     rows = []
-    for point, proof in zip(points, proofs, strict=True):
+    for point, outcome in zip(points, outcomes, strict=True):
         low, multiplicity, component = isotypic.smallest(point.blocks)
-        index = point.index
-        kind = "minimum" if index == 0 else "saddle"
-        if proof is None:
-            certified, reason = "skipped", "index above --prove-index"
-        elif not proof["proved"]:
-            certified, reason = "failed", proof["reason"]
-        elif proof["negative"] != index:
-            certified = "failed"
-            reason = f"the proof counts {proof['negative']} negative eigenvalues, not {index}"
-        else:
-            certified, reason = "proved", ""
-        proof = proof or {}
+        found = outcome.certificate
         n, d = point.weights.shape
         rows.append({
             "k": k, "n": n, "d": d, "searched": "+".join(map(str, point.searched)),
             "isotropy": point.structure.notation(), "group": point.structure.group(),
-            "loss": point.loss, "index": index, "kind": kind, "min_eig": low,
+            "loss": point.loss, "index": point.index,
+            "kind": str(PointKind.of_index(point.index)), "min_eig": low,
             "min_eig_multiplicity": multiplicity, "min_eig_component": component,
             "eigenvalues": sum(len(b.eigenvalues) for b in point.blocks),
-            "found": point.found, "certified": certified, "proof": proof.get("route", ""),
-            "reason": reason, "loss_low": proof.get("loss_low", np.nan),
-            "loss_high": proof.get("loss_high", np.nan),
-            "min_eig_low": proof.get("min_eig_low", np.nan),
-            "proof_seconds": proof.get("seconds", np.nan),
+            "found": point.found, "certified": str(outcome.verdict),
+            "proof": found.route if found else "", "reason": outcome.reason,
+            "loss_low": found.loss_low if found else np.nan,
+            "loss_high": found.loss_high if found else np.nan,
+            "min_eig_low": found.min_eig_low if found else np.nan,
+            "proof_seconds": found.seconds if found else np.nan,
             "weights": canonical_form(point.weights).ravel(),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _jobs(k: int, points: list, chosen: list[int]) -> list[ProofJob]:
+    """A proof of each chosen point: in its own fixed-point space, its index confirmed."""
+    return [
+        ProofJob(functools.partial(_prove, k=k, structure=points[i].structure),
+                 points[i].weights, Claim(negative=points[i].index))
+        for i in chosen
+    ]  # fmt: skip
+
+
+def _prove(weights: np.ndarray, radius: float, k: int, structure: Structure) -> Certificate:
+    return prove_point(weights, k, structure, radius, full_limit=FULL_SPACE_PROOF_IN_SEARCH)
 
 
 def find_critical(
@@ -141,12 +134,10 @@ def find_critical(
         points = fixed_points.search(k, fixed_points.types(k, shapes), starts, extra=extra)
         searched = time.perf_counter() - start
         chosen = [i for i, p in enumerate(points) if prove_index is None or p.index <= prove_index]
-        jobs = [(points[i].weights, points[i].structure, k) for i in chosen]
-        proven = map_in_workers(_prove, jobs, workers)
-        proofs = [None] * len(points)
-        for i, proof in zip(chosen, proven, strict=True):
-            proofs[i] = proof
-        frame = _rows(k, points, proofs)
+        outcomes = [ProofOutcome.skipped("index above --prove-index")] * len(points)
+        for i, outcome in zip(chosen, prove_all(_jobs(k, points, chosen), workers), strict=True):
+            outcomes[i] = outcome
+        frame = _rows(k, points, outcomes)
         layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         proved = int((frame["certified"] == "proved").sum())
         slowest = frame["proof_seconds"].max() if proved else 0.0
@@ -156,10 +147,10 @@ def find_critical(
     return runs_table.load(out, table="critical")
 
 
-def reached(critical: pd.DataFrame, catalogue: pd.DataFrame, tol: float = 1e-6) -> pd.DataFrame:
+def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """The critical points with how many runs of a sweep's catalogue reached each
     (`runs`, 0 where none did), and the catalogue's points that lie in no searched
-    fixed-point space (`searched` empty). Points are compared in canonical form."""
+    fixed-point space (`searched` empty). Points are compared by `same_point`."""
     rows = []
     used = set()
     for point in critical.itertuples(index=False):
@@ -168,8 +159,7 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame, tol: float = 1e-6) 
         cell = catalogue[(catalogue["k"] == point.k) & (catalogue["n"] == point.n)]
         runs = 0
         for index, entry in cell.iterrows():
-            theirs = canonical_form(np.reshape(entry["weights"], shape))
-            if np.max(np.abs(theirs - mine)) < tol:
+            if same_point(np.reshape(entry["weights"], shape), mine):
                 runs += int(entry["multiplicity"])
                 used.add(index)
         rows.append({**point._asdict(), "runs": runs})
@@ -178,7 +168,8 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame, tol: float = 1e-6) 
             continue
         rows.append({"k": entry["k"], "n": entry["n"], "d": entry["d"], "searched": "",
                      "isotropy": entry["symmetry"], "loss": entry["loss"],
-                     "kind": "minimum" if entry["status"] != Status.SADDLE else "saddle",
+                     "kind": str(PointKind.SADDLE if entry["status"] == Status.SADDLE
+                                 else PointKind.MINIMUM),
                      "min_eig": entry["min_eig"], "runs": int(entry["multiplicity"]),
                      "weights": entry["weights"]})  # fmt: skip
     return pd.DataFrame(rows).sort_values(["k", "n", "loss"], ignore_index=True)

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 
 from ..config.grid import axis_columns
+from ..limits import RUN_END_SYMMETRY, SAME_POINT
 from ..outcomes import Status
 from ..symmetry import isotypic
-from ..symmetry.canonical import canonical_form
+from ..symmetry.canonical import canonical_form, same_point
 
 # Statuses whose distinct points are catalogued one by one; the global minima get one row
 # per cell (for n > k they form a continuum).
@@ -18,9 +19,6 @@ COLUMNS = [
     "min_eig_component",
 ]  # fmt: skip
 
-
-# Entries equal to this count as equal when a point's group is sought for its spectrum.
-SPECTRUM_TOL = 1e-6
 # The runs columns `catalogue` reads.
 CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", "min_eig",
                    "weights"]  # fmt: skip
@@ -29,7 +27,7 @@ CATALOGUE_INPUT = ["sweep", "k", "n", "d", "run", "status", "symmetry", "loss", 
 def catalogue(
     runs: pd.DataFrame,
     statuses: tuple[str, ...] = CATALOGUED,
-    tol: float = 1e-6,
+    tol: float = SAME_POINT,
     spectra: bool = True,
 ) -> pd.DataFrame:
     """One row per distinct point of the given statuses, per cell (k, n, d and the `[grid]`
@@ -39,7 +37,8 @@ def catalogue(
       runs: a runs DataFrame (the results table) of a problem whose loss is invariant
         under permutations of neurons and of coordinates (the closed form).
       statuses: which points to catalogue one by one.
-      tol: Frobenius distance between canonical forms below which two points are one.
+      tol: two points are one when their canonical forms agree to this in every entry
+        (`symmetry.canonical.same_point`).
       spectra: add each point's symmetry-adapted spectrum (ReLU loss only): the number of
         distinct Hessian eigenvalues (the blocks' total size), the smallest one's
         multiplicity and its isotypic component (`symmetry/isotypic.py`); null for a
@@ -60,7 +59,7 @@ def catalogue(
             for row in cell[cell["status"] == status].sort_values("run").itertuples(index=False):
                 canonical = canonical_form(np.reshape(row.weights, (n, d)))
                 for entry in distinct:
-                    if np.linalg.norm(entry[1] - canonical) < tol:
+                    if same_point(entry[1], canonical, tol):
                         entry[3] += 1
                         break
                 else:
@@ -72,7 +71,7 @@ def catalogue(
             canonical = canonical_form(np.reshape(row.weights, (n, d)))
             found.append([Status.GLOBAL, canonical, row, len(best)])
         for index, (status, canonical, row, count) in enumerate(found):
-            spectrum = isotypic.at_point(canonical, int(k), SPECTRUM_TOL) if spectra else None
+            spectrum = isotypic.at_point(canonical, int(k), RUN_END_SYMMETRY) if spectra else None
             rows.append(
                 {
                     "sweep": row.sweep, "k": int(k), "n": int(n), "d": int(d),

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from ..finishes.krylov import DENSE_LIMIT, lanczos_extremes, start_vector
+from ..limits import SPECTRUM_GRID_DECIMALS
 from ..objectives.data import TrainData
 
 # Above krylov.DENSE_LIMIT parameters the smallest eigenvalue comes from Lanczos.
@@ -45,9 +46,8 @@ def min_eigenvalues(weights: np.ndarray, data: TrainData, objective: Hashable) -
     return np.concatenate(found) if found else np.zeros(0)
 
 
-# Distinct points are told apart on this grid: runs that reached one point agree to about
-# stop.grad_tol / (smallest eigenvalue), far below it.
-GRID_DECIMALS = 9
+# Distinct points are told apart on a grid of SPECTRUM_SPECTRUM_GRID_DECIMALS (`limits.py`): runs
+# that reached one point agree to about stop.grad_tol / (smallest eigenvalue), far below it.
 # Where the eigenvalue at the grid point is this close to 0, its sign is taken from the
 # run's own point: moving to the grid (< 1e-9 per entry) shifts eigenvalues far less.
 SIGN_MARGIN = 1e-4
@@ -61,12 +61,12 @@ def distinct_min_eigenvalues(
 ) -> tuple[np.ndarray, int]:
     """Smallest Hessian eigenvalue of each point (m, *param_shape), computed once per
     distinct point: at `canonical(w)` (a representative of w's orbit under symmetries that
-    keep the spectrum) rounded to GRID_DECIMALS, a function of the point alone. Points
+    keep the spectrum) rounded to SPECTRUM_GRID_DECIMALS, a function of the point alone. Points
     whose grid value lies within SIGN_MARGIN of 0 get their own. Returns (values (m,),
     number of spectra computed)."""
     weights = np.asarray(weights)
     # (+ 0.0 turns -0.0 into 0.0, so that equal points have equal bytes.)
-    grid = np.array([np.round(canonical(w), GRID_DECIMALS) + 0.0 for w in weights])
+    grid = np.array([np.round(canonical(w), SPECTRUM_GRID_DECIMALS) + 0.0 for w in weights])
     grid = grid.reshape(weights.shape)
     keys = [point.tobytes() for point in grid]
     first = {}

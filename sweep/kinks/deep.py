@@ -49,7 +49,7 @@ def verdict(
     groups = pairs.groups
     enumerated = len(groups) <= MAX_PAIRS
     base = float(_losses(jnp.asarray(theta)[None], data, net)[0])
-    multipliers, residuals, largest = _first_order(pairs, theta)
+    multipliers, residuals, largest = first_order(pairs, theta)
     worst = max(norm for norm, _ in residuals.values())
     common = dict(kinks=m, gradient=float(worst))
     if worst > grad_tol:
@@ -135,7 +135,7 @@ def _decoupled(net, pairs, theta, data, base, grad_tol, eig_tol) -> Verdict | No
                    "groups, each within its range, convex along the kinks", **common)  # fmt: skip
 
 
-def _first_order(pairs: Pairs, theta: np.ndarray):
+def first_order(pairs: Pairs, theta: np.ndarray):
     """Per piece (every piece of at most MAX_PAIRS groups, else the two outer ones): the
     multipliers lambda >= 0 nearest to g = sum lambda_p s_p J_p, and the residual
     g - sum lambda_p s_p J_p (its norm, and the residual itself: minus it is a direction of

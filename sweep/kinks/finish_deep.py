@@ -1,7 +1,7 @@
 """Finish a stalled deep run onto the exact stationary point of its piece: Newton's
 method on the Lagrange conditions of the piece's loss L_s with its kink pairs held on
 their kinks (z_p = 0), and an active set that releases pairs where a piece still
-descends (`deep._first_order`). The kink pairs are those near zero at a ladder of
+descends (`deep.first_order`). The kink pairs are those near zero at a ladder of
 relative tolerances and, given the run's step size, those it zig-zags across.
 """
 
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..objectives import Network
-from .deep import _first_order
+from .deep import first_order
 from .perturb import losses as _losses
 from .pieces import Pairs
 from .zigzag import zigzag
@@ -76,7 +76,7 @@ def _leave(net, theta, data, value):
     pairs = Pairs(net, theta, data, 1e-9)
     if pairs.count == 0:
         return None
-    _, residuals, _ = _first_order(pairs, theta)
+    _, residuals, _ = first_order(pairs, theta)
     norm, (residual, oriented) = max(residuals.values(), key=lambda item: item[0])
     if norm <= 1e-12 * max(1.0, np.linalg.norm(theta)):
         return None

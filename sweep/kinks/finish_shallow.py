@@ -20,7 +20,7 @@ import numpy as np
 
 from ..objectives import Network
 from .neurons import Neurons
-from .shallow import KINK_LADDER, _escape_scale, _parts, _split
+from .shallow import KINK_LADDER, escape_scale, kink_parts, split_gradient
 from .zigzag import zigzag
 
 ROUNDS = 8  # active-set rounds per kink tolerance
@@ -106,13 +106,13 @@ def _flow_metric(nr: Neurons, j: int, basis: np.ndarray) -> np.ndarray:
 
 def _violations(nr: Neurons, on_kink: np.ndarray, tol: float) -> np.ndarray:
     """(N, n): +1 / -1 for kink pairs whose weight lies above / below [0, 1], else 0."""
-    G, beta = _parts(nr, on_kink)
+    G, beta = kink_parts(nr, on_kink)
     found = np.zeros(on_kink.shape, int)
     for j in np.flatnonzero(on_kink.any(axis=0)):
         rows = np.flatnonzero(on_kink[:, j])
-        mu, _, _ = _split(nr.a[j] * G[j], nr.x[rows])
+        mu, _, _ = split_gradient(nr.a[j] * G[j], nr.x[rows])
         bound = nr.a[j] * beta[rows]
-        scale = np.maximum(np.abs(bound), tol * _escape_scale(nr))
+        scale = np.maximum(np.abs(bound), tol * escape_scale(nr))
         low, high = -mu / scale, (mu - bound) / scale
         worst = np.maximum(low, high)
         bad = worst > 1e-9

@@ -44,11 +44,11 @@ MAX_CONCAVE = 12  # dependent kink sets: enumerate at most 2^12 vertices
 KINK_LADDER = (1e-10, 1e-8, 1e-6, 1e-4, 1e-3)
 
 
-def _escape_scale(nr: Neurons) -> float:
+def escape_scale(nr: Neurons) -> float:
     return float(nr.o * max(1.0, np.max(np.abs(nr.residuals()))) * max(1.0, np.max(np.abs(nr.x))))
 
 
-def _split(g: np.ndarray, X0: np.ndarray):
+def split_gradient(g: np.ndarray, X0: np.ndarray):
     """g = -X0^T mu + perp, perp orthogonal to the rows of X0; also whether X0's rows are
     independent."""
     mu, _, rank, singular = np.linalg.lstsq(X0.T, -g, rcond=None)
@@ -56,7 +56,7 @@ def _split(g: np.ndarray, X0: np.ndarray):
     return mu, g + X0.T @ mu, independent
 
 
-def _parts(nr: Neurons, on_kink: np.ndarray):
+def kink_parts(nr: Neurons, on_kink: np.ndarray):
     """Per neuron: (G_j, beta over its kink points) without the factor a_j."""
     n_points = len(nr.y)
     r, z, alpha = nr.residuals(), nr.z, nr.alpha
@@ -98,7 +98,7 @@ def _escape_direction(g: np.ndarray, beta: np.ndarray, X0: np.ndarray, tol: floa
 
     candidates = [g] if len(X0) == 0 else []
     if len(X0):
-        mu, perp, independent = _split(g, X0)
+        mu, perp, independent = split_gradient(g, X0)
         candidates = [perp]
         if independent:
             dual = np.linalg.pinv(X0)  # (D, m): X0 dual[:, i] = e_i
@@ -129,7 +129,7 @@ def verdict(
     """Classify one point of a depth-2 network by the piecewise conditions."""
     nr = Neurons.of(net, theta, data)
     on_kink = nr.kinks(kink_tol)
-    G, beta = _parts(nr, on_kink)
+    G, beta = kink_parts(nr, on_kink)
     r, z, n_points = nr.residuals(), nr.z, len(nr.y)
     gradient = []
     if nr.trained:
@@ -142,7 +142,7 @@ def verdict(
     gradient.append((nr.a[plain, None] * G[plain]).ravel())
     margins, escapes, undecided, direction, best = [], [], [], None, 0.0
     excess, failed = [np.zeros(0)], False
-    tol = _escape_scale(nr) * 1e-9
+    tol = escape_scale(nr) * 1e-9
     for j in np.flatnonzero(~plain):
         rows = on_kink[:, j]
         X0, b = nr.x[rows], beta[rows]
@@ -154,7 +154,7 @@ def verdict(
                     best, direction = abs(found[1]), _escape_move(net, nr, j, *found)
             continue
         g, B = nr.a[j] * G[j], nr.a[j] * b
-        mu, perp, independent = _split(g, X0)
+        mu, perp, independent = split_gradient(g, X0)
         gradient.append(perp)
         if independent:
             # mu_i must lie in [0, B_i]: min(mu_i, B_i - mu_i) / |B_i| is >= 0 exactly then.

@@ -17,8 +17,7 @@ from ..diagnostics.spectrum import distinct_min_eigenvalues, min_eigenvalues
 from ..objectives import PopulationLoss, gaussian
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
-from ..proofs.certificate import Certificate, certify
-from ..proofs.symmetric import certify_point
+from ..proofs import Certificate, prove_point
 from ..symmetry.canonical import canonical_form
 from ..symmetry.structure import NONE, symmetry_type
 from .base import Problem
@@ -90,11 +89,9 @@ class Population(Problem):
         it is the only critical point, or a failure with its reason. A point with a
         symmetry group is proved in its fixed-point space (`proofs/symmetric.py`, a cost
         flat in k); the full-space proof (`proofs/certificate.py`) is the fallback for
-        points without one, or where that proof fails (`proofs.symmetric.certify_point`)."""
+        points without one, or where that proof fails (`proofs/pipeline.py`)."""
         weights = np.asarray(weights, float).reshape(self.cell.n, self.cell.d)
-        if self.objective.alpha:  # Leaky ReLU: the symmetric route knows the ReLU loss only
-            return certify(weights, self.cell.k, self.objective.alpha, radius=radius)
-        return certify_point(weights, self.cell.k, radius=radius)[0]
+        return prove_point(weights, self.cell.k, radius=radius, alpha=self.objective.alpha)
 
     def classify_point(
         self, weights: np.ndarray, loss: float, min_eig: float | None = None

@@ -1,7 +1,11 @@
-"""Computer-assisted proofs of critical points of the closed-form loss: enclosures of F,
-its gradient and its Hessian in ball arithmetic (`enclosures.py`) and the certificate
-(`certificate.py`: Krawczyk existence and uniqueness, the Hessian's inertia on the whole box,
-an enclosure of F)."""
+"""Computer-assisted proofs of critical points of the closed-form loss, in ball arithmetic:
+helpers (`balls.py`), enclosures of F, its gradient and its Hessian (`enclosures.py`), the
+full-space certificate (`certificate.py`), the proof in a fixed-point space
+(`symmetric.py`), and the one pipeline every caller proves points through (`pipeline.py`)."""
 
 from .certificate import Certificate as Certificate
-from .certificate import certify as certify
+from .pipeline import Claim as Claim
+from .pipeline import ProofJob as ProofJob
+from .pipeline import ProofOutcome as ProofOutcome
+from .pipeline import prove_all as prove_all
+from .pipeline import prove_point as prove_point

@@ -37,7 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 from flint import arb, arb_mat
 
+from ..outcomes import PointKind
 from . import enclosures as E
+from .balls import count_below, krawczyk, lower, mid_matrix, midpoints, precision, upper
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Certificate:
     """What was proved about one stored point (`proved` False: nothing is claimed)."""
 
     proved: bool
-    kind: str  # "minimum", "saddle", or "" when not proved
+    kind: PointKind | None  # None when not proved
     reason: str  # why not proved ("" when proved)
     radius: float  # r: the box is centre + [-r, r]^N
     centre: np.ndarray  # the box centre (float64 rounding of the refined point)
@@ -55,19 +57,19 @@ class Certificate:
     negative: int  # Hessian eigenvalues below 0 on the whole box (-1: not proved)
     contains_stored: bool  # the stored point lies in the box
     seconds: float
+    route: str = ""  # which proof: "symmetric" (in Fix(G)) or "full space" (`pipeline.py`)
 
-
-def _floats(entries) -> list[float]:
-    return [float(x.mid()) for x in entries]
-
-
-def _upper(x: arb) -> float:
-    """A float >= every point of x (outward rounding to 53 bits)."""
-    return float(x.upper().mid()) + abs(float(x.upper().mid())) * 2**-52 + 2**-1074
-
-
-def _lower(x: arb) -> float:
-    return -_upper(-x)
+    @staticmethod
+    def failed(
+        reason: str, radius: float, centre: np.ndarray, seconds: float,
+        contains_stored: bool = False,
+    ) -> "Certificate":  # fmt: skip
+        """A certificate that claims nothing, with the reason why."""
+        return Certificate(
+            proved=False, kind=None, reason=reason, radius=radius,
+            centre=np.asarray(centre, float), loss_low=np.nan, loss_high=np.nan,
+            min_eig_low=np.nan, negative=-1, contains_stored=contains_stored, seconds=seconds,
+        )  # fmt: skip
 
 
 def _refine(weights: np.ndarray, k: int, alpha: float, steps: int) -> list:
@@ -76,45 +78,10 @@ def _refine(weights: np.ndarray, k: int, alpha: float, steps: int) -> list:
     centre = E.balls(weights)
     for _ in range(steps):
         hessian = E.hessian(centre, k, alpha)
-        step = np.linalg.solve(_mid_matrix(hessian), _floats(E.gradient(centre, k, alpha)))
-        flat = [x - float(s) for x, s in zip(E._flat(centre), step, strict=True)]
+        step = np.linalg.solve(mid_matrix(hessian), midpoints(E.gradient(centre, k, alpha)))
+        flat = [x - float(s) for x, s in zip(E.flat(centre), step, strict=True)]
         centre = [[flat[i * d + a].mid() for a in range(d)] for i in range(n)]
     return centre
-
-
-def _mid_matrix(matrix: arb_mat) -> np.ndarray:
-    n = matrix.nrows()
-    return np.array([[float(matrix[i, j].mid()) for j in range(n)] for i in range(n)])
-
-
-def _krawczyk(centre: list, box: list, hessian: arb_mat, k: int, alpha: float, r: float):
-    """Step 2: whether K(X) lies strictly inside X."""
-    size = hessian.nrows()
-    y = arb_mat(np.linalg.inv(_mid_matrix(hessian)).tolist())
-    g = arb_mat(size, 1, E.gradient(centre, k, alpha))
-    spread = arb_mat(size, 1, [arb(0, r)] * size)
-    image = -(y * g) + (arb_mat(E._identity(size)) - y * hessian) * spread
-    worst = max(_upper(abs(image[i, 0])) for i in range(size))
-    return worst < r, worst
-
-
-def _below(middle: arb_mat, vectors: arb_mat, shift: float) -> int | None:
-    """The number of eigenvalues of `middle` below `shift`, or None if the discs of the
-    congruence V^T (middle - shift I) V do not decide it."""
-    size = middle.nrows()
-    shifted = middle - arb_mat(E._identity(size)) * arb(shift)
-    congruent = vectors.transpose() * shifted * vectors
-    count = 0
-    for i in range(size):
-        off = sum((abs(congruent[i, j]) for j in range(size) if j != i), arb(0))
-        centre = congruent[i, i]
-        if (centre - off) > 0:
-            continue
-        if (centre + off) < 0:
-            count += 1
-            continue
-        return None
-    return count
 
 
 def _inertia(hessian: arb_mat):
@@ -122,23 +89,23 @@ def _inertia(hessian: arb_mat):
     size = hessian.nrows()
     middle = arb_mat([[hessian[i, j].mid() for j in range(size)] for i in range(size)])
     spread = max(
-        _upper(sum((arb(hessian[i, j].rad()) for j in range(size)), arb(0))) for i in range(size)
+        upper(sum((arb(hessian[i, j].rad()) for j in range(size)), arb(0))) for i in range(size)
     )
-    eigenvalues, vectors = np.linalg.eigh(_mid_matrix(middle))
+    eigenvalues, vectors = np.linalg.eigh(mid_matrix(middle))
     basis = arb_mat(vectors.tolist())
     gap = float(np.min(np.abs(eigenvalues)))
     tau = spread * 2 + 1e-12 * max(1.0, float(np.max(np.abs(eigenvalues))))
     if tau >= gap:
         return -1, np.nan, f"an eigenvalue within {tau:.2g} of 0: the box is too wide to decide"
-    low, high = _below(middle, basis, -tau), _below(middle, basis, tau)
+    low, high = count_below(middle, basis, -tau), count_below(middle, basis, tau)
     if low is None or high is None or low != high:
         return -1, np.nan, "the Gershgorin discs of the congruent Hessian do not decide its signs"
     if low > 0:
         return low, np.nan, ""
     sigma = float(eigenvalues[0]) * (1 - 1e-6)
-    if _below(middle, basis, sigma) != 0:
+    if count_below(middle, basis, sigma) != 0:
         sigma = tau  # proven above: no eigenvalue below tau
-    return 0, _lower(arb(sigma) - arb(spread)), ""
+    return 0, lower(arb(sigma) - arb(spread)), ""
 
 
 def _loss(centre: list, hessian: arb_mat, k: int, alpha: float, r: float) -> arb:
@@ -148,7 +115,7 @@ def _loss(centre: list, hessian: arb_mat, k: int, alpha: float, r: float) -> arb
     linear = sum((abs(x) for x in g), arb(0)) * r
     quadratic = sum((abs(hessian[i, j]) for i in range(size) for j in range(size)), arb(0))
     quadratic = quadratic * r * r / 2
-    return E.loss(centre, k, alpha) + arb(0, _upper(linear + quadratic))
+    return E.loss(centre, k, alpha) + arb(0, upper(linear + quadratic))
 
 
 def certify(
@@ -167,24 +134,22 @@ def certify(
     """
     start = time.perf_counter()
     weights = np.asarray(weights, float)
-    with E.precision(bits):
+    with precision(bits):
         try:
             centre = _refine(weights, k, alpha, steps=2)
         except np.linalg.LinAlgError:
-            return Certificate(False, "", "the Hessian is singular at the point: not isolated",
-                               radius, weights, np.nan, np.nan, np.nan, -1, False,
-                               time.perf_counter() - start)  # fmt: skip
+            return Certificate.failed(
+                "the Hessian is singular at the point: not isolated",
+                radius,
+                weights,
+                time.perf_counter() - start,
+            )
         flat = np.array([float(x) for row in centre for x in row])
         moved = float(np.max(np.abs(flat - weights.ravel())))
-        blank = dict(
-            radius=radius, centre=flat.reshape(weights.shape), loss_low=np.nan,
-            loss_high=np.nan, min_eig_low=np.nan, negative=-1,
-            contains_stored=moved < radius,
-        )  # fmt: skip
 
         def failed(reason):
-            seconds = time.perf_counter() - start
-            return Certificate(False, "", reason, seconds=seconds, **blank)
+            return Certificate.failed(reason, radius, flat.reshape(weights.shape),
+                                      time.perf_counter() - start, moved < radius)  # fmt: skip
 
         if not moved <= max_move:
             return failed(
@@ -192,7 +157,8 @@ def certify(
             )
         box = [[arb(x, radius) for x in row] for row in centre]
         hessian = E.hessian(box, k, alpha)
-        inside, worst = _krawczyk(centre, box, hessian, k, alpha, radius)
+        gradient = arb_mat(hessian.nrows(), 1, E.gradient(centre, k, alpha))
+        inside, worst = krawczyk(gradient, hessian, radius)
         if not inside:
             return failed(
                 f"Krawczyk: K(X) reaches {worst:.3g} from the centre, beyond r = {radius:.3g}"
@@ -203,12 +169,12 @@ def certify(
         loss = _loss(centre, hessian, k, alpha, radius)
     return Certificate(
         proved=True,
-        kind="minimum" if negative == 0 else "saddle",
+        kind=PointKind.of_index(negative),
         reason="",
         radius=radius,
         centre=flat.reshape(weights.shape),
-        loss_low=_lower(loss),
-        loss_high=_upper(loss),
+        loss_low=lower(loss),
+        loss_high=upper(loss),
         min_eig_low=min_eig_low,
         negative=negative,
         contains_stored=moved < radius,

@@ -17,25 +17,14 @@ near 0, that bound encloses them instead. Leaky ReLU (slope alpha) adds
 alpha/2 |sum_i w_i - sum_j v_j|^2 to (1 - alpha)^2 F (see `objectives/leaky.py`).
 """
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from flint import arb, arb_mat, ctx
+from flint import arb, arb_mat
+
+from .balls import identity
 
 Balls = list[list[arb]]  # rows of balls, (n, d)
-
-
-@contextlib.contextmanager
-def precision(bits: int) -> Iterator[None]:
-    """Arb's working precision inside, the caller's after (it is process-wide)."""
-    saved = ctx.prec
-    ctx.prec = bits
-    try:
-        yield
-    finally:
-        ctx.prec = saved
 
 
 def balls(points: np.ndarray, radius: float = 0.0) -> Balls:
@@ -49,7 +38,7 @@ def teacher(k: int, d: int) -> Balls:
 
 
 @dataclass
-class _Vector:
+class Vector:
     """A row w with its norm |w| and direction u = w / |w|, as balls."""
 
     entries: list
@@ -57,12 +46,12 @@ class _Vector:
     unit: list
 
     @staticmethod
-    def of(entries: list) -> "_Vector":
+    def of(entries: list) -> "Vector":
         norm = sum((x * x for x in entries), arb(0)).sqrt()
-        return _Vector(entries, norm, [x / norm for x in entries])
+        return Vector(entries, norm, [x / norm for x in entries])
 
 
-def _angle(cos: arb) -> arb:
+def angle(cos: arb) -> arb:
     """arccos over a ball of cosines: from its endpoints clamped to [-1, 1] (arccos is
     decreasing there, and the true cosine lies in [-1, 1]; a ball near +-1 pokes past it)."""
     low, high = cos.lower().max(arb(-1)), cos.upper().min(arb(1))
@@ -70,7 +59,7 @@ def _angle(cos: arb) -> arb:
 
 
 @dataclass
-class _Pair:
+class Pair:
     """The angle terms of a pair (w, v): cos t, pi - t, sin t, p and q."""
 
     cos: arb
@@ -80,12 +69,12 @@ class _Pair:
     q: list
 
     @staticmethod
-    def of(w: _Vector, v: _Vector) -> "_Pair":
+    def of(w: Vector, v: Vector) -> "Pair":
         cos = sum((a * b for a, b in zip(w.unit, v.unit, strict=True)), arb(0))
-        angle = _angle(cos)
+        t = angle(cos)
         p = [b - cos * a for a, b in zip(w.unit, v.unit, strict=True)]
         q = [a - cos * b for a, b in zip(w.unit, v.unit, strict=True)]
-        return _Pair(cos, arb.pi() - angle, angle.sin(), p, q)
+        return Pair(cos, arb.pi() - t, t.sin(), p, q)
 
     def over_sin(self, left: list, right: list) -> arb_mat:
         """left right^T / sin t for left, right among p, q (entries within [-sin, sin])."""
@@ -97,11 +86,11 @@ class _Pair:
         return arb_mat(d, d, [bound] * (d * d))
 
 
-def _kernel(w: _Vector, v: _Vector, pair: _Pair) -> arb:
+def _kernel(w: Vector, v: Vector, pair: Pair) -> arb:
     return w.norm * v.norm * (pair.sin + pair.rest * pair.cos) / (2 * arb.pi())
 
 
-def _h(w: _Vector, v: _Vector, pair: _Pair) -> list:
+def _h(w: Vector, v: Vector, pair: Pair) -> list:
     two_pi = 2 * arb.pi()
     return [
         (v.norm * pair.sin * u + pair.rest * b) / two_pi
@@ -109,42 +98,38 @@ def _h(w: _Vector, v: _Vector, pair: _Pair) -> list:
     ]
 
 
-def _dh_dw(w: _Vector, v: _Vector, pair: _Pair) -> arb_mat:
+def dh_dw(w: Vector, v: Vector, pair: Pair) -> arb_mat:
     d = len(w.entries)
     u = arb_mat(d, 1, w.unit)
-    radial = (arb_mat(_identity(d)) - u * u.transpose()) * pair.sin
+    radial = (identity(d) - u * u.transpose()) * pair.sin
     return (radial + pair.over_sin(pair.p, pair.p)) * (v.norm / (2 * arb.pi() * w.norm))
 
 
-def _dh_dv(w: _Vector, v: _Vector, pair: _Pair) -> arb_mat:
+def dh_dv(w: Vector, v: Vector, pair: Pair) -> arb_mat:
     d = len(w.entries)
     cross = arb_mat(d, 1, w.unit) * arb_mat(1, d, v.unit)
-    total = arb_mat(_identity(d)) * pair.rest + cross * pair.sin + pair.over_sin(pair.p, pair.q)
+    total = identity(d) * pair.rest + cross * pair.sin + pair.over_sin(pair.p, pair.q)
     return total * (1 / (2 * arb.pi()))
 
 
-def _identity(d: int) -> list:
-    return [[1 if a == b else 0 for b in range(d)] for a in range(d)]
-
-
-def _flat(rows: Balls) -> list:
+def flat(rows: Balls) -> list:
     return [x for row in rows for x in row]
 
 
 def loss(weights: Balls, k: int, alpha: float = 0.0) -> arb:
     """An enclosure of F(W) over the balls `weights` (n, d), teacher [I_k 0]."""
     d = len(weights[0])
-    students = [_Vector.of(row) for row in weights]
-    teachers = [_Vector.of(row) for row in teacher(k, d)]
+    students = [Vector.of(row) for row in weights]
+    teachers = [Vector.of(row) for row in teacher(k, d)]
     own = sum((w.norm * w.norm / 2 for w in students), arb(0))
     for i, w in enumerate(students):
         for j, other in enumerate(students):
             if i != j:
-                own += _kernel(w, other, _Pair.of(w, other))
+                own += _kernel(w, other, Pair.of(w, other))
     cross = arb(0)
     for w in students:
         for v in teachers:
-            cross += _kernel(w, v, _Pair.of(w, v))
+            cross += _kernel(w, v, Pair.of(w, v))
     value = own / 2 - cross + arb(k) / 4 + arb(k * (k - 1)) / (4 * arb.pi())
     return _leaky_loss(value, weights, k, alpha)
 
@@ -165,41 +150,39 @@ def _leaky_loss(value: arb, weights: Balls, k: int, alpha: float) -> arb:
 def gradient(weights: Balls, k: int, alpha: float = 0.0) -> list:
     """An enclosure of dF/dW over the balls, flattened row-major (n d,)."""
     d = len(weights[0])
-    students = [_Vector.of(row) for row in weights]
-    teachers = [_Vector.of(row) for row in teacher(k, d)]
+    students = [Vector.of(row) for row in weights]
+    teachers = [Vector.of(row) for row in teacher(k, d)]
     rows = []
     for i, w in enumerate(students):
         total = [x / 2 for x in w.entries]  # h(w, w) = w / 2
         for j, other in enumerate(students):
             if i != j:
-                total = [
-                    a + b for a, b in zip(total, _h(w, other, _Pair.of(w, other)), strict=True)
-                ]
+                total = [a + b for a, b in zip(total, _h(w, other, Pair.of(w, other)), strict=True)]
         for v in teachers:
-            total = [a - b for a, b in zip(total, _h(w, v, _Pair.of(w, v)), strict=True)]
+            total = [a - b for a, b in zip(total, _h(w, v, Pair.of(w, v)), strict=True)]
         rows.append(total)
     if alpha:
         a, s = arb(alpha), _mismatch(weights, k)
         rows = [[(1 - a) ** 2 * x + a * y for x, y in zip(row, s, strict=True)] for row in rows]
-    return _flat(rows)
+    return flat(rows)
 
 
 def hessian(weights: Balls, k: int, alpha: float = 0.0) -> arb_mat:
     """An enclosure of the Hessian of F over the balls, (n d, n d): every Hessian of a point
     in the box is a member."""
     n, d = len(weights), len(weights[0])
-    students = [_Vector.of(row) for row in weights]
-    teachers = [_Vector.of(row) for row in teacher(k, d)]
+    students = [Vector.of(row) for row in weights]
+    teachers = [Vector.of(row) for row in teacher(k, d)]
     blocks = {}
     for i, w in enumerate(students):
-        diagonal = arb_mat(_identity(d)) * arb(0.5)
+        diagonal = identity(d) * arb(0.5)
         for j, other in enumerate(students):
             if i != j:
-                pair = _Pair.of(w, other)
-                diagonal += _dh_dw(w, other, pair)
-                blocks[i, j] = _dh_dv(w, other, pair)
+                pair = Pair.of(w, other)
+                diagonal += dh_dw(w, other, pair)
+                blocks[i, j] = dh_dv(w, other, pair)
         for v in teachers:
-            diagonal -= _dh_dw(w, v, _Pair.of(w, v))
+            diagonal -= dh_dw(w, v, Pair.of(w, v))
         blocks[i, i] = diagonal
     full = arb_mat(n * d, n * d)
     a = arb(alpha)

@@ -29,23 +29,30 @@ Steps 1-3 cost a few thousand jet operations on matrices of size dim Fix(K) (at 
 few dozen), whatever k; step 4 costs one d x d block per orbit of pairs, O(d^2) each.
 """
 
-import dataclasses
 import time
 
 import numpy as np
 from flint import arb, arb_mat
 
+from ..limits import FIX_FOR_PROOF, MAX_MOVE, SMALLEST_RADIUS
+from ..outcomes import PointKind
 from ..symmetry import isotypic, jets, reduced
-from ..symmetry.structure import Structure, detect
+from ..symmetry.structure import Structure
 from . import enclosures as E
-from .certificate import Certificate, _below, _lower, _mid_matrix, _upper, certify
+from .balls import (
+    count_below,
+    is_finite,
+    krawczyk,
+    lower,
+    mid_matrix,
+    precision,
+    row_radius,
+    upper,
+)  # fmt: skip
+from .certificate import Certificate
 
-# Jets cost O(m^2) per operation in m parameters: above this size of Fix(K) the
-# full-space route is the better one.
-LARGEST_FIX = 400
 
-
-class Balls:
+class BallScalars:
     """`jets` scalar functions on Arb balls, with the kernel's terms from the angle."""
 
     pi = arb.pi()
@@ -56,15 +63,15 @@ class Balls:
 
     @staticmethod
     def acos(c):
-        return E._angle(c)
+        return E.angle(c)
 
     @staticmethod
     def sine(c):
-        return E._angle(c).sin()
+        return E.angle(c).sin()
 
     @staticmethod
     def curvature(c):
-        return 1 / E._angle(c).sin()  # not finite where the ball reaches parallel vectors
+        return 1 / E.angle(c).sin()  # not finite where the ball reaches parallel vectors
 
 
 def _jet(structure: Structure, theta: np.ndarray, radius: float) -> jets.Jet:
@@ -72,37 +79,25 @@ def _jet(structure: Structure, theta: np.ndarray, radius: float) -> jets.Jet:
     m = len(theta)
     point = [
         jets.Jet(arb(float(t), radius), arb_mat(1, m, [int(a == i) for a in range(m)]),
-                 arb_mat(m, m), Balls)
+                 arb_mat(m, m), BallScalars)
         for i, t in enumerate(theta)
     ]  # fmt: skip
-    arithmetic = jets.JetArithmetic(Balls)
+    arithmetic = jets.JetArithmetic(BallScalars)
     return reduced.loss(structure.signature, structure.sizes, structure.k, point, arithmetic)
 
 
-def _finite(matrix: arb_mat) -> bool:
-    return all(matrix[i, j].is_finite() for i in range(matrix.nrows())
-               for j in range(matrix.ncols()))  # fmt: skip
-
-
-def _krawczyk(structure: Structure, centre: np.ndarray, radius: float) -> tuple[bool, float]:
+def krawczyk_in_fix(structure: Structure, centre: np.ndarray, radius: float) -> tuple[bool, float]:
     """Step 1: whether K(Theta) lies strictly inside Theta."""
-    m = len(centre)
-    exact = _jet(structure, centre, 0.0)
     box = _jet(structure, centre, radius)
-    if not _finite(box.hess):
+    if not is_finite(box.hess):
         return False, np.inf
-    y = arb_mat(np.linalg.inv(_mid_matrix(box.hess)).tolist())
-    spread = arb_mat(m, 1, [arb(0, radius)] * m)
-    identity = arb_mat([[int(a == b) for b in range(m)] for a in range(m)])
-    image = -(y * exact.grad.transpose()) + (identity - y * box.hess) * spread
-    worst = max(_upper(abs(image[i, 0])) for i in range(m))
-    return worst < radius, worst
+    return krawczyk(_jet(structure, centre, 0.0).grad.transpose(), box.hess, radius)
 
 
 def _pencil_counts(matrix: arb_mat, gram: np.ndarray, shifts: list[float]) -> list | None:
     """Eigenvalues of the pencil (matrix, gram) below each shift, or None where the
     Gershgorin discs do not decide a count."""
-    mid = _mid_matrix(matrix)
+    mid = mid_matrix(matrix)
     # A float congruence that nearly diagonalises the pencil: T = L^-T V.
     lower = np.linalg.cholesky(gram)
     inverse = np.linalg.inv(lower)
@@ -110,7 +105,7 @@ def _pencil_counts(matrix: arb_mat, gram: np.ndarray, shifts: list[float]) -> li
     basis = arb_mat((inverse.T @ vectors).tolist())
     gram_balls = arb_mat(gram.tolist())
     # M - shift S has as many negative eigenvalues as the pencil has below the shift.
-    counts = [_below(matrix - gram_balls * arb(shift), basis, 0.0) for shift in shifts]
+    counts = [count_below(matrix - gram_balls * arb(shift), basis, 0.0) for shift in shifts]
     return None if None in counts else counts
 
 
@@ -121,13 +116,13 @@ def _blocks(structure: Structure, centre: np.ndarray, radius: float):
     for component in isotypic.components(structure):
         fixed, copies = isotypic.coordinates(component, structure)
         inner = _jet(fixed, fixed.theta(weights), radius).hess
-        if not _finite(inner):
+        if not is_finite(inner):
             return -1, 0.0, np.nan, f"{component.name}: a neuron parallel to another on the box"
         c = arb_mat(copies.tolist())
         matrix = c * inner * c.transpose()
         gram = copies @ np.diag(fixed.counts().astype(float)) @ copies.T
         lower = np.linalg.inv(np.linalg.cholesky(gram))
-        values = np.linalg.eigvalsh(lower @ _mid_matrix(matrix) @ lower.T)
+        values = np.linalg.eigvalsh(lower @ mid_matrix(matrix) @ lower.T)
         t = float(np.min(np.abs(values))) * (1 - 1e-4)
         for _ in range(20):
             counts = _pencil_counts(matrix, gram, [-t, t])
@@ -150,8 +145,8 @@ def _spread(structure: Structure, centre: np.ndarray, radius: float) -> float:
     weights = structure.point(centre)
     n, d = weights.shape
     k = structure.k
-    rows = [E._Vector.of([arb(float(x), radius) for x in row]) for row in weights]
-    teachers = [E._Vector.of(row) for row in E.teacher(k, d)]
+    rows = [E.Vector.of([arb(float(x), radius) for x in row]) for row in weights]
+    teachers = [E.Vector.of(row) for row in E.teacher(k, d)]
     worst = arb(0)
     for r in range(len(structure.row_slots)):
         i = int(np.flatnonzero((structure.row_slot == r) & (structure.row_label == 0))[0])
@@ -160,16 +155,16 @@ def _spread(structure: Structure, centre: np.ndarray, radius: float) -> float:
                                 structure.row_slots):  # fmt: skip
             if j == i:
                 continue
-            pair = E._Pair.of(rows[i], rows[j])
-            total += count * (_row_radius(E._dh_dw(rows[i], rows[j], pair))
-                              + _row_radius(E._dh_dv(rows[i], rows[j], pair)))  # fmt: skip
+            pair = E.Pair.of(rows[i], rows[j])
+            total += count * (row_radius(E.dh_dw(rows[i], rows[j], pair))
+                              + row_radius(E.dh_dv(rows[i], rows[j], pair)))  # fmt: skip
         teacher_cols = structure.col_slot[:k]
         for t, count in _orbits(structure, i, teacher_cols, structure.col_label[:k],
                                 structure.col_slots):  # fmt: skip
-            pair = E._Pair.of(rows[i], teachers[t])
-            total += count * _row_radius(E._dh_dw(rows[i], teachers[t], pair))
+            pair = E.Pair.of(rows[i], teachers[t])
+            total += count * row_radius(E.dh_dw(rows[i], teachers[t], pair))
         worst = worst.max(total) if worst.is_finite() else worst
-    return _upper(worst)
+    return upper(worst)
 
 
 def _orbits(structure: Structure, i: int, slot_of, label_of, slots):
@@ -189,18 +184,11 @@ def _orbits(structure: Structure, i: int, slot_of, label_of, slots):
     return found
 
 
-def _row_radius(block: arb_mat) -> arb:
-    """max over rows of the sum of the entries' radii."""
-    size = block.nrows()
-    return max((sum((arb(block[a, b].rad()) for b in range(size)), arb(0))
-                for a in range(size)), key=lambda x: _upper(x))  # fmt: skip
-
-
 def certify_symmetric(
     weights: np.ndarray,
     structure: Structure,
-    radius: float = 1e-9,
-    max_move: float = 1e-6,
+    radius: float = SMALLEST_RADIUS,
+    max_move: float = MAX_MOVE,
     bits: int = 128,
 ) -> Certificate:
     """Prove what the critical point of F near `weights` (n, d), fixed by `structure`'s
@@ -211,8 +199,7 @@ def certify_symmetric(
         return _certify(weights, structure, radius, max_move, bits)
     except (np.linalg.LinAlgError, ZeroDivisionError) as error:
         # A singular reduced Hessian or Gram matrix: nothing can be decided here.
-        return Certificate(False, "", f"singular in Fix(G) ({error})", radius, np.asarray(
-            weights, float), np.nan, np.nan, np.nan, -1, False, 0.0)  # fmt: skip
+        return Certificate.failed(f"singular in Fix(G) ({error})", radius, weights, 0.0)
 
 
 def _certify(weights, structure, radius, max_move, bits) -> Certificate:
@@ -220,19 +207,18 @@ def _certify(weights, structure, radius, max_move, bits) -> Certificate:
     weights = np.asarray(weights, float)
     largest = max(len(structure.split(c.marked).parameters)
                   for c in isotypic.components(structure))  # fmt: skip
-    if largest > LARGEST_FIX:
-        return Certificate(False, "", f"the group is too small to help: a fixed-point space "
-                           f"of {largest} parameters", radius, weights, np.nan, np.nan, np.nan,
-                           -1, False, time.perf_counter() - start)  # fmt: skip
-    with E.precision(bits):
+    if largest > FIX_FOR_PROOF:
+        return Certificate.failed(f"the group is too small to help: a fixed-point space of "
+                                  f"{largest} parameters", radius, weights,
+                                  time.perf_counter() - start)  # fmt: skip
+    with precision(bits):
         centre = reduced.polish(structure, structure.theta(weights))
         point = structure.point(centre)
         moved = float(np.max(np.abs(point - weights)))
-        blank = dict(radius=radius, centre=point, loss_low=np.nan, loss_high=np.nan,
-                     min_eig_low=np.nan, negative=-1, contains_stored=moved < radius)  # fmt: skip
 
         def failed(reason):
-            return Certificate(False, "", reason, seconds=time.perf_counter() - start, **blank)
+            return Certificate.failed(reason, radius, point, time.perf_counter() - start,
+                                      moved < radius)  # fmt: skip
 
         if not moved <= max_move:
             return failed(
@@ -241,7 +227,7 @@ def _certify(weights, structure, radius, max_move, bits) -> Certificate:
         # Theta as small as Krawczyk allows: the float centre is off by about
         # |grad| / lambda_min, which a nearly flat direction makes larger than 1e-12.
         for inner in (1e-12, 1e-11, 1e-10, 1e-9):
-            inside, worst = _krawczyk(structure, centre, inner)
+            inside, worst = krawczyk_in_fix(structure, centre, inner)
             if inside or not np.isfinite(worst):
                 break
         if not inside:
@@ -262,54 +248,21 @@ def _certify(weights, structure, radius, max_move, bits) -> Certificate:
             return failed(
                 f"the Hessian may move by {2 * rho:.3g} on the box, more than its gap {gap:.3g}"
             )
-        blank["radius"], blank["contains_stored"] = region, moved < region
         # F(w*) in F(theta_c) + grad F(Theta) . [-r, r]^m (the mean value theorem).
         slope = _jet(structure, centre, inner).grad
         loss = _jet(structure, centre, 0.0).value + arb(
-            0, _upper(sum((abs(slope[0, i]) for i in range(slope.ncols())), arb(0)) * inner)
+            0, upper(sum((abs(slope[0, i]) for i in range(slope.ncols())), arb(0)) * inner)
         )
     return Certificate(
         proved=True,
-        kind="minimum" if negative == 0 else "saddle",
+        kind=PointKind.of_index(negative),
         reason="",
         radius=region,
         centre=point,
-        loss_low=_lower(loss),
-        loss_high=_upper(loss),
-        min_eig_low=_lower(arb(min_eig_low) - arb(2 * rho)) if negative == 0 else np.nan,
+        loss_low=lower(loss),
+        loss_high=upper(loss),
+        min_eig_low=lower(arb(min_eig_low) - arb(2 * rho)) if negative == 0 else np.nan,
         negative=negative,
         contains_stored=moved < region,
         seconds=time.perf_counter() - start,
     )
-
-
-# Entries of a point within this of each other count as equal when its group is sought for
-# a proof (runs end within ~1e-10 of the exact symmetric point).
-SYMMETRY_TOL = 1e-6
-# The full-space proof's cost grows as (n d)^2.5: above this it is not tried.
-FULL_PROOF_LIMIT = 900
-
-
-def certify_point(
-    weights: np.ndarray,
-    k: int,
-    structure: Structure | None = None,
-    radius: float = 1e-9,
-    full_limit: int = FULL_PROOF_LIMIT,
-) -> tuple[Certificate, str]:
-    """(certificate, route): the proof in Fix(G) for a point with a group (`structure`, or
-    its isotropy found with entries equal to SYMMETRY_TOL), and the full-space proof
-    (`certificate.py`) for a point without one, or where the first fails, up to
-    `full_limit` parameters. A failed fallback keeps both reasons."""
-    weights = np.asarray(weights, float)
-    structure = structure or detect(weights, k, SYMMETRY_TOL)
-    reason = ""
-    if not structure.order_is_one:
-        found = certify_symmetric(weights, structure, radius=radius)
-        if found.proved or weights.size > full_limit:
-            return found, "symmetric"
-        reason = found.reason
-    found = certify(weights, k, radius=radius)
-    if reason and not found.proved:
-        found = dataclasses.replace(found, reason=f"{reason}; in the full space: {found.reason}")
-    return found, "full space"

@@ -8,6 +8,8 @@ teacher.
 
 import numpy as np
 
+from ..limits import SAME_POINT
+
 
 def labels(weights: np.ndarray, tol: float) -> np.ndarray:
     """Integer labels of the entries: equal labels for values within tol of each other."""
@@ -63,3 +65,19 @@ def canonical_form(weights: np.ndarray, decimals: int = 6) -> np.ndarray:
     weights, keys = weights[:, columns], keys[:, columns]
     rows = np.lexsort(keys.T[::-1])
     return weights[rows]
+
+
+def gap(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest entry-wise difference of two points' canonical forms (inf for points of
+    different shapes)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        return np.inf
+    return float(np.max(np.abs(canonical_form(a) - canonical_form(b))))
+
+
+def same_point(a: np.ndarray, b: np.ndarray, tol: float = SAME_POINT) -> bool:
+    """Whether two points (n, d) are one point up to the loss's row and column
+    permutations: their canonical forms agree to `tol` in every entry. The one answer to
+    "same point?" for the catalogue, proofs, `critical` and its join with a sweep."""
+    return gap(a, b) < tol

@@ -8,6 +8,7 @@ saddles alike, including those gradient descent never reaches. Types of one shap
 one compiled program: the sizes are arguments, not constants.
 """
 
+import bisect
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,14 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..limits import CRITICAL_GRAD, NEWTON_POINT_SYMMETRY, SAME_POINT
 from . import isotypic, reduced
-from .canonical import canonical_form
+from .canonical import same_point
 from .structure import Structure, detect
-
-# A start is a critical point when its reduced gradient is below this in the parameters.
-GRAD_TOL = 1e-11
-# Points whose canonical forms agree to this (max norm) are one point.
-SAME = 1e-7
 
 
 def template(sizes: tuple[int, ...], k: int, extra: int = 0) -> Structure:
@@ -110,7 +107,7 @@ def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
         theta, norm = np.asarray(theta), np.asarray(norm)
         for i, structure in enumerate(group):
             rows = slice(i * starts, (i + 1) * starts)
-            good = np.isfinite(norm[rows]) & (norm[rows] < GRAD_TOL)
+            good = np.isfinite(norm[rows]) & (norm[rows] < CRITICAL_GRAD)
             distinct, counts = np.unique(np.round(theta[rows][good], 9), axis=0,
                                          return_counts=True)  # fmt: skip
             for t, count in zip(distinct, counts, strict=True):
@@ -119,24 +116,29 @@ def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
 
 
 def _distinct(candidates: list, k: int) -> list[Point]:
-    points, keys = [], defaultdict(list)  # rounded loss -> indices into points
+    """One Point per distinct critical point among the candidates (`same_point`). Equal
+    points have equal losses: only points whose losses differ by less than SAME_POINT are
+    compared, found by bisection in a list sorted by loss."""
+    points, losses, order = [], [], []  # order: indices into points, by loss
     for structure, theta, count in candidates:
         weights = structure.point(theta)
         if np.min(np.linalg.norm(weights, axis=1)) < 1e-6:
             continue  # a dead neuron: F is not differentiable there
         loss = reduced.value(structure, theta)
-        canonical = canonical_form(weights, decimals=8)
-        key = round(loss, 8)
-        for i in keys[key]:
-            if np.max(np.abs(canonical_form(points[i].weights, decimals=8) - canonical)) < SAME:
+        low = bisect.bisect_left(losses, loss - SAME_POINT)
+        high = bisect.bisect_right(losses, loss + SAME_POINT)
+        for i in order[low:high]:
+            if same_point(points[i].weights, weights):
                 points[i].found += count
                 break
         else:
-            own = detect(weights, k, tol=1e-8)
+            own = detect(weights, k, tol=NEWTON_POINT_SYMMETRY)
             if own.log_order < structure.log_order:
                 own = structure  # colour refinement missed a symmetry (two equal blocks)
             blocks = isotypic.spectrum(own, weights)
-            keys[key].append(len(points))
             searched = tuple(structure.sizes[: len(structure.col_slots)])
+            place = bisect.bisect_right(losses, loss)
+            losses.insert(place, loss)
+            order.insert(place, len(points))
             points.append(Point(searched, weights, own, loss, blocks, count))
     return sorted(points, key=lambda p: (p.loss, p.index))

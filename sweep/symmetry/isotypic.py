@@ -25,9 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ..limits import FIX_FOR_SPECTRUM, MAX_MOVE, RUN_END_SYMMETRY
 from ..objectives import PopulationLoss, gaussian
 from . import reduced
-from .structure import Structure
+from .structure import Structure, detect
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,31 +199,25 @@ def index(blocks: list[Block]) -> int:
     return int(sum(b.dimension * np.sum(b.eigenvalues < 0) for b in blocks))
 
 
-# Fixed-point spaces of K above this dimension are left out of catalogue spectra: the
-# jets' cost grows as its square.
-LARGEST_FIX = 200
-
-
 def at_point(
-    weights: np.ndarray, k: int, tol: float = 1e-5
+    weights: np.ndarray, k: int, tol: float = RUN_END_SYMMETRY
 ) -> tuple[Structure, np.ndarray, list] | None:
     """(isotropy, point, blocks) of a point that gradient descent reached: its isotropy up
     to `tol`, then the symmetric critical point nearest to it (Newton on the reduced
     gradient), where the blocks are computed. None for the trivial group, when Newton
-    moves the point by more than 1e-6, or when a Fix(K) is too large to be worth it."""
-    from .structure import detect
-
+    moves the point by more than MAX_MOVE, or when a Fix(K) is larger than
+    FIX_FOR_SPECTRUM (the jets' cost grows as its square)."""
     structure = detect(weights, k, tol)
     if structure.order_is_one:
         return None
     parts = components(structure)
-    if max(len(structure.split(c.marked).parameters) for c in parts) > LARGEST_FIX:
+    if max(len(structure.split(c.marked).parameters) for c in parts) > FIX_FOR_SPECTRUM:
         return None
     try:
         theta = reduced.polish(structure, structure.theta(weights))
     except np.linalg.LinAlgError:
         return None  # a singular Hessian on Fix(G): not an isolated point there
     point = structure.point(theta)
-    if not np.max(np.abs(point - weights)) < 1e-6:
+    if not np.max(np.abs(point - weights)) < MAX_MOVE:
         return None
     return structure, point, spectrum(structure, point)
