@@ -77,8 +77,9 @@ def components(structure: Structure) -> list[Component]:
         return u
 
     pairs = [(r, c) for r in range(len(rows)) for c in range(len(cols))]
-    index = structure.index()
-    found = [Component("trivial", 1, {}, np.stack([index == e for e in range(index.max() + 1)]))]
+    parameter = structure.parameter_of()
+    found = [Component("trivial", 1, {},
+                       np.stack([parameter == e for e in range(parameter.max() + 1)]))]  # fmt: skip
     for f, p in enumerate(structure.sizes):
         if p < 2:
             continue
@@ -133,12 +134,12 @@ def coordinates(component: Component, structure: Structure) -> tuple[Structure, 
     """(K, C): the subgroup K fixing the component's vector, and the copies in the
     parameters of Fix(K), x_a = sum_e C[a, e] E_e (E_e the 0/1 basis of Fix(K))."""
     fixed = structure.split(component.marked)
-    index = fixed.index().ravel()
-    first = np.zeros(index.max() + 1, int)
-    first[index[::-1]] = np.arange(len(index))[::-1]
+    parameter = fixed.parameter_of().ravel()
+    first = np.zeros(parameter.max() + 1, int)
+    first[parameter[::-1]] = np.arange(len(parameter))[::-1]
     flat = component.copies.reshape(len(component.copies), -1)
     matrix = flat[:, first]
-    assert np.array_equal(matrix[:, index], flat), "a copy is not fixed by K"
+    assert np.array_equal(matrix[:, parameter], flat), "a copy is not fixed by K"
     return fixed, matrix.astype(float)
 
 

@@ -7,9 +7,19 @@ kernel evaluation times the orbit's size, and every inner product w_i . w_j a su
 column slots of a few products of parameters times slot sizes. The cost depends on the
 number of slots, not on k: a point at k = 100 costs what one at k = 6 costs.
 
-The formula is written once against a small arithmetic interface (`Arithmetic`), so the
-same code gives F in float64 under JAX (autodiff then gives the reduced gradient and
-Hessian) and, in `proofs/symmetric.py`, enclosures in ball arithmetic.
+The formula is written once (`loss`) against a small arithmetic interface
+(`Arithmetic`). Its back ends:
+
+- float64 numbers (`FloatArithmetic`): `value`;
+- second-order jets (`jets.py`) of floats: `gradient`, `hessian` and `polish` (forward
+  mode in NumPy: milliseconds, where XLA takes seconds to compile the unrolled formula),
+  and of Arb balls in `proofs/symmetric.py`: enclosures of all three;
+- JAX (`vector_loss`): the same terms, with every inner product a quadratic form in theta
+  whose matrix is derived from `loss`'s own `_dot` by polarization (`_tables`), so that
+  one compiled program serves every type of one shape; Newton from many starts
+  (`newton`, vmapped by `fixed_points.py`) differentiates it with JAX.
+
+`tests/symmetry/test_reduced.py` checks all three against autodiff of the full loss.
 """
 
 import functools
@@ -21,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import jets
-from .structure import Structure
+from .structure import Structure, basis
 
 
 class Arithmetic(Protocol):
@@ -33,19 +43,6 @@ class Arithmetic(Protocol):
 
     def kernel(self, cos: Any) -> Any:
         """sqrt(1 - c^2) + (pi - arccos c) c = sin t + (pi - t) cos t."""
-
-
-def parameters(signature: tuple) -> list[tuple[int, int, str]]:
-    """Fix(G)'s basis for a structure's signature (see `Structure.parameters`)."""
-    row_slots, col_slots, _, ones = signature
-    found = []
-    for r, f in enumerate(row_slots):
-        for c, g in enumerate(col_slots):
-            if f != g:
-                found.append((r, c, "const"))
-            else:
-                found += [(r, c, "diag")] + ([] if ones[f] else [(r, c, "off")])
-    return found
 
 
 def _dot(signature: tuple, sizes: Any, theta: Any, r: int, s: int, same_label: bool) -> Any:
@@ -85,7 +82,7 @@ def _dot(signature: tuple, sizes: Any, theta: Any, r: int, s: int, same_label: b
 
 @functools.cache
 def _where(signature: tuple) -> dict:
-    return {key: i for i, key in enumerate(parameters(signature))}
+    return {key: i for i, key in enumerate(basis(signature))}
 
 
 @functools.cache
@@ -183,7 +180,7 @@ def _jet(structure: Structure, theta: np.ndarray) -> jets.Jet:
 def value(structure: Structure, theta: np.ndarray) -> float:
     """F at the fixed point W(theta) (float64)."""
     return float(loss(structure.signature, structure.sizes, structure.k,
-                      np.asarray(theta, float), _NumPy))  # fmt: skip
+                      np.asarray(theta, float), FloatArithmetic))  # fmt: skip
 
 
 def gradient(structure: Structure, theta: np.ndarray) -> np.ndarray:
@@ -207,7 +204,9 @@ def polish(structure: Structure, theta: np.ndarray, steps: int = 3) -> np.ndarra
     return theta
 
 
-class _NumPy:
+class FloatArithmetic:
+    """`Arithmetic` on float64 numbers (NumPy)."""
+
     pi = math.pi
     sqrt = staticmethod(np.sqrt)
 
@@ -223,7 +222,7 @@ def _tables(signature: tuple) -> dict:
     inner product is a quadratic form theta^T Q theta whose matrix is affine in the
     sizes, Q = A + sum_g sizes[g] B_g (found by polarization of `_dot`)."""
     pairs, teachers = plan(signature)
-    rows, m, factors = len(signature[0]), len(parameters(signature)), len(signature[3])
+    rows, m, factors = len(signature[0]), len(basis(signature)), len(signature[3])
     keys = [(r, r, True) for r in range(rows)]
     keys += [(r, s, same) for r, s, same, _ in pairs if (r, s, same) not in keys]
     eye = np.eye(m)
@@ -252,7 +251,8 @@ def _tables(signature: tuple) -> dict:
     }
 
 
-def _vector_loss(theta, sizes, k, signature):
+def vector_loss(theta: jax.Array, sizes: jax.Array, k: float, signature: tuple) -> jax.Array:
+    """`loss` under JAX, vectorized over its terms (float64 under jax.enable_x64)."""
     t = _tables(signature)
     forms = t["base"] + jnp.einsum("g,kgij->kij", sizes, t["slopes"])
     dots = jnp.einsum("kij,i,j->k", forms, theta, theta)
@@ -276,8 +276,8 @@ def _vector_loss(theta, sizes, k, signature):
 def newton(theta, sizes, k, signature, steps: int = 60):
     """Newton's method on the reduced gradient from one start (vmap it over many),
     halving a step until |grad| decreases (at most 30 times); returns (theta, |grad|)."""
-    grad = jax.grad(_vector_loss)
-    hess = jax.hessian(_vector_loss)
+    grad = jax.grad(vector_loss)
+    hess = jax.hessian(vector_loss)
 
     def norm(t):
         return jnp.linalg.norm(grad(t, sizes, k, signature))

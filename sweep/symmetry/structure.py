@@ -27,6 +27,21 @@ from .canonical import refine
 NONE = "none"
 
 
+def basis(signature: tuple) -> list[tuple[int, int, str]]:
+    """A basis of Fix(G) for a structure's signature: (row slot, column slot, form), form
+    "diag" or "off" (the a and b of a block a I + b 11^T between slots of one factor; no
+    "off" for a factor of size 1) or "const"."""
+    row_slots, col_slots, _, ones = signature
+    found = []
+    for r, f in enumerate(row_slots):
+        for c, g in enumerate(col_slots):
+            if f != g:
+                found.append((r, c, "const"))
+            else:
+                found += [(r, c, "diag")] + ([] if ones[f] else [(r, c, "off")])
+    return found
+
+
 @dataclass(frozen=True, eq=False)
 class Structure:
     """A product of symmetric groups acting on (n, d) points; see the module docstring.
@@ -58,16 +73,8 @@ class Structure:
 
     @property
     def parameters(self) -> list[tuple[int, int, str]]:
-        """A basis of Fix(G): (row slot, column slot, form), form "diag" or "off" (the
-        a and b of a block a I + b 11^T between slots of one factor) or "const"."""
-        found = []
-        for r, f in enumerate(self.row_slots):
-            for c, g in enumerate(self.col_slots):
-                if f != g:
-                    found.append((r, c, "const"))
-                else:
-                    found += [(r, c, "diag")] + ([(r, c, "off")] if self.sizes[f] > 1 else [])
-        return found
+        """A basis of Fix(G) (`basis`)."""
+        return basis(self.signature)
 
     def counts(self) -> np.ndarray:
         """Entries of W per parameter."""
@@ -77,7 +84,7 @@ class Structure:
         return np.array([a if form == "diag" else a * (a - 1) if form == "off" else a * b
                          for a, b, form in zip(p, q, forms, strict=True)])  # fmt: skip
 
-    def index(self) -> np.ndarray:
+    def parameter_of(self) -> np.ndarray:
         """(n, d) array: the parameter each entry of a fixed point equals."""
         forms = {"diag": 0, "off": 1, "const": 2}
         table = np.full((len(self.row_slots), len(self.col_slots), 3), -1)
@@ -91,12 +98,12 @@ class Structure:
 
     def point(self, theta: np.ndarray) -> np.ndarray:
         """The fixed point with parameters theta."""
-        return np.asarray(theta)[self.index()]
+        return np.asarray(theta)[self.parameter_of()]
 
     def theta(self, weights: np.ndarray) -> np.ndarray:
         """The parameters of the nearest fixed point (the mean over each parameter's
         entries: the orthogonal projection onto Fix(G))."""
-        index = self.index().ravel()
+        index = self.parameter_of().ravel()
         sums = np.bincount(index, weights=np.asarray(weights, float).ravel())
         return sums / np.bincount(index)
 
@@ -261,7 +268,7 @@ def detect(weights: np.ndarray, k: int, tol: float = 1e-5) -> Structure:
         tuple(factor_of[len(row_classes) + b] for b in range(len(col_classes))),
         tuple(bool(cc[0] < k) for cc in col_classes), row_slot, row_label, col_slot, col_label,
     )  # fmt: skip
-    index = found.index()
+    index = found.parameter_of()
     for p in range(index.max() + 1):
         if len(np.unique(values[index == p])) > 1:
             return trivial(n, d, k)
