@@ -2,6 +2,7 @@
 cell once its interval is tight, deterministically."""
 
 import math
+from unittest import mock
 
 import mpmath
 import numpy as np
@@ -11,7 +12,9 @@ import sweep
 from sweep import config as config_module
 from sweep.commands import cluster
 from sweep.commands.runner import RunOptions, run_sweep
+from sweep.commands.waves import Waves, shard_states
 from sweep.confidence import confidence_sequence, halfwidth, log_mixture, wilson_interval
+from sweep.config import shard_list
 from sweep.results import progress
 
 RUNS = 1000
@@ -98,9 +101,16 @@ def test_an_adaptive_sweep_stops_a_cell_once_its_interval_is_tight(tmp_path):
         assert all(width > 0.05 for width in widths[:-1]), k
         assert widths[-1] <= 0.05 or len(cell) == 200, k
     assert counts[6] == 80  # no spurious run at k = 6: half-width 0.063 at 40, 0.034 at 80
-    states = progress.shard_states(out)
+    states = shard_states(out)
     assert (states.state.isin(progress.SETTLED)).all()
     assert (states.state == "not needed").sum() == 3  # k = 6's last 3 waves
+    # The stop rule reads each finished shard once, however often it is asked.
+    plan = Waves(out, config)
+    shards = shard_list(config)
+    first_answer = plan.unneeded(shards)
+    read = len(plan.counts)
+    with mock.patch("pyarrow.parquet.read_table", side_effect=AssertionError("read again")):
+        assert plan.unneeded(shards) == first_answer and len(plan.counts) == read
     assert (out / "_catalogue.parquet").exists()
     # Interrupted after its first wave, the same sweep stops at the same wave.
     first = tmp_path / "interrupted"

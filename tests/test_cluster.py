@@ -13,6 +13,7 @@ from sweep import config as config_module
 from sweep.commands import cluster
 from sweep.commands.cli import main
 from sweep.commands.runner import RunOptions, run_sweep
+from sweep.commands.waves import shard_states
 from sweep.config import ConfigError, shard_list
 from sweep.results import progress
 from sweep.results.store import ResultStore
@@ -81,7 +82,7 @@ def test_cancelled_task_loses_nothing_and_a_resubmission_completes(
     subprocess.run(["scancel", victim], check=True)
     cluster.wait_for(job, out, log=lambda *_: None)
 
-    states = progress.shard_states(out)
+    states = shard_states(out)
     assert (states.state != "done").any(), "the cancelled task had finished already"
     assert not (states.state == "failed").any()
     finished = pd.read_parquet(out)  # readers see whole shards only
@@ -109,7 +110,7 @@ def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypat
     monkeypatch.setattr(ResultStore, "write", failing_write)
     with pytest.raises(MemoryError):
         run_sweep(cfg, out, RunOptions(progress=False, keep_going=True, log=lambda *_: None))
-    states = progress.shard_states(out).set_index("name")
+    states = shard_states(out).set_index("name")
     assert states.loc[bad, "state"] == "failed"
     assert states.loc[bad, "detail"] == "MemoryError: out of memory (simulated)"
     assert (states.drop(index=bad).state == "done").all()
@@ -120,7 +121,7 @@ def test_failed_shard_is_reported_and_the_rest_go_on(tmp_path, capsys, monkeypat
     run_sweep(
         cfg, out, RunOptions(progress=False, log=lambda *_: None)
     )  # the resume runs just that one
-    assert (progress.shard_states(out).state == "done").all()
+    assert (shard_states(out).state == "done").all()
 
 
 def test_bad_cluster_input_is_one_line(slurm, tmp_path, capsys):

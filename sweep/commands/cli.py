@@ -24,6 +24,7 @@ from ..results.store import StorageError
 from . import cluster
 from .replay import replay_stored
 from .runner import RunOptions, run_sweep
+from .waves import shard_states
 
 DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
 
@@ -87,7 +88,7 @@ def _run(args):
         )
         job = cluster.submit(config, out, options)
         if args.wait and job is not None:
-            states = progress.shard_states(out)
+            states = shard_states(out)
             return 1 if (~states.state.isin(progress.SETTLED)).any() else 0
         return 0
 
@@ -227,7 +228,7 @@ def _replay(args):
 
 def _status(args):
     folder = _checked_folder(args.sweep)
-    states = progress.shard_states(folder)
+    states = shard_states(folder)
     print(f"{folder}:")
     print(progress.format_status(states))
     return 0

@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from ..config import Config, ConfigError, shard_list
 from ..config import from_dict as config_from_dict
-from ..results import progress, waves
+from ..results import progress
 from ..results.layout import SLURM
 from ..results.store import ResultStore
+from .waves import Waves, adaptive, shard_states
 
 # Each task's environment: JAX must not grab GPU memory it does not use (several tasks may
 # share a node), and it sees only the GPUs SLURM bound to the task (CUDA_VISIBLE_DEVICES).
@@ -183,13 +184,13 @@ def submit(
     store = ResultStore(out, config, shards, fresh=fresh)
     if fresh:
         progress.clear(out)
-    unneeded = waves.unneeded(out, config, shards)
+    unneeded = Waves(out, config).unneeded(shards)
     missing = [s.name for s in shards if not store.done(s) and s.name not in unneeded]
     if not missing:
         log(f"{out}: all {len(shards)} shards are done; nothing to submit")
         return None
-    adaptive = waves.adaptive(config)
-    tasks = min(tasks, len({_cell_of(name) for name in missing}) if adaptive else len(missing))
+    whole_cells = adaptive(config)
+    tasks = min(tasks, len({_cell_of(name) for name in missing}) if whole_cells else len(missing))
 
     executor = _submitit().AutoExecutor(folder=Path(out) / SLURM / "%j", cluster="slurm")
     parameters = dict(
@@ -208,7 +209,7 @@ def submit(
     executor.update_parameters(**parameters)
     try:
         task = Task(config.to_raw(), Path(out).resolve())  # tasks may start elsewhere
-        jobs = executor.map_array(task, deal(missing, tasks, whole_cells=adaptive))
+        jobs = executor.map_array(task, deal(missing, tasks, whole_cells=whole_cells))
     except subprocess.CalledProcessError as error:
         lines = (error.stderr or error.output or b"").decode(errors="replace").strip().splitlines()
         raise _fail(f"sbatch refused the job ({lines[-1] if lines else error})") from None
@@ -235,16 +236,16 @@ def wait_for(
     job_id: str, out: str | Path, poll: float = 2.0, log: Callable[[str], None] = print
 ) -> pd.DataFrame:
     """Block until the array has left the queue, with a bar over shards done."""
-    total = len(progress.shard_states(out))
+    total = len(shard_states(out))
     with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:
         while True:
-            states = progress.shard_states(out)
+            states = shard_states(out)
             done = int(states.state.isin(progress.SETTLED).sum())
             bar.update(done - bar.n)
             if not _queued(job_id):
                 break
             time.sleep(poll)
-    states = progress.shard_states(out)
+    states = shard_states(out)
     bar.update(int(states.state.isin(progress.SETTLED).sum()) - bar.n)
     log(progress.format_status(states))
     return states

@@ -16,10 +16,11 @@ from ..config.shards import Shard
 from ..diagnostics.catalogue import CATALOGUE_INPUT, catalogue
 from ..engine.scheduler import Engine
 from ..outcomes import CONVERGED, Finished
-from ..results import progress, waves
+from ..results import progress
 from ..results.layout import CATALOGUE
 from ..results.runs_table import load, rows
 from ..results.store import ResultStore, StorageError, write_catalogue
+from .waves import Waves, adaptive
 
 
 @dataclass
@@ -82,14 +83,15 @@ def run_sweep(
     if fresh:
         progress.clear(out)
     mine = [s for s in shards if only is None or s.name in only]
-    unneeded = waves.unneeded(store.root, config, shards)
+    plan = Waves(store.root, config)  # one count per finished shard for the whole call
+    unneeded = plan.unneeded(shards)
     todo = [s for s in mine if not store.done(s) and s.name not in unneeded]
     skipped = len(mine) - len(todo)
     if skipped:
         log(f"{out}: {skipped} of {len(mine)} shards already complete, skipping them")
     if not todo:
         if not _readable(store.root / CATALOGUE):
-            _write_catalogue_when_complete(store, shards)
+            _write_catalogue_when_complete(store, shards, plan)
         return Outcome(len(shards), skipped, 0, engine)
 
     engine = engine or Engine(config)
@@ -108,8 +110,8 @@ def run_sweep(
                 programs.release_programs()  # the previous cell's
             started = []  # the cell's shards marked running
             try:
-                if waves.adaptive(config):
-                    _train_in_waves(store, engine, cell, list(cell_shards), bar, started)
+                if adaptive(config):
+                    _train_in_waves(plan, store, engine, cell, list(cell_shards), bar, started)
                 else:
                     _train_shards(config, store, engine, cell, list(cell_shards), bar, started)
             except Exception as error:
@@ -127,8 +129,8 @@ def run_sweep(
     if failure is not None:
         raise failure
     try:
-        _write_catalogue_when_complete(store, shards)
-        if config.classify.certify and _complete(store, shards):
+        _write_catalogue_when_complete(store, shards, plan)
+        if config.classify.certify and _complete(store, shards, plan):
             from .certify import certify_sweep
 
             certify_sweep(store.root, log=log)
@@ -170,13 +172,13 @@ def _train_shards(config, store, engine, cell, shards, bar, started):
     _train_cell(config, store, engine, cell, [_ShardBuffer(s) for s in shards], bar)
 
 
-def _train_in_waves(store, engine, cell, todo, bar, started):
+def _train_in_waves(plan, store, engine, cell, todo, bar, started):
     """An adaptive sweep's cell: one shard (wave) at a time, in run order, until the cell's
-    confidence sequence is tight (`results.waves`) or its shards run out."""
+    confidence sequence is tight (`waves.py`) or its shards run out."""
     config = store.config
     shards = [s for s in shard_list(config) if s.cell == cell]
     while True:
-        wave, unneeded = waves.cell_waves(store.root, config, shards)
+        wave, unneeded = plan.next_wave(shards)
         if wave is None or wave not in todo:  # settled, or another task's share
             bar.total -= sum(len(s.runs) for s in unneeded if s in todo)
             bar.refresh()
@@ -217,16 +219,16 @@ def _train_cell(config, store, engine, cell, buffers, bar):
         raise failure
 
 
-def _complete(store, shards) -> bool:
-    """Every shard is done, or not needed by an adaptive sweep (`results.waves`)."""
-    unneeded = waves.unneeded(store.root, store.config, shards)
+def _complete(store, shards, plan) -> bool:
+    """Every shard is done, or not needed by an adaptive sweep (`waves.py`)."""
+    unneeded = plan.unneeded(shards)
     return all(store.done(s) or s.name in unneeded for s in shards)
 
 
-def _write_catalogue_when_complete(store, shards):
+def _write_catalogue_when_complete(store, shards, plan):
     """The catalogue of minima, once every shard is in (the last cluster task writes it).
     Only kinds whose loss has the permutation symmetries are catalogued."""
-    if _complete(store, shards):
+    if _complete(store, shards, plan):
         runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])  # with the axes
         catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
         # The blocks are those of the ReLU loss: not for Leaky ReLU (alpha, even as an axis).

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import from_dict, shard_list
-from . import layout, waves
+from ..config import Config, from_dict
+from . import layout
 from .manifest import read_manifest
 
 MARKERS = layout.STATUS
@@ -94,12 +94,16 @@ def live_slurm_jobs() -> set[str] | None:
     return {word for line in out.stdout.splitlines() for word in line.split()}
 
 
-def shard_states(root: str | Path) -> pd.DataFrame:
-    """One row per shard of the sweep in `root`: k, n, d, start, stop, runs, state, detail."""
+def sweep_config(root: str | Path) -> Config:
+    """The config a sweep folder was made with (its manifest's)."""
+    return from_dict(read_manifest(Path(root))["config"])
+
+
+def shard_states(root: str | Path, unneeded: set[str] = frozenset()) -> pd.DataFrame:
+    """One row per shard of the sweep in `root`: k, n, d, start, stop, runs, state, detail.
+    `unneeded`: the shards an adaptive sweep did not need (`commands.waves`)."""
     root = Path(root)
     manifest = read_manifest(root)
-    config = from_dict(manifest["config"])
-    unneeded = waves.unneeded(root, config, shard_list(config))
     live = None
     rows = []
     for shard in manifest["shards"]:
