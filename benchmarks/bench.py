@@ -42,7 +42,7 @@ import torch
 
 from sweep import config as config_module
 from sweep import problems, runtime
-from sweep.engine import segments
+from sweep.engine import run_state, segments, step
 from sweep.engine.scheduler import Engine, train_spec
 from sweep.engine.starts import CellArgs, start_runs
 from sweep.objectives import gaussian
@@ -130,7 +130,7 @@ class WholeSlice(PopulationLoss):
 def segment_time(k, batch, steps, spec, problem, engine):
     """Microseconds per run-step of `train_segment` from the runs' starts; and the state."""
     teacher = gaussian.orthonormal_teacher(k)
-    state = segments.empty_state(spec, batch, (k, k))
+    state = run_state.empty_state(spec, batch, (k, k))
     runs = np.arange(batch)
     state = start_runs(state, np.ones(batch, bool), runs, CellArgs.of(problem), teacher, spec)
     state = jax.device_put(state, engine.sharding)
@@ -157,7 +157,7 @@ def throughput(k, batch, steps=200):
     teacher = gaussian.orthonormal_teacher(k)
     # XLA's own count of the floating-point operations of one step of the batch.
     host = jax.device_get(state)
-    cost = jax.jit(lambda s: segments.train_step(s, teacher, spec)).lower(host).compile()
+    cost = jax.jit(lambda s: step.train_step(s, teacher, spec)).lower(host).compile()
     cost = cost.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     gflops = cost["flops"] / batch / ours / 1e3

@@ -13,7 +13,7 @@ import pytest
 
 from sweep import config as config_module
 from sweep import problems
-from sweep.engine import segments
+from sweep.engine import optimizers
 from sweep.engine.pauses import settle
 from sweep.engine.scheduler import Engine, train_spec
 from sweep.kinks import finish_shallow
@@ -217,7 +217,7 @@ def test_schedules(schedule, step, expected):
         **{"optimizer.schedule": schedule, "optimizer.decay_steps": 100, "stop.max_steps": 1000}
     )
     spec = train_spec(problems.for_cell(config, config_module.cells(config)[0]))
-    assert float(segments.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
+    assert float(optimizers.schedule(spec, jnp.asarray(step))) == pytest.approx(expected, abs=1e-15)
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ from sweep import config as config_module
 from sweep import problems
 from sweep.config import ConfigError, OptimizerSettings
 from sweep.engine import flow
+from sweep.engine.run_state import TrainSpec
 from sweep.engine.scheduler import train_spec
-from sweep.engine.segments import TrainSpec
 from sweep.symmetry.canonical import canonical_form
 
 

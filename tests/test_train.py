@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sweep import config as config_module
-from sweep.engine import segments
+from sweep.engine import run_state, segments
 from sweep.objectives import PopulationLoss, gaussian
 from sweep.outcomes import StopReason
 
@@ -13,21 +13,21 @@ RELU_3 = PopulationLoss(n=3, d=3)  # three ReLU neurons in three dimensions
 
 def spec_for(**stop):
     cfg = config_module.from_dict({"stop": stop, "classify": {"global_loss_tol": 1e-3}})
-    return segments.TrainSpec(
+    return run_state.TrainSpec(
         cfg.optimizer, cfg.stop.grad_tol, cfg.stop.loss_tol, cfg.stop.max_steps, RELU_3
     )
 
 
 def start(spec, weights, step_size):
     batch, n, d = weights.shape
-    return segments.RunState(
+    return run_state.RunState(
         weights=jnp.asarray(weights),
-        opt_state=segments.init_opt_state(spec, jnp.asarray(weights)),
+        opt_state=run_state.init_opt_state(spec, jnp.asarray(weights)),
         steps=jnp.zeros(batch, jnp.int32),
         loss=jnp.zeros(batch),
         grad_norm=jnp.zeros(batch),
         reason=jnp.zeros(batch, jnp.int8),
-        pause_at=jnp.full(batch, segments.NEVER, jnp.int32),
+        pause_at=jnp.full(batch, run_state.NEVER, jnp.int32),
         step_size=jnp.full(batch, step_size),
         key=jnp.zeros((batch, 2), jnp.uint32),
         watched=jnp.zeros(batch, bool),
@@ -97,7 +97,7 @@ def test_other_optimizers_converge(kind, rng):
     cfg = config_module.from_dict(
         {"optimizer": {"kind": kind, "step_size": "0.05"}, "stop": {"grad_tol": 1e-8}}
     )
-    spec = segments.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000, RELU_3)
+    spec = run_state.TrainSpec(cfg.optimizer, 1e-8, 1e-12, 50_000, RELU_3)
     teacher = gaussian.orthonormal_teacher(3)
     state, _ = segments.train_segment(
         start(spec, np.eye(3)[None] + 0.1, 0.05), teacher, spec, 20_000

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import problems
 from ..config import Cell, Config, ConfigError, cells
-from ..engine import segments
+from ..engine import tracing
 from ..engine.scheduler import Engine
 from ..outcomes import StopReason
 from ..results import runs_table
@@ -24,7 +24,7 @@ class _Trajectory:
         self.run = run
         self.parts = []
 
-    def __call__(self, slot_run: np.ndarray, history: segments.History) -> None:
+    def __call__(self, slot_run: np.ndarray, history: tracing.History) -> None:
         slots = np.flatnonzero(slot_run == self.run)
         if not slots.size:
             return

@@ -18,7 +18,7 @@ import numpy as np
 from .. import programs
 from ..outcomes import Finished, StopReason
 from ..problems import Problem
-from . import flow, segments
+from . import flow, phases, run_state
 from .slots import Slots
 
 # A Hessian whose smallest eigenvalue times the step is below this is taken as singular:
@@ -39,7 +39,7 @@ class Seen(NamedTuple):
     taken: np.ndarray  # run-steps computed on each device (`train_segment`), (devices,)
 
 
-def seen(state: segments.RunState, taken: jax.Array) -> Seen:
+def seen(state: run_state.RunState, taken: jax.Array) -> Seen:
     """`Seen` of a batch after a segment: one wait for the devices, one transfer."""
     return Seen(*jax.device_get((state.reason, state.steps, state.grad_norm,
                                  state.finish_below, state.pause_at, taken)))  # fmt: skip
@@ -49,7 +49,7 @@ def in_basin(seen: Seen, stopped: np.ndarray) -> np.ndarray:
     """Which of the stopped slots paused for the basin finish (not at a checkpoint), from
     what the host read of the batch after the segment."""
     return stopped[
-        (seen.reason[stopped] == segments.PAUSED)
+        (seen.reason[stopped] == run_state.PAUSED)
         & (seen.grad_norm[stopped] <= seen.finish_below[stopped])
         & (seen.steps[stopped] < seen.pause_at[stopped])
     ]
@@ -74,7 +74,7 @@ class Waiting:
         return len(self.parked) >= programs.finish_batch()
 
     def park(
-        self, state: segments.RunState, seen: Seen, stopped: np.ndarray, slots: Slots
+        self, state: run_state.RunState, seen: Seen, stopped: np.ndarray, slots: Slots
     ) -> np.ndarray:
         """Runs paused for the basin finish leave their slots to wait here. Returns the
         other stopped slots."""
@@ -113,8 +113,8 @@ class Waiting:
 
 
 def leave(
-    state: segments.RunState, leaving: np.ndarray, slots: Slots
-) -> list[tuple[int, segments.RunState]]:
+    state: run_state.RunState, leaving: np.ndarray, slots: Slots
+) -> list[tuple[int, run_state.RunState]]:
     """(run, host row) of the runs in slots `leaving`, which are freed."""
     rows = jax.tree.map(lambda x: np.asarray(x)[leaving], jax.device_get(state))
     out = _pairs(slots.run[leaving], rows)
@@ -122,12 +122,12 @@ def leave(
     return out
 
 
-def _pairs(runs: np.ndarray, rows: segments.RunState) -> list[tuple[int, segments.RunState]]:
+def _pairs(runs: np.ndarray, rows: run_state.RunState) -> list[tuple[int, run_state.RunState]]:
     """(run, host row) pairs of stacked host rows."""
     return [(int(run), jax.tree.map(lambda x, i=i: x[i], rows)) for i, run in enumerate(runs)]
 
 
-def _take(waiting: list, count: int) -> tuple[segments.RunState | None, np.ndarray]:
+def _take(waiting: list, count: int) -> tuple[run_state.RunState | None, np.ndarray]:
     """The first `count` (run, host row) pairs of `waiting`, removed from it: the rows
     stacked, and the runs."""
     taken = waiting[:count]
@@ -141,12 +141,12 @@ def _take(waiting: list, count: int) -> tuple[segments.RunState | None, np.ndarr
 
 def _resume(rows, runs, back, slots) -> None:
     """Runs `back` (a mask) of host rows to the front of the queue, as they left."""
-    again = segments.resumed(jax.tree.map(lambda x: x[back], rows))
+    again = phases.resumed(jax.tree.map(lambda x: x[back], rows))
     slots.queue.extendleft(reversed(_pairs(runs[back], again)))
 
 
 def finish_in_basin(
-    rows: segments.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
+    rows: run_state.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
 ) -> tuple[Finished | None, np.ndarray, np.ndarray]:
     """The basin finish (`finishes/basin.py`) of runs paused for it, as host rows (leading axis m).
 
@@ -179,7 +179,7 @@ def finish_in_basin(
 
 
 def polish_runs(
-    rows: segments.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
+    rows: run_state.RunState, runs: np.ndarray, problem: Problem, counters, seen: dict
 ) -> tuple[Finished | None, np.ndarray]:
     """The matrix-free Newton polish (`Problem.polish_runs`) of runs `finish_in_basin`
     found due for it, as host rows (leading axis m), in as few whole calls as they fill:

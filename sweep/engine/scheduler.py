@@ -35,8 +35,8 @@ from .. import programs
 from ..config import Config
 from ..outcomes import Finished, StopReason
 from ..problems import Problem
-from . import flow, pauses, segments
-from .segments import RunState
+from . import flow, pauses, phases, run_state, segments, step, tracing
+from .run_state import RunState
 from .slots import COMPACTED, SegmentLength, Slots, fewest_chunks, first_batch_size, smaller
 from .starts import CellArgs, start_runs
 
@@ -54,8 +54,8 @@ FLOAT32_UNTIL = 1e-4
 FLOAT32_GROUP = 16
 
 # Called after every segment with the run in each slot (-1: none) and what happened at
-# every step (`segments.History`, host arrays (S, B)); see `replay.py`.
-Recorder = Callable[[np.ndarray, segments.History], None]
+# every step (`tracing.History`, host arrays (S, B)); see `replay.py`.
+Recorder = Callable[[np.ndarray, tracing.History], None]
 
 
 @dataclass
@@ -90,11 +90,11 @@ class Counters:
         return self.steps_useful / max(self.steps_computed + self.finish_cost, 1)
 
 
-def train_spec(problem: Problem, stiff: bool = False) -> segments.TrainSpec:
+def train_spec(problem: Problem, stiff: bool = False) -> run_state.TrainSpec:
     """The TrainSpec of a problem's cell (its config is the cell's, its objective knows the
     cell's shapes); `stiff`: gradient flow's implicit phase."""
     config = problem.config
-    return segments.TrainSpec(
+    return run_state.TrainSpec(
         stiff=stiff,
         objective=problem.objective,
         optimizer=config.optimizer,
@@ -137,7 +137,7 @@ class Engine:
             return jax.device_put(state, self.devices[0])
         return jax.device_put(state, self.sharding)
 
-    def first_batch(self, count: int, spec: segments.TrainSpec) -> int:
+    def first_batch(self, count: int, spec: run_state.TrainSpec) -> int:
         """The cell's batch size; also sets the cell's chunk (`programs.chunk_runs`)."""
         platform = self.devices[0].platform
         self.chunk = programs.chunk_runs(spec.objective, platform)
@@ -179,7 +179,7 @@ class Engine:
         data = jax.device_put(problem.data.train)
         slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
         state = self._shard(
-            segments.empty_state(spec, len(slots.run), spec.objective.param_shape(), data=data)
+            run_state.empty_state(spec, len(slots.run), spec.objective.param_shape(), data=data)
         )
         segment = self.segment_length(recorder)
         previous_loss = {}  # run -> its loss at its last checkpoint, for the plateau test
@@ -220,9 +220,9 @@ class Engine:
 
         def hand(left):
             self.counters.float32_steps += sum(int(row.steps) for _, row in left)
-            return [(run, segments.in_float64(row, float64_spec.basin_grad)) for run, row in left]
+            return [(run, phases.in_float64(row, float64_spec.basin_grad)) for run, row in left]
 
-        data = jax.device_put(segments.in_float32(exact))
+        data = jax.device_put(phases.in_float32(exact))
         return self._first_phase(problem, runs, recorder, spec, data, hand, jnp.float32, exact)
 
     def _explicit_flow_phase(self, problem, runs, recorder) -> list:
@@ -251,7 +251,7 @@ class Engine:
         Returns them all."""
         slots = Slots(runs, self.first_batch(len(runs), spec), len(self.devices))
         shape = spec.objective.param_shape()
-        state = self._shard(segments.empty_state(spec, len(slots.run), shape, dtype, data))
+        state = self._shard(run_state.empty_state(spec, len(slots.run), shape, dtype, data))
         segment = self.segment_length(recorder)
         handed = []
         while True:
@@ -288,13 +288,13 @@ class Engine:
             return state, None, None
         if not slots.queue:
             state = self._regroup(state, slots, active.size)
-        updates = max(1, segment.length // segments.steps_per_update(spec, data))
+        updates = max(1, segment.length // step.steps_per_update(spec, data))
         with self.counters.timed("training"):
             state, seen = self._segment(state, data, spec, updates, recorder, slots)
         if not segment.seen:  # (`_regroup` may have moved the runs: their slots now)
             segment.survived(seen.steps[slots.run >= 0])
         self.counters.batch_sizes.add((problem.cell.shape, len(slots.run)))
-        stopped = np.flatnonzero(seen.reason != segments.RUNNING)
+        stopped = np.flatnonzero(seen.reason != run_state.RUNNING)
         return state, seen, stopped[slots.run[stopped] >= 0]
 
     def _segment(self, state, data, spec, updates, recorder, slots):
@@ -303,7 +303,7 @@ class Engine:
         if recorder is None:
             state, taken = segments.train_segment(state, data, spec, updates, self.mesh)
         else:
-            state, taken, history = segments.trace_segment(state, data, spec, updates, self.mesh)
+            state, taken, history = tracing.trace_segment(state, data, spec, updates, self.mesh)
             recorder(slots.run.copy(), jax.tree.map(np.asarray, history))
         seen = pauses.seen(state, taken)
         self.counters.segments += 1
@@ -329,7 +329,7 @@ class Engine:
             return batch
 
         mask = np.isin(np.arange(state.steps.shape[0]), slots)
-        return segments.place_runs(state, mask, jax.tree.map(scatter, state, rows))
+        return run_state.place_runs(state, mask, jax.tree.map(scatter, state, rows))
 
     def _retire(self, state, stopped, slots, problem, previous_loss):
         """Settle the stopped slots' runs: finished ones leave their slots, paused ones that
@@ -357,7 +357,7 @@ class Engine:
             pauses.settle(out, problem, previous_loss, self.counters)
         done = out.reason != StopReason.PAUSED
         if not done.all():  # the finish did not end them: back to gradient descent
-            state = segments.resume_runs(state, np.isin(np.arange(len(slots.run)), stopped[~done]))
+            state = phases.resume_runs(state, np.isin(np.arange(len(slots.run)), stopped[~done]))
         slots.run[stopped[done]] = -1
         return state, out.select(done)
 

@@ -20,7 +20,7 @@ from ..objectives.data import TrainData
 from ..objectives.initializers import record_bits, replay_bits, run_key
 from ..problems import Problem
 from ..programs import quick_to_compile
-from . import segments
+from . import run_state
 
 # Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
 _MINIBATCH_ORDER = 1
@@ -79,30 +79,30 @@ def _start(state, mask, keys, order, bits, cell, data, spec):
     if spec.optimizer.step_unit == "ntk":
         rates = rates / jax.vmap(objective.ntk_max_eigenvalue, (0, None))(weights, data)
     weights = weights.astype(state.weights.dtype)
-    fresh = segments.RunState(
+    fresh = run_state.RunState(
         weights=weights,
-        opt_state=segments.init_opt_state(spec, weights, rates, data),
+        opt_state=run_state.init_opt_state(spec, weights, rates, data),
         steps=jnp.zeros_like(state.steps),
         loss=jnp.zeros_like(state.loss),
         grad_norm=jnp.zeros_like(state.grad_norm),
-        reason=jnp.full_like(state.reason, segments.RUNNING),
-        pause_at=jnp.full_like(state.pause_at, spec.polish_after or segments.NEVER),
+        reason=jnp.full_like(state.reason, run_state.RUNNING),
+        pause_at=jnp.full_like(state.pause_at, spec.polish_after or run_state.NEVER),
         step_size=rates,
         key=order,
         watched=jnp.zeros_like(state.watched),
         finish_below=jnp.full_like(state.finish_below, spec.basin_grad),
     )
-    return segments.select_runs(mask, fresh, state)
+    return run_state.select_runs(mask, fresh, state)
 
 
 def start_runs(
-    state: segments.RunState,
+    state: run_state.RunState,
     mask: jax.Array,
     runs: jax.Array,
     cell: CellArgs,
     data: TrainData,
-    spec: segments.TrainSpec,
-) -> segments.RunState:
+    spec: run_state.TrainSpec,
+) -> run_state.RunState:
     """Start run `runs[i]` in every slot i where mask[i]; other slots are unchanged
     (`state` is donated)."""
     keys, order = run_keys(cell, runs)
