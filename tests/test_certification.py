@@ -93,10 +93,10 @@ def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
     assert main(argv) == 0
     table = sweep.load(out, table="catalogue")
     saddle = family(0.0932746, 0.1161813, 0.1753699, 1.102762, -0.0509073).ravel()
-    extra = table.iloc[:1].assign(status="saddle", weights=[saddle], minimum=len(table))
-    mislabel = extra.assign(status="spurious", minimum=len(table) + 1)
+    extra = table.iloc[:1].assign(status="saddle", weights=[saddle], point=len(table))
+    mislabel = extra.assign(status="spurious", point=len(table) + 1)
     write_catalogue(out, pd.concat([table, extra, mislabel], ignore_index=True))
-    found = certify_sweep(out, workers=1, log=lambda *_: None).set_index("minimum")
+    found = certify_sweep(out, workers=1, log=lambda *_: None).set_index("point")
     assert found.loc[len(table), "certified"] == "proved"
     assert found.loc[len(table), "negative"] == 1
     assert found.loc[len(table) + 1, "certified"] == "failed"

@@ -30,7 +30,7 @@ def dense_spectrum(weights, k):
 
 @pytest.fixture(scope="module")
 def k6_points():
-    return fixed_points.search(6, fixed_points.types(6, ("k", "pairs")), starts=150)
+    return fixed_points.search(6, fixed_points.isotropy_types(6, ("k", "pairs")), starts=150)
 
 
 def one(points, loss, index):

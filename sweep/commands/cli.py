@@ -143,7 +143,7 @@ def _certify(args):
     table = prove.certify_sweep(folder, workers=workers)
     print(proofs_table.format_counts(table, runs_table.load_certified(folder)))
     for row in table[table["certified"] == "failed"].itertuples():
-        print(f"not proved: k={row.k} n={row.n} point {row.minimum} ({row.status}): {row.reason}")
+        print(f"not proved: k={row.k} n={row.n} point {row.point} ({row.status}): {row.reason}")
     print(f"certificates: {folder / layout.CATALOGUE}, per run: {folder / layout.CERTIFIED}")
     return 0
 

@@ -131,7 +131,7 @@ def find_critical(
             log(f"k={k}: already done ({path})")
             continue
         start = time.perf_counter()
-        points = fixed_points.search(k, fixed_points.types(k, shapes), starts, extra=extra)
+        points = fixed_points.search(k, fixed_points.isotropy_types(k, shapes), starts, extra=extra)
         searched = time.perf_counter() - start
         chosen = [i for i, p in enumerate(points) if prove_index is None or p.index <= prove_index]
         outcomes = [ProofOutcome.skipped("index above --prove-index")] * len(points)

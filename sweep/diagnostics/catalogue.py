@@ -14,7 +14,7 @@ from ..symmetry.canonical import canonical_form, same_point
 # per cell (for n > k they form a continuum).
 CATALOGUED = (Status.SPURIOUS, Status.SADDLE)
 COLUMNS = [
-    "sweep", "k", "n", "d", "minimum", "status", "symmetry", "loss", "min_eig",
+    "sweep", "k", "n", "d", "point", "status", "symmetry", "loss", "min_eig",
     "multiplicity", "example_run", "weights", "eigenvalues", "min_eig_multiplicity",
     "min_eig_component",
 ]  # fmt: skip
@@ -45,7 +45,7 @@ def catalogue(
         point without a symmetry group.
 
     Returns:
-      DataFrame with k, n, d, minimum (index within the cell: spurious points first, then
+      DataFrame with k, n, d, point (its number within the cell: spurious points first, then
       saddles, then the global row, each most frequent first), status, symmetry, loss,
       min_eig, multiplicity, example_run and the canonical weights; then the axis columns.
     """
@@ -75,7 +75,7 @@ def catalogue(
             rows.append(
                 {
                     "sweep": row.sweep, "k": int(k), "n": int(n), "d": int(d),
-                    "minimum": index, "status": str(status), "symmetry": row.symmetry,
+                    "point": index, "status": str(status), "symmetry": row.symmetry,
                     "loss": row.loss, "min_eig": row.min_eig, "multiplicity": count,
                     "example_run": int(row.run), "weights": canonical.ravel(),
                     **_spectrum_columns(spectrum),

@@ -253,6 +253,9 @@ def load(
                 detail=f"{root / CATALOGUE} is damaged ({type(error).__name__}); the same "
                 "`python -m sweep run` command rebuilds it",
             ) from None  # fmt: skip
+        # Catalogues written before the column was named for what it holds.
+        if "point" not in frame.columns:
+            frame = frame.rename(columns={"minimum": "point"})
     else:
         if columns is not None:
             unknown = sorted(set(columns) - set(schema.names) - {"certified"})

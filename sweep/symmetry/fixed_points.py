@@ -35,7 +35,7 @@ def template(sizes: tuple[int, ...], k: int, extra: int = 0) -> Structure:
                      slots.copy(), labels.copy())  # fmt: skip
 
 
-def types(k: int, shapes: tuple[str, ...] = ("k", "pairs", "triples")) -> list[tuple]:
+def isotropy_types(k: int, shapes: tuple[str, ...] = ("k", "pairs", "triples")) -> list[tuple]:
     """The isotropy types to search at k: "k" (Delta S_k), "pairs" (every
     Delta(S_p x S_k-p)), "triples" (every Delta(S_p x S_q x S_r)), or explicit sizes."""
     found = []
