@@ -142,3 +142,22 @@ def test_the_private_name_check_catches_both_forms():
     assert reached_private_names("from .certificate import _below, upper") == ["_below"]
     assert reached_private_names("from . import enclosures as E\nE._angle(1)") == ["E._angle"]
     assert reached_private_names("def _own():\n    pass\nx = self._own()") == []
+
+
+TESTS = PACKAGE.parent / "tests"
+
+
+@pytest.mark.parametrize("path", sorted(TESTS.rglob("test_*.py")), ids=lambda p: p.name)
+def test_tests_use_public_names_and_import_no_other_test(path):
+    source = path.read_text()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert not node.module.split(".")[-1].startswith("test_"), node.module
+            if node.module.startswith("sweep"):
+                assert not [a.name for a in node.names if _private(a.name)], node.module
+    if path.name != "test_layers.py":
+        allowed = {"_cache_size"}  # jax.jit's own API
+        found = [name for name in reached_private_names(source) if name.split(".")[-1]
+                 not in allowed]  # fmt: skip
+        assert found == [], found

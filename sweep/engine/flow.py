@@ -11,7 +11,7 @@ Solvers (`optimizer.solver`):
   - "kvaerno5": Kvaerno's L-stable implicit ESDIRK 5(4) pair, for the stiff flow near
     minima (eigenvalues of the Hessian spread over orders of magnitude). Its stages are
     solved by diffrax's chord method with the Jacobian -H, the objective's analytic
-    Hessian (`_vector_field`): lineax's dense LU up to
+    Hessian (`vector_field`): lineax's dense LU up to
     `DENSE_PARAMETERS` parameters, above that GMRES on Hessian-vector products, never a
     dense factorization;
   - "auto": tsit5 until |grad F| <= `optimizer.stiff_below`, then kvaerno5 from there
@@ -49,7 +49,7 @@ class FlowState(NamedTuple):
     evaluations: jax.Array
 
 
-def _vector_field(objective) -> diffrax.ODETerm:
+def vector_field(objective) -> diffrax.ODETerm:
     """-grad F as a diffrax term whose derivative is the objective's analytic Hessian
     (automatic forward-mode through the gradient is NaN where a neuron's angle with
     itself enters, and costs more)."""
@@ -94,7 +94,7 @@ def _controller(settings: OptimizerSettings) -> diffrax.PIDController:
 def init(spec, weights, dt0, data) -> FlowState:
     """The state of one run at flow time 0 (`dt0`: its first step); `spec` is the
     engine's `TrainSpec`."""
-    settings, term = spec.optimizer, _vector_field(spec.objective)
+    settings, term = spec.optimizer, vector_field(spec.objective)
     solver = solver_for(settings, weights.size, spec.stiff)
     t0 = jnp.zeros((), jnp.float64)
     _, controller = _controller(settings).init(
@@ -126,7 +126,7 @@ def _evaluations(solver, state: FlowState) -> jax.Array:
 def step(spec, weights, state: FlowState, data):
     """One step attempt of one run, as `diffrax.diffeqsolve` makes it: returns the new
     weights (unchanged if rejected) and state."""
-    settings, term = spec.optimizer, _vector_field(spec.objective)
+    settings, term = spec.optimizer, vector_field(spec.objective)
     solver = solver_for(settings, weights.size, spec.stiff)
     t0, t1 = state.t, state.t + state.dt
     moved, error, _, solver_state, _ = solver.step(

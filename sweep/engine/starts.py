@@ -23,7 +23,7 @@ from ..programs import quick_to_compile
 from . import run_state
 
 # Fold-in tag of the key that orders a run's minibatches (apart from its initial point).
-_MINIBATCH_ORDER = 1
+MINIBATCH_ORDER = 1
 
 
 class CellArgs(NamedTuple):
@@ -48,7 +48,7 @@ def run_keys(cell: CellArgs, runs: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Key data (B, 2) of each run's initial point (`init.run_key`) and of its minibatch
     order."""
     keys = jax.vmap(lambda r: run_key(cell.seed, cell.k, cell.n, cell.d, r))(runs)
-    order = jax.vmap(lambda key: jax.random.fold_in(key, _MINIBATCH_ORDER))(keys)
+    order = jax.vmap(lambda key: jax.random.fold_in(key, MINIBATCH_ORDER))(keys)
     return jax.random.key_data(keys), jax.random.key_data(order)
 
 

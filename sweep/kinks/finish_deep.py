@@ -46,7 +46,7 @@ def finish(
             if pairs.count > MAX_HELD or pairs.on.tobytes() in seen:
                 continue
             seen.add(pairs.on.tobytes())
-            found, steps = _newton(pairs, theta, theta, limit)
+            found, steps = newton_step(pairs, theta, theta, limit)
             used += steps
             if found is None:
                 continue
@@ -62,7 +62,9 @@ def finish(
                 if moved is None:
                     return found, used
                 start, keep = moved
-                found, steps = _newton(Pairs(net, start, data, 0.0, keep), start, theta, limit)
+                found, steps = newton_step(
+                    Pairs(net, start, data, 0.0, keep), start, theta, limit
+                )
                 used += steps
                 if found is None:
                     break
@@ -96,7 +98,7 @@ def _kkt(pairs: Pairs, point, sides, lam):
     return np.concatenate([gradient + jacobian.T @ lam, z]), jacobian
 
 
-def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
+def newton_step(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
     """Newton on the Lagrange conditions of the piece with every pair's side +1 (on the
     kink the side does not change the loss) and z_pairs = 0 from theta, each step halved
     until the residual of the conditions shrinks. It gives up as soon as an iterate is
@@ -110,7 +112,7 @@ def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
     for step in range(1, NEWTON_STEPS + 1):
         hessian = pairs.hessian(point, sides, lam)
         system = np.block([[hessian, jacobian.T], [jacobian, np.zeros((pairs.count,) * 2)]])
-        move = _least_squares(system, -residual)
+        move = least_squares(system, -residual)
         if move is None:
             return None, step
         for _ in range(HALVINGS):
@@ -131,7 +133,7 @@ def _newton(pairs: Pairs, theta: np.ndarray, centre: np.ndarray, limit: float):
     return None, NEWTON_STEPS
 
 
-def _least_squares(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+def least_squares(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
     """The least-squares solution, or None where the system is not finite or LAPACK's SVD
     does not converge on it: a Newton step from there is no step (its trial point would
     not be finite either, so the solve ends where it would have)."""
@@ -165,7 +167,7 @@ def interpolate(
     limit = MOVE_TOL * max(1.0, float(np.linalg.norm(point)))
     r, jacobian = (np.asarray(a) for a in _residuals(jnp.asarray(point), data, net))
     for step in range(1, steps + 1):
-        move = _least_squares(jacobian, -r)
+        move = least_squares(jacobian, -r)
         if move is None:
             return None
         for _ in range(HALVINGS):

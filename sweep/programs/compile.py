@@ -18,6 +18,11 @@ _QUICK_COMPILE = {"cpu": {"xla_backend_optimization_level": 0}}
 _COMPILED_AHEAD = []  # the `ahead` programs of every `quick_to_compile` function
 
 
+def programs_compiled_ahead() -> int:
+    """The most programs one `quick_to_compile` function holds compiled ahead."""
+    return max((len(programs) for programs in _COMPILED_AHEAD), default=0)
+
+
 def release_programs() -> None:
     """Drop every compiled program this process holds (JAX's in-memory caches, the
     programs compiled ahead): a cell's programs serve only its own shapes, and a process

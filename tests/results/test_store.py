@@ -103,12 +103,15 @@ def test_a_damaged_manifest_or_catalogue_is_one_line(tmp_path, capsys):
     out = tmp_path / "sweep"
     assert run(out) == 0
     minima = out / "_catalogue.parquet"
+    before = sweep.load(out, table="catalogue")
     minima.write_bytes(minima.read_bytes()[:100])
     capsys.readouterr()
     assert main(["report", str(out)]) == 0  # the runs, without the catalogue
     assert "_catalogue.parquet is damaged" in capsys.readouterr().err
     assert run(out) == 0  # rebuilds it
-    assert len(sweep.load(out, table="catalogue")) >= 0 and pq.read_metadata(minima).num_rows >= 0
+    after = sweep.load(out, table="catalogue")  # the same catalogue as before the damage
+    assert len(before) > 0 and pq.read_metadata(minima).num_rows == len(before)
+    assert after[["k", "point", "status", "loss"]].equals(before[["k", "point", "status", "loss"]])
     (out / "_manifest.json").write_text('{"sweep": ')
     for command in (["status", str(out)], ["report", str(out)], ["run", *SMALL, "--out", str(out)]):
         assert main(command) == 2

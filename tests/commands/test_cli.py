@@ -8,7 +8,7 @@ import pytest
 
 from sweep.commands.cli import main
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 TINY = ["--k", "4", "--seeds", "6", "--no-progress"]
 
 

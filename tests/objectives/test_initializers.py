@@ -39,14 +39,14 @@ def test_xavier_scale():
 
 
 def test_the_quickly_compiled_start_keys_are_the_run_keys():
-    from sweep.engine.starts import _MINIBATCH_ORDER, CellArgs, run_keys
+    from sweep.engine.starts import MINIBATCH_ORDER, CellArgs, run_keys
 
     runs = np.array([0, 5, 999, 123456])
     keys, order = run_keys(CellArgs(3, 6, 7, 6, 0.4, 0.8), runs)
     for i, r in enumerate(runs):
         key = run_key(3, 6, 7, 6, int(r))
         np.testing.assert_array_equal(keys[i], jax.random.key_data(key))
-        minibatches = jax.random.fold_in(key, _MINIBATCH_ORDER)
+        minibatches = jax.random.fold_in(key, MINIBATCH_ORDER)
         np.testing.assert_array_equal(order[i], jax.random.key_data(minibatches))
 
 

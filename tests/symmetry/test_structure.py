@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_gaussian import polish, spurious_point_k6
+from helpers import block_point, permuted, polish, spurious_point_k6
 
 from sweep.diagnostics.catalogue import catalogue
 from sweep.objectives import gaussian
@@ -12,12 +12,6 @@ from sweep.symmetry.structure import detect, symmetry_type
 @pytest.fixture(scope="module")
 def spurious_k6():
     return np.asarray(polish(spurious_point_k6(), gaussian.orthonormal_teacher(6)))
-
-
-def permuted(weights, seed):
-    rng = np.random.default_rng(seed)
-    n, d = weights.shape
-    return weights[rng.permutation(n)][:, rng.permutation(d)]
 
 
 def test_types_of_known_points(spurious_k6):
@@ -104,36 +98,17 @@ def _refined_one_row_at_a_time(labels):
 def test_colour_refinement_gives_the_plain_algorithms_colours(rng):
     """The vectorized refinement gives the very colours of the plain one, on random labels
     with few values (many ties, several rounds) and on structured points."""
-    from sweep.symmetry.canonical import labels as _labels
-    from sweep.symmetry.canonical import refine as _refine
+    from sweep.symmetry import canonical
 
     cases = [rng.integers(0, values, size=(n, d)) for n, d, values in
              [(6, 6, 2), (9, 7, 3), (12, 12, 2), (5, 8, 4), (1, 1, 1), (20, 20, 3)]]  # fmt: skip
     block = np.full((8, 8), 0.3) + 0.5 * np.eye(8)
     block[:2, :2] = [[0.9, -0.1], [-0.1, 0.9]]
-    cases += [_labels(permuted(block, seed), 1e-5) for seed in range(3)]
+    cases += [canonical.labels(permuted(block, seed), 1e-5) for seed in range(3)]
     for labels in cases:
-        rows, cols = _refine(labels)
+        rows, cols = canonical.refine(labels)
         want_rows, want_cols = _refined_one_row_at_a_time(labels)
         assert list(rows) == want_rows and list(cols) == want_cols
-
-
-def block_point(sizes, extra_rows=0, seed=0):
-    """A point of type `sizes` (a I + b 11^T on the diagonal blocks, constants elsewhere)
-    with `extra_rows` neurons of their own, all values distinct."""
-    rng = np.random.default_rng(seed)
-    k = sum(sizes)
-    edges = np.cumsum([0, *sizes])
-    w = np.empty((k + extra_rows, k))
-    for a in range(len(sizes)):
-        for b in range(len(sizes)):
-            w[edges[a] : edges[a + 1], edges[b] : edges[b + 1]] = rng.uniform(-0.3, 0.3)
-        block = slice(edges[a], edges[a + 1])
-        w[block, block] += np.eye(sizes[a]) * rng.uniform(0.5, 1.0)
-    for r in range(extra_rows):
-        for b in range(len(sizes)):
-            w[k + r, edges[b] : edges[b + 1]] = rng.uniform(-0.3, 0.3)
-    return w
 
 
 @pytest.mark.parametrize(

@@ -1,28 +1,12 @@
 import jax
 import numpy as np
 import pytest
+from helpers import polish, spurious_point_k6
 
 from sweep.objectives import PopulationLoss, gaussian, leaky
 from sweep.objectives.arccos import arccos
 
 RELU = lambda z: np.maximum(z, 0.0)  # noqa: E731
-
-
-def spurious_point_k6():
-    """The k = n = 6 spurious minimum of Safran & Shamir (2018), to 6 decimals."""
-    w = np.full((6, 6), -0.050413)
-    w[:, 0] = 0.308011
-    w[np.arange(1, 6), np.arange(1, 6)] = 0.986704
-    w[0] = [-0.601512] + [0.224516] * 5
-    return w
-
-
-def polish(weights, teacher, steps=4000, step_size=5 / 6):
-    """Plain GD to polish a point given to 6 decimals into the minimum it approximates."""
-    step = jax.jit(lambda w: w - step_size * gaussian.grad(w, teacher))
-    for _ in range(steps):
-        weights = step(weights)
-    return weights
 
 
 def test_kernel_matches_monte_carlo(rng):

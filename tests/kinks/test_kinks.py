@@ -180,10 +180,10 @@ def test_the_deep_newton_gives_up_once_it_leaves_the_ball():
     net, data, theta = deep_case()
     start = theta + np.array([2e-4, -1e-4, 3e-4, 0.0])
     pairs = Pairs(net, start, data, 1e-3)
-    point, steps = finish_deep._newton(pairs, start, start, 1.0)
+    point, steps = finish_deep.newton_step(pairs, start, start, 1.0)
     assert loss(net, point, data) == pytest.approx(0.2, abs=1e-12)
     # Its first step moves farther than 1e-5: in a ball that small the solve ends there.
-    assert finish_deep._newton(pairs, start, start, 1e-5) == (None, 1)
+    assert finish_deep.newton_step(pairs, start, start, 1e-5) == (None, 1)
 
 
 def test_a_newton_system_that_is_not_finite_ends_the_solve():
@@ -193,8 +193,8 @@ def test_a_newton_system_that_is_not_finite_ends_the_solve():
     net, data, theta = deep_case()
     pairs = Pairs(net, theta, data, 1e-3)
     pairs.hessian = lambda *_: np.full((4, 4), np.nan)
-    assert finish_deep._newton(pairs, theta, theta, 1.0) == (None, 1)
-    assert finish_deep._least_squares(np.eye(2), np.array([1.0, np.inf])) is None
+    assert finish_deep.newton_step(pairs, theta, theta, 1.0) == (None, 1)
+    assert finish_deep.least_squares(np.eye(2), np.array([1.0, np.inf])) is None
 
 
 def test_gauss_newton_reaches_a_zero_loss_point():

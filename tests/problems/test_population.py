@@ -1,7 +1,7 @@
 import jax
 import numpy as np
 import pytest
-from test_gaussian import polish, spurious_point_k6
+from helpers import polish, spurious_point_k6
 
 from sweep import config as config_module
 from sweep import problems

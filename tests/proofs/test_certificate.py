@@ -5,8 +5,8 @@ import mpmath
 import numpy as np
 import pytest
 from flint import arb
+from helpers import family, newton
 
-from sweep.objectives import gaussian
 from sweep.proofs import enclosures as E
 from sweep.proofs.balls import krawczyk, precision
 from sweep.proofs.certificate import certify
@@ -102,16 +102,6 @@ def test_a_box_encloses_the_values_at_its_points():
             assert all(box[i, j].contains(point[i, j]) for i in range(9) for j in range(9))
 
 
-def newton(weights, k, steps=30):
-    """A float64 Newton polish onto the nearby critical point."""
-    teacher = gaussian.orthonormal_teacher(k)
-    w = np.asarray(weights, float)
-    for _ in range(steps):
-        step = np.linalg.solve(gaussian.hessian(w, teacher), np.ravel(gaussian.grad(w, teacher)))
-        w = w - step.reshape(w.shape)
-    return w
-
-
 def k6_spurious():
     w = np.full((6, 6), -0.0504134)
     w[:, 0] = 0.308011
@@ -190,14 +180,6 @@ def test_a_moved_point_fails_with_its_reason():
     found = certify(k6_spurious() + 1e-3, 6)
     assert not found.proved and found.kind is None
     assert "not a critical point near the stored point" in found.reason
-
-
-def family(a, b, c, d, e):
-    """Type [1, 5] at k = 6: W11 = a, W1j = b, Wi1 = c, Wii = d, Wij = e (i, j >= 2)."""
-    w = np.full((6, 6), e)
-    w[0, :], w[:, 0], w[0, 0] = b, c, a
-    w[np.arange(1, 6), np.arange(1, 6)] = d
-    return newton(w, 6)
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from test_symmetry import block_point, permuted
+from helpers import block_point, permuted
 
 import sweep
 from sweep.commands import critical
@@ -118,7 +118,12 @@ def test_the_command_writes_a_table_that_load_reads(tmp_path, capsys):
     np.testing.assert_allclose(minima["loss"].iloc[:2], [0.0, 0.0556686], atol=1e-7)
     assert (minima["certified"] == "proved").all()
     assert (table.loc[table["index"] > 0, "certified"] == "skipped").all()
-    assert np.reshape(table["weights"].iloc[0], (6, 6)).shape == (6, 6)
+    # Each point is stored in canonical form, (n, d) row by row.
+    first = table.iloc[0]
+    weights = np.asarray(first["weights"])
+    assert weights.size == first["n"] * first["d"]
+    point = weights.reshape(first["n"], first["d"])
+    np.testing.assert_array_equal(canonical_form(point), point)
     # A second run finds the table done and does not search again.
     assert main(["critical", "--k", "6", "--types", "k", "--out", str(out)]) == 0
     assert "already done" in capsys.readouterr().out

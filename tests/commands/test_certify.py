@@ -4,6 +4,7 @@ its proven box, and the tables a paper needs."""
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import family
 
 import sweep
 from sweep.commands.cli import main
@@ -82,8 +83,6 @@ def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
-    from test_certify import family
-
     from sweep.commands.certify import certify_sweep
     from sweep.results.store import write_catalogue
 

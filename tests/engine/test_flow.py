@@ -72,7 +72,7 @@ def test_the_implicit_stages_use_the_analytic_hessian():
     problem = problems.for_cell(config, config_module.cells(config)[0])
     weights = jnp.asarray(np.random.default_rng(1).normal(size=(6, 6)) / np.sqrt(6))
     data = problem.data.train
-    term = flow._vector_field(problem.objective)
+    term = flow.vector_field(problem.objective)
     jacobian = jax.jacfwd(lambda w: term.vf(0.0, w, data))(weights).reshape(36, 36)
     hessian = np.asarray(problem.objective.hessian(weights, data)).reshape(36, 36)
     np.testing.assert_allclose(jacobian, -hessian, rtol=0, atol=1e-12)

@@ -22,7 +22,7 @@ from sweep.objectives.initializers import run_key
 from sweep.outcomes import Finished, StopReason
 from sweep.problems import dataset, sampling
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def holzmuller(**overrides):

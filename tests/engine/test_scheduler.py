@@ -321,7 +321,7 @@ def test_releasing_the_programs_between_cells_changes_no_row(tiny_config, tmp_pa
     run_sweep(config, tmp_path / "released", released)
     # Only the last cell's programs are left (of the two cells of both sweeps).
     assert segments.train_segment._cache_size() == 1
-    assert all(len(ahead) <= 1 for ahead in programs.compile._COMPILED_AHEAD)
+    assert programs.compile.programs_compiled_ahead() <= 1
     kept, dropped = (
         load(tmp_path / name).sort_values(["k", "run"]).reset_index(drop=True)
         for name in ("kept", "released")
