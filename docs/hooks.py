@@ -4,6 +4,7 @@ so the configuration reference, the result columns and the layout never drift fr
 - `<!-- config-reference -->`: every config field with its default, meaning and values;
 - `<!-- result-columns -->`: every column of the runs table, and the enumerations' values;
 - `<!-- layout -->`: the packages bottom to top, from `tests/test_layers.py`;
+- `<!-- limits -->`: every tolerance and size limit, from `sweep/limits.py`;
 - `<!-- notebook -->`: the cells of `examples/quickstart.ipynb`.
 """
 
@@ -88,6 +89,27 @@ def layout() -> str:
     return "\n".join(lines)
 
 
+def limits() -> str:
+    """The table of tolerances and size limits, from `sweep/limits.py`: each constant with
+    the comment above it."""
+    lines = ["| name | value | meaning |", "|---|---|---|"]
+    comment = []
+    for line in (ROOT / "sweep" / "limits.py").read_text().splitlines():
+        if line.startswith("# ---"):
+            section = line.strip("# -")
+            lines.append(f"| **{section}** | | |")
+            comment = []
+        elif line.startswith("#"):
+            comment.append(line.lstrip("# "))
+        elif "=" in line and line.split("=")[0].strip().isupper():
+            name, value = (part.strip() for part in line.split("=", 1))
+            lines.append(f"| `{name}` | `{value}` | {' '.join(comment)} |")
+            comment = []
+        else:
+            comment = []
+    return "\n".join(lines)
+
+
 def notebook() -> str:
     """The example notebook's cells: its text, and its code as Python blocks."""
     cells = json.loads((ROOT / "examples" / "quickstart.ipynb").read_text())["cells"]
@@ -102,6 +124,7 @@ MARKERS = {
     "<!-- config-reference -->": config_reference,
     "<!-- result-columns -->": result_columns,
     "<!-- layout -->": layout,
+    "<!-- limits -->": limits,
     "<!-- notebook -->": notebook,
 }
 

@@ -10,5 +10,4 @@ from .api import replay as replay
 from .api import run as run
 from .reports import summary as summary
 from .results.runs_table import load as load
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__

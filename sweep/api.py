@@ -57,7 +57,13 @@ def run(
         config = config_module.load(config, changes)
     shown = {key: overrides[key] for key in ("k", "n", "seeds") if key in overrides}
     shown["grid"] = [f"{a}={','.join(map(str, v))}" for a, v in overrides.get("grid", {}).items()]
-    folder = Path(out) if out is not None else runs_table.default_folder(config.name, **shown)
+    named = ("sweep.k", "sweep.n", "sweep.seeds")
+    settings = {key: value for key, value in changes.items()
+                if key not in named and not key.startswith("grid.")}  # fmt: skip
+    folder = (
+        Path(out) if out is not None
+        else runs_table.default_folder(config.name, **shown, settings=settings)
+    )  # fmt: skip
     with runtime.sweep_settings():
         run_sweep(config, folder, RunOptions(fresh=fresh, progress=progress))
     frame = runs_table.load(folder)

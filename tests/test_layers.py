@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sweep"
 # from a package beside it in its layer or above it. The README's layout table lists the
 # same packages in the same order (tested below).
 LAYERS = [
-    ["outcomes", "config", "runtime", "confidence", "limits"],  # ..., tolerances
+    ["outcomes", "config", "runtime", "confidence", "limits", "version"],
     ["objectives", "programs"],  # losses and data; how runs map onto compiled programs
     ["finishes", "kinks", "symmetry"],  # finishes (smooth and on kinks), symmetry
     ["proofs", "diagnostics"],  # proofs; spectra, escape test, catalogue

@@ -1,15 +1,17 @@
-"""Command line: ``python -m sweep run|status|report|certify|replay|migrate ...``.
+"""sweep: train, classify, prove and report seed sweeps of teacher-student ReLU networks.
 
-``run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] [--out DIR]`` trains a sweep,
-``status DIR`` shows its shards, ``report DIR`` writes its tables and plots, ``certify DIR``
-proves its distinct points, ``replay DIR --k K --n N --run R`` re-runs one run, and
-``migrate DIR`` moves a folder of an earlier version to the current layout.
+run [CONFIG] [--k 6..20] [--n k+1] [--seeds 1000] [--out DIR] trains a sweep; status DIR
+shows its shards; report DIR writes its tables and plots; certify DIR proves its distinct
+points; critical --k 6..20 --out DIR finds and proves critical points in fixed-point
+spaces; replay DIR --k K --n N --run R re-runs one run; migrate DIR moves a folder of an
+earlier version to the current layout.
 
 Bad input ends with one line naming the field and what was expected, and exit status 2; a
 failure of the environment (disk, permissions) one line and exit status 1.
 """
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from ..config.overrides import parse_axis, parse_setting
 from ..reports import plots, proofs_table
 from ..results import layout, progress, runs_table, store
 from ..results.store import StorageError
+from ..version import __version__
 from . import cluster
 from .replay import replay_stored
 from .runner import RunOptions, run_sweep
@@ -68,10 +71,13 @@ def _run(args):
         axis, values = parse_axis(item)
         overrides[f"grid.{axis}"] = values
     config = config_module.load(args.config, overrides)
+    shown = ("sweep.k", "sweep.n", "sweep.seeds")
+    settings = {key: value for key, value in overrides.items()
+                if key not in shown and not key.startswith("grid.")}  # fmt: skip
     out = (
         Path(args.out)
         if args.out
-        else runs_table.default_folder(config.name, args.k, args.n, args.seeds, args.grid)
+        else runs_table.default_folder(config.name, args.k, args.n, args.seeds, args.grid, settings)
     )
     if args.launcher == "slurm":
         options = cluster.SlurmOptions(
@@ -154,6 +160,8 @@ def _critical(args):
 
     runtime.prepare_process()
     k_values = parse_k(args.k, "--k")
+    if 0 in k_values:
+        raise ConfigError("--k", "teacher widths >= 1", args.k)
     chosen, extra = critical.parse_types(k_values, args.n, args.types, args.sizes or [])
     starts = _int_argument(args.starts, "--starts")
     workers = args.workers and _int_argument(args.workers, "--workers")
@@ -249,11 +257,18 @@ def _int_argument(text, name):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m sweep", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sweep", description=__doc__.split("\n\n")[1].replace("\n", " "))
+    parser.add_argument("--version", action="version", version=f"sweep {__version__}")
+    debug = _Parser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS,
+        help="show the traceback of an error (or SWEEP_DEBUG=1)",
+    )  # fmt: skip
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error (or SWEEP_DEBUG=1)"
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser = functools.partial(commands.add_parser, parents=[debug])
     run = commands.add_parser("run", help="train, classify and store a sweep")
     run.add_argument("config", nargs="?", help="a TOML config (default: the embedded default)")
     run.add_argument("--k", help="teacher widths: 6..20, 6,8,10 or 6")
@@ -320,9 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     again = commands.add_parser("replay", help="re-run one run and record its trajectory")
     again.add_argument("sweep", help="a results folder, e.g. results/default")
-    again.add_argument("--k", required=True)
-    again.add_argument("--n", required=True)
-    again.add_argument("--run", required=True)
+    again.add_argument("--k", required=True, help="the run's teacher width")
+    again.add_argument("--n", required=True, help="the run's student width")
+    again.add_argument("--run", required=True, help="the run's number within its cell")
     again.add_argument(
         "--at", action="append", default=[], metavar="SECTION.FIELD=VALUE",
         help="the cell's value of a [grid] axis, e.g. --at optimizer.step_size=1/k",
@@ -372,10 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("SWEEP_DEBUG", "") not in ("", "0")
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        if not (sys.argv[1:] if argv is None else argv):
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
         debug = debug or args.debug
         if getattr(args, "config", None) is not None and not os.path.isfile(args.config):
-            raise ConfigError("CONFIG", "a TOML config file", args.config)
+            missing = "no such file" if not os.path.exists(args.config) else "not a file"
+            raise ConfigError("CONFIG", None, None,
+                              detail=f"CONFIG: {missing}: {args.config!r} (a TOML config "
+                              "file, e.g. configs/safran_shamir_2018.toml)")  # fmt: skip
         return args.handler(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)

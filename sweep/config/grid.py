@@ -123,6 +123,13 @@ def cells(config: "Config") -> list[Cell]:
         for variant, (axes, settings) in enumerate(variants):
             d = _input_dimension(settings, k)
             for n in widths_for(settings.n, k):
+                if 0 < n < k:  # k = 0: explicit targets, no teacher to represent
+                    raise ConfigError(
+                        "sweep.n", None, None,
+                        detail=f"sweep.n: expected student widths n >= k, got {settings.n!r} "
+                        f"(n = {n} at k = {k}): a student narrower than its teacher cannot "
+                        "reach F = 0, so no run could be called global",
+                    )  # fmt: skip
                 grid.append(_cell(settings, k, n, d, axes, variant))
     grid.sort(key=lambda cell: (config.k.index(cell.k), cell.n, cell.variant))
     return grid

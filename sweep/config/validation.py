@@ -6,6 +6,7 @@ rules that tie fields together are spelled out below.
 """
 
 import dataclasses
+import difflib
 import itertools
 import json
 import math
@@ -19,11 +20,11 @@ from .schema import AXIS_SECTIONS, SECTIONS, SWEEP_KEYS, Config
 def _check_keys(table: dict, allowed: tuple, where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(
-                f"{where}.{key}" if where else key,
-                f"a known key ({', '.join(allowed)})",
-                "unknown key",
-            )
+            name = f"{where}.{key}" if where else key
+            near = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+            hint = f"did you mean {where + '.' if where else ''}{near[0]}? " if near else ""
+            raise ConfigError(name, None, None, detail=f"{name}: unknown key; {hint}"
+                              f"known keys: {', '.join(allowed)}")  # fmt: skip
 
 
 def number(
@@ -208,7 +209,9 @@ def _problem_rules(config: Config):
         if config.k != (0,):
             raise ConfigError("sweep.k", "0 (no teacher) for problem.teacher = targets", config.k)
     elif 0 in config.k:
-        raise ConfigError("sweep.k", "teacher widths >= 1", config.k)
+        shown = ",".join(map(str, config.k))
+        raise ConfigError("sweep.k", "teacher widths >= 1 (0 only with problem.teacher = "
+                          "\"targets\")", shown)  # fmt: skip
     if problem.kind == "gaussian_relu":
         _closed_form_only(dataclasses.replace(config, problem=problem))
     return problem

@@ -62,9 +62,7 @@ def finish(
                 if moved is None:
                     return found, used
                 start, keep = moved
-                found, steps = newton_step(
-                    Pairs(net, start, data, 0.0, keep), start, theta, limit
-                )
+                found, steps = newton_step(Pairs(net, start, data, 0.0, keep), start, theta, limit)
                 used += steps
                 if found is None:
                     break

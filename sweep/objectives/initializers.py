@@ -61,8 +61,8 @@ def normal_from_bits(bits: Array, dtype: DTypeLike) -> Array:
     """The normal draw `jax.random.normal(key, shape, dtype)` makes from its raw bits
     `jax.random.bits(key, shape, uint of dtype's width)`, bit for bit: the mantissa gives
     a uniform in (-1, 1), then sqrt(2) erfinv. The same operations as JAX's own (its
-    `_normal_real` and `_uniform`, followed step by step; tests/test_init.py holds them
-    to it)."""
+    `_normal_real` and `_uniform`, followed step by step;
+    tests/objectives/test_initializers.py holds them to it)."""
     dtype = np.dtype(dtype)
     finfo = jnp.finfo(dtype)
     low = jnp.asarray(np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype))

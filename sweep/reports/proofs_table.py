@@ -28,7 +28,7 @@ def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
             + f" {len(cell):6d} | {counts.get('proved', 0):6d} "
             f"| {counts.get('failed', 0):6d} | {counts.get('skipped', 0):7d} "
             f"| {int(runs['certified'].sum()):>6d} / {len(runs):<6d}"
-            f"| {cell['seconds'].sum():7.1f} | {cell['seconds'].max():7.2f} |"
+            f"| {cell['seconds'].sum():7.2f} | {cell['seconds'].max():7.2f} |"
         )
     return "\n".join(lines)
 

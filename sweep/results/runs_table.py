@@ -3,6 +3,8 @@
 The folder layout is in `layout.py`, writing and resuming in `store.py`.
 """
 
+import hashlib
+import json
 import re
 import sys
 from pathlib import Path
@@ -187,10 +189,16 @@ def _optional(value: object) -> object:
 
 
 def default_folder(
-    name: str, k: object = None, n: object = None, seeds: object = None, grid: list = ()
+    name: str,
+    k: object = None,
+    n: object = None,
+    seeds: object = None,
+    grid: list = (),
+    settings: dict | None = None,
 ) -> Path:
-    """results/<name>, with the k, n, seeds and --grid overrides in the name, so that
-    different sweeps never collide."""
+    """results/<name>, with the k, n, seeds, --grid and every other override (`settings`:
+    --set, --seed, --halfwidth, ...) in the name, so that sweeps of different configs
+    never share a default folder. Long lists of settings are named by a short hash."""
     parts = [name]
     if k is not None:
         parts.append("k" + str(k).replace("..", "-").replace(",", "_"))
@@ -199,8 +207,20 @@ def default_folder(
     if seeds is not None:
         parts.append(f"s{seeds}")
     for axis in grid:  # "optimizer.step_size=1/k,5/k" -> "step_size=1ok,5ok"
-        parts.append(re.sub(r"[^\w.,=+-]", "", axis.split(".", 1)[-1].replace("/", "o")))
+        parts.append(_readable(axis))
+    settings = {key: settings[key] for key in sorted(settings or {})}
+    named = [_readable(f"{key}={value}") for key, value in settings.items()]
+    if len("_".join(named)) <= 48:
+        parts += named
+    else:
+        text = json.dumps(settings, sort_keys=True, default=str)
+        parts.append("set-" + hashlib.sha256(text.encode()).hexdigest()[:10])
     return Path("results") / "_".join(parts)
+
+
+def _readable(setting: str) -> str:
+    """A "section.field=value" setting as a folder name part: "field=value", safe."""
+    return re.sub(r"[^\w.,=+-]", "", setting.split(".", 1)[-1].replace("/", "o"))
 
 
 def sweep_root(path: str | Path) -> Path:

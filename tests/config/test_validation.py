@@ -130,3 +130,12 @@ def test_a_points_problem_has_no_teacher_width():
     assert [(c.k, c.n, c.d) for c in config_module.cells(cfg)] == [(0, 4, 1), (0, 8, 1)]
     assert cfg.problem.points == (-1.0, 1.0)
     assert from_dict(cfg.to_raw()) == cfg
+
+
+@pytest.mark.parametrize("n", ["k-1", "k-2..k"])
+def test_a_student_narrower_than_its_teacher_is_refused_in_one_line(n):
+    with pytest.raises(
+        ConfigError, match=r"^sweep.n: expected student widths n >= k, got"
+    ) as error:
+        cells(from_dict({"sweep": {"k": "6", "n": n}}))
+    assert "\n" not in str(error.value) and "at k = 6" in str(error.value)

@@ -127,3 +127,28 @@ def test_replay_from_python_names_a_bad_cell_or_run(finished):
         sweep.replay(out, k=9, n=9, run=0)
     with pytest.raises(ConfigError, match="a run stored"):
         sweep.replay(out, k=4, n=4, run=99)
+
+
+def test_default_folders_never_collide_for_different_configs():
+    from sweep.results.runs_table import default_folder
+
+    many = {"stop.max_steps": 1000, "optimizer.kind": "adam", "init.kind": "he",
+            "optimizer.step_size": "1/k", "sweep.seed": 3}  # fmt: skip
+    folders = [
+        default_folder("default"),
+        default_folder("default", settings={"optimizer.kind": "flow"}),
+        default_folder("default", settings={"sweep.seed": 1}),
+        default_folder("default", settings={"sweep.seed": 2}),
+        default_folder("default", settings={"sweep.target_halfwidth": 0.05}),
+        default_folder("default", k="6..8", settings={"sweep.target_halfwidth": 0.05}),
+        default_folder("default", settings=many),
+        default_folder("default", settings={**many, "sweep.seed": 4}),
+    ]
+    assert len(set(folders)) == len(folders)
+    assert default_folder("default", settings={"optimizer.kind": "flow"}).name == (
+        "default_kind=flow"
+    )
+    # The same settings in any order name the same folder.
+    assert default_folder("x", settings=dict(reversed(many.items()))) == default_folder(
+        "x", settings=many
+    )
