@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 from ..config import Config, ConfigError, from_dict
 from ..config.grid import axis_columns
 from ..config.shards import Shard
-from ..outcomes import Classified, Finished, StopReason
+from ..outcomes import STATUSES, Classified, Finished, StopReason
 from . import checksums, layout
 from .layout import CATALOGUE, CERTIFIED, MANIFEST
 from .manifest import read_manifest, shard_rows
@@ -263,6 +263,10 @@ def load(
         return _filtered(_critical(path), filters, path)
     root = sweep_root(path)
     manifest = (root / MANIFEST).is_file()
+    if not manifest and (root / layout.CRITICAL).is_dir():
+        hint = 'sweep.load(path, table="critical")'
+        raise ConfigError("path", None, None, detail=f"{path}: holds the critical points of "
+                          f"`sweep critical`, not runs: {hint}")  # fmt: skip
     schema = table_schema(from_dict(read_manifest(root)["config"])) if manifest else SCHEMA
     if table in ("catalogue", "minima"):
         try:
@@ -289,14 +293,35 @@ def load(
             good = checksums.check(root, shard_rows(root), move=False, log=_warn)
             frame = _with_certified(_read(good, schema, columns), root)
         else:  # a plain folder of Parquet files
-            frame = pd.read_parquet(root, columns=columns)
+            frame = _plain_folder(root, path, columns)
     return _filtered(frame, filters, path)
+
+
+def _plain_folder(root: Path, path: str | Path, columns: list[str] | None) -> pd.DataFrame:
+    """The runs of a folder of Parquet files without a manifest (copied shards), or a
+    one-line error where the folder holds no runs."""
+    try:
+        frame = pd.read_parquet(root, columns=columns)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        reason = "no such folder" if not root.exists() else "not a sweep results folder"
+        raise ConfigError("path", None, None, detail=f"{path}: {reason} (a folder written "
+                          f"by `sweep run`, with _manifest.json): {type(error).__name__}"
+                          ) from None  # fmt: skip
+    if "status" not in frame.columns and columns is None:
+        raise ConfigError("path", None, None,
+                          detail=f"{path}: not a sweep results folder (no runs in it)")  # fmt: skip
+    return frame
 
 
 def _filtered(frame: pd.DataFrame, filters: dict, path: str | Path = "") -> pd.DataFrame:
     for column, value in filters.items():
         if column not in frame.columns:
             raise KeyError(f"no column {column!r} in {path}")
+        if column == "status":
+            wanted = value if isinstance(value, (list, tuple, set)) else [value]
+            unknown = sorted(set(map(str, wanted)) - set(STATUSES))
+            if unknown:
+                raise ConfigError("status", f"one of {', '.join(STATUSES)}", unknown[0])
         if isinstance(value, (list, tuple, set, range)):
             frame = frame[frame[column].isin(list(value))]
         else:
@@ -327,8 +352,11 @@ def _warn(line: str) -> None:
 
 
 def _critical(path: str | Path) -> pd.DataFrame:
-    """The tables `python -m sweep critical --out path` wrote, one per k and n."""
-    files = sorted((Path(path) / layout.CRITICAL).glob("k*-n*.parquet"))
+    """The tables `python -m sweep critical --out path` wrote, one per k and n (`path` is
+    the --out folder or the critical/ folder inside it, which the command prints)."""
+    path = Path(path)
+    folder = path if path.name == layout.CRITICAL else path / layout.CRITICAL
+    files = sorted(folder.glob("k*-n*.parquet"))
     if not files:
         raise ConfigError("FOLDER", "a folder written by `python -m sweep critical`", path)
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -152,3 +152,34 @@ def test_default_folders_never_collide_for_different_configs():
     assert default_folder("x", settings=dict(reversed(many.items()))) == default_folder(
         "x", settings=many
     )
+
+
+def test_load_refuses_what_is_not_a_sweep_in_one_line(tmp_path):
+    import pandas as pd
+
+    from sweep.config import ConfigError
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("not parquet")
+    for folder, said in ((tmp_path / "notes", "not a sweep results folder"),
+                         (tmp_path / "missing", "no such folder")):  # fmt: skip
+        with pytest.raises(ConfigError, match=said) as error:
+            sweep.load(folder)
+        assert "\n" not in str(error.value)
+    # A folder of runs: an unknown status is refused, not an empty answer.
+    runs = tmp_path / "copied"
+    runs.mkdir()
+    pd.DataFrame({"k": [6], "n": [6], "run": [0], "status": ["spurious"]}).to_parquet(
+        runs / "part.parquet"
+    )
+    assert len(sweep.load(runs, status="spurious")) == 1
+    with pytest.raises(ConfigError, match="status: expected one of global, spurious"):
+        sweep.load(runs, status="spurius")
+    # A critical folder: refused as runs, read as critical points from --out or critical/.
+    table = tmp_path / "crit" / "critical"
+    table.mkdir(parents=True)
+    pd.DataFrame({"k": [6], "n": [6], "loss": [0.0]}).to_parquet(table / "k006-n006.parquet")
+    with pytest.raises(ConfigError, match='table="critical"'):
+        sweep.load(tmp_path / "crit")
+    for folder in (tmp_path / "crit", table):
+        assert len(sweep.load(folder, table="critical")) == 1
