@@ -74,5 +74,8 @@ def confidence_sequence(
     return (edge(0.0), edge(1.0))
 
 
-def halfwidth(interval: tuple[float, float]) -> float:
-    return (interval[1] - interval[0]) / 2
+def halfwidth(interval: tuple[float, float], rate: float) -> float:
+    """How far the interval reaches from the observed rate on its wider side: an adaptive
+    cell stops once this is at most `target_halfwidth`, so the interval lies within
+    rate +- target on both sides."""
+    return max(rate - interval[0], interval[1] - rate)

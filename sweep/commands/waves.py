@@ -50,7 +50,8 @@ class Waves:
                 return shard, []
             more, size = self._counts(shard)
             spurious, runs = spurious + more, runs + size
-            if halfwidth(confidence_sequence(spurious, runs)) <= self.config.target_halfwidth:
+            interval = confidence_sequence(spurious, runs)
+            if halfwidth(interval, spurious / runs) <= self.config.target_halfwidth:
                 return None, shards[index + 1 :]
         return None, []
 

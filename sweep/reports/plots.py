@@ -48,9 +48,18 @@ def _cells(frame: pd.DataFrame, by: tuple = ("k", "n")):
         yield ", ".join([*names, *map(str, key[len(by) :])]), group
 
 
-def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = None) -> Path:
-    """% spurious against k with 95% Wilson bands, one line per n - k; published points
-    (a DataFrame with k, n, spurious_pct) overlaid when given."""
+BANDS = {"wilson": "95% Wilson intervals", "sequence": "95% confidence sequences"}
+
+
+def rate_vs_k(
+    table: pd.DataFrame,
+    path: Path,
+    reference: pd.DataFrame | None = None,
+    interval: str = "wilson",
+) -> Path:
+    """% spurious against k with its 95% bands (`interval`: Wilson's, or the confidence
+    sequence of an adaptive sweep), one line per n - k; published points (a DataFrame
+    with k, n, spurious_pct) overlaid when given."""
     figure, axes = _figure()
     table = table.assign(excess=table["n"] - table["k"])
     for label, group in _cells(table, by=("excess",)):
@@ -67,7 +76,7 @@ def rate_vs_k(table: pd.DataFrame, path: Path, reference: pd.DataFrame | None = 
     axes.xaxis.set_major_locator(_integer_ticks())
     axes.set_xlabel("teacher width k")
     axes.set_ylabel("runs ending in a spurious minimum (%)")
-    axes.set_title("Spurious minima found by gradient descent (95% Wilson bands)")
+    axes.set_title(f"Spurious minima found by gradient descent ({BANDS[interval]})")
     axes.grid(alpha=0.3)
     axes.legend()
     return _save(figure, path)

@@ -180,7 +180,8 @@ def write_report(
         plots.steps_to_converge(frame, folder / "steps_to_converge.png"),
     ]
     if (table["k"] > 0).any():  # a teacher width to plot against
-        pngs.insert(0, plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published))
+        pngs.insert(0, plots.rate_vs_k(table, folder / "spurious_rate_vs_k.png", published,
+                                         interval))  # fmt: skip
     text = format_summary(table)
     catalogued = all(problems.KINDS[kind].catalogued for kind in frame["problem"].unique())
     if published is not None and catalogued:

@@ -96,14 +96,16 @@ def test_an_adaptive_sweep_stops_a_cell_once_its_interval_is_tight(tmp_path):
     # Each cell stopped after the first wave whose interval was tight, or at 200 runs.
     for k, cell in runs.groupby("k"):
         spurious = np.cumsum(cell.sort_values("run")["status"].eq("spurious")).to_numpy()
-        widths = [halfwidth(confidence_sequence(spurious[t - 1], t))
+        widths = [halfwidth(confidence_sequence(spurious[t - 1], t), spurious[t - 1] / t)
                   for t in range(40, len(cell) + 1, 40)]  # fmt: skip
         assert all(width > 0.05 for width in widths[:-1]), k
         assert widths[-1] <= 0.05 or len(cell) == 200, k
-    assert counts[6] == 80  # no spurious run at k = 6: half-width 0.063 at 40, 0.034 at 80
+    # No spurious run at k = 6: the interval [0, 0.127] at 40 runs, [0, 0.069] at 80,
+    # [0, 0.048] at 120 reaches within 0.05 of the rate 0 on each side.
+    assert counts[6] == 120
     states = shard_states(out)
     assert (states.state.isin(progress.SETTLED)).all()
-    assert (states.state == "not needed").sum() == 3  # k = 6's last 3 waves
+    assert (states.state == "not needed").sum() == 2  # k = 6's last 2 waves
     # The stop rule reads each finished shard once, however often it is asked.
     plan = Waves(out, config)
     shards = shard_list(config)
@@ -154,3 +156,14 @@ def test_the_cluster_gives_each_adaptive_cell_to_one_task():
 def test_a_bad_halfwidth_is_one_line():
     with pytest.raises(config_module.ConfigError, match="sweep.target_halfwidth: expected"):
         _adaptive(sweep={"target_halfwidth": 0.7})
+
+
+@pytest.mark.parametrize("spurious, runs", [(0, 40), (3, 70), (40, 100), (100, 100)])
+def test_the_halfwidth_is_the_wider_side_from_the_rate(spurious, runs):
+    low, high = confidence_sequence(spurious, runs)
+    rate = spurious / runs
+    width = halfwidth((low, high), rate)
+    assert low - 1e-15 <= rate <= high + 1e-15
+    # Both sides lie within the half-width of the rate, and one side reaches it.
+    assert rate - low <= width and high - rate <= width
+    assert max(rate - low, high - rate) == width
