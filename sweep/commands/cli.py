@@ -29,8 +29,6 @@ from .replay import replay_stored
 from .runner import RunOptions, run_sweep
 from .waves import shard_states
 
-DEFAULT_REFERENCE = "configs/references/safran_shamir_2018.csv"
-
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
 
@@ -189,9 +187,7 @@ def _migrate(args):
 def _report(args):
     folder = _checked_folder(args.sweep)
     reference = args.reference
-    if reference is None:  # the published table, when run from a checkout
-        reference = DEFAULT_REFERENCE if Path(DEFAULT_REFERENCE).is_file() else None
-    elif not Path(reference).is_file():
+    if reference is not None and not Path(reference).is_file():
         raise ConfigError("--reference", "a CSV file of published values", reference)
     compare = [_sweep_folder(other) for other in args.compare]
     text, pngs = reports.write_report(folder, reference, compare)
@@ -318,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("report", help="tables and PNG plots of a finished sweep")
     summary.add_argument("sweep", help="a results folder, e.g. results/default")
     summary.add_argument(
-        "--reference", help=f"CSV of published values (default: {DEFAULT_REFERENCE})"
+        "--reference",
+        help="CSV of published values (default: Safran & Shamir's Table 1, where the sweep "
+        "follows their protocol)",
     )
     summary.add_argument(
         "--compare",

@@ -216,7 +216,8 @@ class Config:
     target_halfwidth: float = option(
         0.0,
         "> 0: train each cell in waves of shard_size runs until the 95% confidence sequence"
-        " of its spurious rate is at most this wide on each side (seeds: the most runs)",
+        " of its spurious rate reaches at most this far from the rate on each side (seeds:"
+        " the most runs)",
         low=0.0, high=0.5,
     )  # fmt: skip
     problem: ProblemSettings = field(default_factory=ProblemSettings)

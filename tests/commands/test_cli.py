@@ -30,7 +30,12 @@ def error_line(capsys, argv):
         (["run", "--seeds", "ten"], "--seeds: expected an integer"),
         (["run", "--colour", "red"], "arguments: expected valid arguments"),
         (["walk"], "arguments: expected valid arguments"),
-        (["run", "no/such/config.toml"], "CONFIG: expected a TOML config file"),
+        (["run", "no/such/config.toml"], "CONFIG: no such file"),
+        (["run", "--k", "6", "--n", "k-1"], "sweep.n: expected student widths n >= k"),
+        (["run", "--k", "0"], "sweep.k: expected teacher widths >= 1"),
+        (["run", "--set", "sweep.sedes=3"], "sweep.sedes: unknown key; did you mean sweep.seeds?"),
+        (["critical", "--k", "0", "--out", "x"], "--k: expected teacher widths >= 1"),
+        (["replay", "somewhere"], "arguments: expected valid arguments"),
     ],
 )
 def test_bad_arguments(capsys, argv, expected):
@@ -42,7 +47,9 @@ def test_bad_config_file(capsys, tmp_path):
     bad.write_text("[optimizer]\nstep_size = 0\n")
     assert "optimizer.step_size: expected a step size > 0" in error_line(capsys, ["run", str(bad)])
     bad.write_text('[sweep]\nk = "6..8"\nfrobnicate = 1\n')
-    assert "sweep.frobnicate: expected a known key" in error_line(capsys, ["run", str(bad)])
+    assert "sweep.frobnicate: unknown key; known keys: name" in error_line(
+        capsys, ["run", str(bad)]
+    )
     bad.write_text("[sweep\n")
     assert "expected valid TOML" in error_line(capsys, ["run", str(bad)])
 
@@ -89,3 +96,16 @@ def test_module_entry_point_exit_status(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: sweep.k: expected")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_version_help_and_debug_anywhere(capsys):
+    from sweep import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"sweep {__version__}"
+    assert main([]) == 0  # no arguments: the help, not an error
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: sweep") and "critical" in shown and "``" not in shown
+    # --debug is accepted after the command too.
+    assert main(["status", "/no/such/folder", "--debug"]) == 2

@@ -90,3 +90,25 @@ def test_replay_of_a_polished_run_ends_where_the_sweep_did(tmp_path, capsys):
     capsys.readouterr()
     assert main(["replay", str(out), "--k", "4", "--n", "4", "--run", str(run)]) == 0
     assert "matches the stored row" in capsys.readouterr().out
+
+
+def test_the_published_table_ships_with_the_package_and_applies_only_to_its_protocol(
+    tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    from sweep import config as config_module
+    from sweep.reports.published import published_for
+
+    monkeypatch.chdir(tmp_path)  # wherever the user stands
+    cells = pd.DataFrame({"k": [6, 7, 30], "n": [6, 8, 30]})
+    rows, why = published_for(config_module.from_dict({}), cells)
+    assert why == "" and rows[["k", "n"]].values.tolist() == [[6, 6]]
+    flow = config_module.from_dict({"optimizer": {"kind": "flow"}})
+    rows, why = published_for(flow, cells)
+    assert rows is None and "optimizer.kind = flow (published: gd)" in why
+    grid = config_module.from_dict({"grid": {"optimizer.step_size": ["1/k", "5/k"]}})
+    assert "a [grid] axis over optimizer.step_size" in published_for(grid, cells)[1]
+    wide = pd.DataFrame({"k": [6], "n": [7]})
+    rows, why = published_for(config_module.from_dict({}), wide)
+    assert rows is None and "none for this sweep's cells" in why
