@@ -205,16 +205,21 @@ def write_report(
 def format_comparison(merged: pd.DataFrame) -> str:
     """Measured vs published rate: is the published rate inside the measured 99% Wilson
     interval? (99%, not the 95% of the other tables: with a dozen cells compared at once,
-    a 95% check would flag one of them by chance about half the time.)"""
+    a 95% check would flag one of them by chance about half the time.) One row per cell,
+    with its `[grid]` axis values."""
+    axes = axis_columns(merged.columns)
+    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
     lines = [
-        "|  k |  n | % spurious | published | inside 99% interval |",
-        "|----|----|------------|-----------|---------------------|",
-    ]
+        header + " % spurious | published | inside 99% interval |",
+        "|----|----|" + "".join("-" * (len(axis) + 2) + "|" for axis in axes)
+        + "------------|-----------|---------------------|",
+    ]  # fmt: skip
     for row in merged.to_dict("records"):
         low, high = wilson_interval(row["spurious"], row["runs"], z=2.5758293035489)
         inside = low <= row["spurious_pct"] / 100 <= high
+        values = "".join(f" {row[axis]!s:>{len(axis)}} |" for axis in axes)
         lines.append(
-            f"| {row['k']:2d} | {row['n']:2d} | {row['spurious_%']:10.1f} "
+            f"| {row['k']:2d} | {row['n']:2d} |{values} {row['spurious_%']:10.1f} "
             f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |"
         )
     lines.append("(a 99% Wilson interval: with a dozen cells compared at once, a 95% check "

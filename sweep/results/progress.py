@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import Config, from_dict
+from ..config import Config, from_dict, shard_list
+from ..config.grid import axis_columns
 from . import layout
 from .manifest import read_manifest
 
@@ -104,6 +105,7 @@ def shard_states(root: str | Path, unneeded: set[str] = frozenset()) -> pd.DataF
     `unneeded`: the shards an adaptive sweep did not need (`commands.waves`)."""
     root = Path(root)
     manifest = read_manifest(root)
+    axes = {s.name: dict(s.cell.axes) for s in shard_list(from_dict(manifest["config"]))}
     live = None
     rows = []
     for shard in manifest["shards"]:
@@ -123,23 +125,28 @@ def shard_states(root: str | Path, unneeded: set[str] = frozenset()) -> pd.DataF
                 state, detail = "running", owner.get("job") or f"pid {owner['pid']}"
             else:
                 detail = "interrupted"
-        rows.append({**shard, "name": name, "runs": shard["stop"] - shard["start"],
-                     "state": state, "detail": detail})  # fmt: skip
+        rows.append({**shard, **axes.get(name, {}), "name": name,
+                     "runs": shard["stop"] - shard["start"], "state": state,
+                     "detail": detail})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def format_status(frame: pd.DataFrame) -> str:
     """A per-cell table of shard states and runs done, then the failed shards' errors."""
+    axes = axis_columns(frame.columns)
+    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
     lines = [
-        "|  k |  n | shards | done | running | failed | pending | not needed | runs done |",
-        "|----|----|--------|------|---------|--------|---------|------------|-----------|",
-    ]
+        header + " shards | done | running | failed | pending | not needed | runs done |",
+        "|----|----|" + "".join("-" * (len(axis) + 2) + "|" for axis in axes)
+        + "--------|------|---------|--------|---------|------------|-----------|",
+    ]  # fmt: skip
     cells = frame["name"].str.rsplit("-r", n=1).str[0]  # the cell's label, axes included
     for (k, n, _), cell in frame.groupby(["k", "n", cells], sort=True):
         counts = cell["state"].value_counts()
         runs_done = int(cell.loc[cell.state == "done", "runs"].sum())
+        values = "".join(f" {cell[axis].iloc[0]!s:>{len(axis)}} |" for axis in axes)
         lines.append(
-            f"| {k:2d} | {n:2d} | {len(cell):6d} | {counts.get('done', 0):4d} | "
+            f"| {k:2d} | {n:2d} |{values} {len(cell):6d} | {counts.get('done', 0):4d} | "
             f"{counts.get('running', 0):7d} | {counts.get('failed', 0):6d} | "
             f"{counts.get('pending', 0):7d} | {counts.get('not needed', 0):10d} | "
             f"{runs_done:>4d}/{int(cell.runs.sum()):<4d} |"

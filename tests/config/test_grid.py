@@ -15,9 +15,11 @@ import sweep
 from sweep import config as config_module
 from sweep import problems
 from sweep.commands.cli import main
+from sweep.commands.waves import shard_states
 from sweep.config import ConfigError, cells
 from sweep.objectives.initializers import run_key
 from sweep.reports import format_summary, summary
+from sweep.results.progress import format_status
 
 STEPS = ["--grid", "optimizer.step_size=1/k,5/k"]
 
@@ -103,6 +105,10 @@ def test_rows_catalogue_summary_and_proofs_carry_every_axis(tmp_path):
     assert "optimizer.step_size" in format_summary(table)
     text, pngs = sweep.reports.write_report(out)
     assert "5/k" in text and all(png.exists() for png in pngs)
+    assert "a [grid] axis over optimizer.step_size" in text  # no published row applies
+    status = format_status(shard_states(out)).splitlines()
+    assert "optimizer.step_size" in status[0]
+    assert [line.split("|")[3].strip() for line in status[2:4]] == ["1/k", "5/k"]
     catalogue = sweep.load(out, table="catalogue")
     assert set(catalogue["optimizer.step_size"]) == {"1/k", "5/k"}
     for step, cell in catalogue.groupby("optimizer.step_size"):
