@@ -12,6 +12,10 @@ SAME_POINT = 1e-6
 # form): a cache key, far finer than SAME_POINT (`diagnostics/spectrum.py`).
 SPECTRUM_GRID_DECIMALS = 9
 
+# Two neurons point the same way (a point on a manifold of critical points) when the
+# cosine of their angle is within this of 1.
+PARALLEL_ROWS = 1e-10
+
 # --- Isotropy --------------------------------------------------------------------------
 # Entries of a point gradient descent reached within this of each other count as equal
 # when its group is sought for a proof or a catalogue spectrum.

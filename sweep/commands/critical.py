@@ -30,8 +30,8 @@ from ..symmetry.structure import Structure
 
 FOLDER = layout.CRITICAL
 COLUMNS = [
-    "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "min_eig",
-    "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
+    "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "manifold_dim",
+    "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
 ]  # fmt: skip
 
@@ -78,7 +78,8 @@ def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
             "k": k, "n": n, "d": d, "searched": "+".join(map(str, point.searched)),
             "isotropy": point.structure.notation(), "group": point.structure.group(),
             "loss": point.loss, "index": point.index,
-            "kind": str(PointKind.of_index(point.index)), "min_eig": low,
+            "kind": str(PointKind.of_index(point.index)),
+            "manifold_dim": point.manifold_dimension, "min_eig": low,
             "min_eig_multiplicity": multiplicity, "min_eig_component": component,
             "eigenvalues": sum(len(b.eigenvalues) for b in point.blocks),
             "found": point.found, "certified": str(outcome.verdict),
@@ -90,6 +91,25 @@ def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
             "weights": canonical_form(point.weights).ravel(),
         })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+NOT_ISOLATED = (
+    "not isolated: {count} neurons point the same way, so their norm can be shared among "
+    "them along a {dimension}-dimensional family of critical points with one network "
+    "function; a proof of an isolated point does not apply"
+)
+
+
+def _skipped(point, prove_index: int | None) -> ProofOutcome | None:
+    """Why a point gets no proof, or None where it gets one."""
+    if point.manifold_dimension:
+        count = sum(len(g) for g in fixed_points.parallel_groups(point.weights) if len(g) > 1)
+        return ProofOutcome.skipped(
+            NOT_ISOLATED.format(count=count, dimension=point.manifold_dimension)
+        )
+    if prove_index is not None and point.index > prove_index:
+        return ProofOutcome.skipped("index above --prove-index")
+    return None
 
 
 def _jobs(k: int, points: list, chosen: list[int]) -> list[ProofJob]:
@@ -133,8 +153,8 @@ def find_critical(
         start = time.perf_counter()
         points = fixed_points.search(k, fixed_points.isotropy_types(k, shapes), starts, extra=extra)
         searched = time.perf_counter() - start
-        chosen = [i for i, p in enumerate(points) if prove_index is None or p.index <= prove_index]
-        outcomes = [ProofOutcome.skipped("index above --prove-index")] * len(points)
+        outcomes = [_skipped(p, prove_index) for p in points]
+        chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
         for i, outcome in zip(chosen, prove_all(_jobs(k, points, chosen), workers), strict=True):
             outcomes[i] = outcome
         frame = _rows(k, points, outcomes)
@@ -177,8 +197,8 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
 
 def format_table(table: pd.DataFrame, limit: int = 12) -> str:
     """The critical points per k, lowest loss first (the `limit` lowest of each k)."""
-    shown = ["k", "n", "isotropy", "loss", "index", "min_eig", "min_eig_multiplicity",
-             "found", "certified"]  # fmt: skip
+    shown = ["k", "n", "isotropy", "loss", "index", "manifold_dim", "min_eig",
+             "min_eig_multiplicity", "found", "certified"]  # fmt: skip
     parts = []
     for _, cell in table.groupby(["k", "n"]):
         more = len(cell) - limit

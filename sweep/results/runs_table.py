@@ -355,8 +355,9 @@ def _critical(path: str | Path) -> pd.DataFrame:
     """The tables `python -m sweep critical --out path` wrote, one per k and n (`path` is
     the --out folder or the critical/ folder inside it, which the command prints)."""
     path = Path(path)
-    folder = path if path.name == layout.CRITICAL else path / layout.CRITICAL
-    files = sorted(folder.glob("k*-n*.parquet"))
+    files = sorted((path / layout.CRITICAL).glob("k*-n*.parquet"))
+    if not files and path.name == layout.CRITICAL:
+        files = sorted(path.glob("k*-n*.parquet"))
     if not files:
         raise ConfigError("FOLDER", "a folder written by `python -m sweep critical`", path)
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..limits import CRITICAL_GRAD, NEWTON_POINT_SYMMETRY, SAME_POINT
+from ..limits import CRITICAL_GRAD, NEWTON_POINT_SYMMETRY, PARALLEL_ROWS, SAME_POINT
 from . import isotypic, reduced
-from .canonical import same_point
+from .canonical import canonical_form, same_point
 from .structure import Structure, detect
 
 
@@ -87,6 +87,39 @@ class Point:
     def index(self) -> int:
         return isotypic.index(self.blocks)
 
+    @property
+    def manifold_dimension(self) -> int:
+        """0 for an isolated point; else the dimension of the manifold of critical points
+        with its network function that it lies on (`parallel_groups`)."""
+        return sum(len(group) - 1 for group in parallel_groups(self.weights))
+
+
+def parallel_groups(weights: np.ndarray, tol: float = PARALLEL_ROWS) -> list[list[int]]:
+    """Groups of rows (neurons) pointing the same way. ReLU is positively homogeneous, so
+    a u + b u = (a + b) u: the norm of a group of m such neurons can be shared among them
+    in an (m - 1)-dimensional family of points with one network function, and if one of
+    them is a critical point, all are (the gradient of each neuron depends on the
+    function and its direction only)."""
+    units = weights / np.linalg.norm(weights, axis=1, keepdims=True)
+    groups, placed = [], set()
+    for i in range(len(weights)):
+        if i in placed:
+            continue
+        group = [j for j in range(i, len(weights))
+                 if j not in placed and 1 - units[i] @ units[j] < tol]  # fmt: skip
+        placed.update(group)
+        groups.append(group)
+    return groups
+
+
+def network_function(weights: np.ndarray) -> np.ndarray:
+    """The point with each group of parallel neurons merged into one (the rest zero rows),
+    in canonical form: equal for two points with one network function."""
+    merged = np.zeros_like(weights)
+    for row, group in enumerate(parallel_groups(weights)):
+        merged[row] = weights[group].sum(axis=0)
+    return canonical_form(merged)
+
 
 def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
            extra: int = 0) -> list[Point]:  # fmt: skip
@@ -141,4 +174,25 @@ def _distinct(candidates: list, k: int) -> list[Point]:
             losses.insert(place, loss)
             order.insert(place, len(points))
             points.append(Point(searched, weights, own, loss, blocks, count))
-    return sorted(points, key=lambda p: (p.loss, p.index))
+    return _one_per_function(sorted(points, key=lambda p: (p.loss, p.index)))
+
+
+def _one_per_function(points: list[Point]) -> list[Point]:
+    """Points of one network function (parallel neurons sharing their norm differently)
+    are one family: the first (lowest loss, then index) stands for it, with every start
+    that reached one of them."""
+    kept, functions = [], []
+    for point in points:
+        if point.manifold_dimension:
+            function = network_function(point.weights)
+            for other, theirs in zip(kept, functions, strict=True):
+                if theirs is not None and same_point(theirs, function):
+                    other.found += point.found
+                    break
+            else:
+                kept.append(point)
+                functions.append(function)
+            continue
+        kept.append(point)
+        functions.append(None)
+    return kept

@@ -171,3 +171,34 @@ def test_wider_students_get_an_extra_neuron_in_every_type(tmp_path):
     minima = table[table["index"] == 0]
     assert len(minima) and (minima["certified"] == "proved").all()
     assert "1+6|1" in set(minima["isotropy"])
+
+
+def test_parallel_neurons_mark_a_manifold_of_critical_points():
+    u = np.array([0.6, 0.8, 0.0])
+    v = np.array([0.0, 0.0, 1.0])
+    split = np.stack([u, u, v])  # 2u shared between two neurons
+    assert fixed_points.parallel_groups(split) == [[0, 1], [2]]
+    shared = np.stack([2 * u, 0.5 * v, 0.5 * v])
+    assert fixed_points.parallel_groups(shared) == [[0], [1, 2]]
+    # 2u + v, however the norm is shared: one network function; 2u + 2v is another.
+    function = fixed_points.network_function(shared)
+    for same in (split, np.stack([2 * u, v / 4, 3 * v / 4])):
+        np.testing.assert_allclose(function, fixed_points.network_function(same))
+    other = fixed_points.network_function(np.stack([u, u, 2 * v]))
+    assert not np.allclose(function, other)
+
+
+def test_critical_lists_each_network_function_once_and_proves_no_manifold(tmp_path):
+    out = tmp_path / "critical"
+    assert main(["critical", "--k", "6", "--types", "pairs", "--starts", "48",
+                 "--out", str(out)]) == 0  # fmt: skip
+    table = sweep.load(out, table="critical")
+    lines = table[table["manifold_dim"] > 0]
+    assert len(lines) and (lines["certified"] == "skipped").all()
+    assert lines["reason"].str.contains("not isolated: .* neurons point the same way").all()
+    isolated = table[table["manifold_dim"] == 0]
+    assert (isolated["certified"] == "proved").all()
+    functions = [fixed_points.network_function(np.reshape(w, (6, 6))) for w in table["weights"]]
+    for i in range(len(functions)):
+        for j in range(i):
+            assert not np.allclose(functions[i], functions[j], atol=1e-6), (i, j)
