@@ -26,7 +26,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test test-quick docs docs-serve bench gpu-check lint format clean report defaults certify
+.PHONY: install sweep test test-quick docs docs-serve bench gpu-check lint format clean report defaults certify findings
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -61,6 +61,27 @@ docs-serve: $(VENV)/.docs-installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/bench.py --docs docs/generated $(ARGS)
+
+# Every generated page of the docs (docs/generated/), made again from the current code,
+# each stamped with its commit. Long: the paper's tables, the step-size and adaptive
+# studies, the symmetry figures and the large-k proofs (well over an hour on 2 cores).
+FINDINGS ?= results/findings
+findings: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) benchmarks/paper_tables.py --out $(FINDINGS) --docs docs/generated
+	$(PY) -m sweep run configs/safran_2021.toml --k 50 --seeds 100 --no-progress --out $(FINDINGS)/k50
+	$(PY) -m sweep run configs/safran_2021.toml --k 100 --seeds 100 --no-progress --out $(FINDINGS)/k100
+	$(PY) benchmarks/proofs_large_k.py $(FINDINGS)/k50 $(FINDINGS)/k100
+	$(PY) -m sweep critical --k 6..20 --out $(FINDINGS)/critical
+	$(PY) -m sweep critical --k 6..100 --types "" --sizes 1+k-1 --out $(FINDINGS)/family
+	$(PY) benchmarks/symmetry.py --table1 $(FINDINGS)/table1 --k50 $(FINDINGS)/k50 \
+		--critical $(FINDINGS)/critical --family $(FINDINGS)/family
+	$(PY) benchmarks/step_sizes.py --k 6..14 --seeds 1000 --out $(FINDINGS)/step_sizes --docs docs/generated
+	$(PY) -m sweep run --k 8 --seeds 300 --grid optimizer.step_size=0.05/k --no-progress --out $(FINDINGS)/gd_0.05
+	$(PY) -m sweep run --k 8 --seeds 300 --set optimizer.kind=flow --no-progress --out $(FINDINGS)/flow_k8
+	$(PY) benchmarks/step_sizes.py --compare 0.05 --gd $(FINDINGS)/gd_0.05 --flow $(FINDINGS)/flow_k8 --docs docs/generated
+	$(PY) benchmarks/adaptive.py --out $(FINDINGS)/adaptive --docs docs/generated
+	$(PY) benchmarks/bench.py --docs docs/generated
 
 # Everything measured on the accelerator JAX sees (a dry run with JAX_PLATFORMS=cpu);
 # writes docs/generated/gpu-check.md. Cut to fit 10 minutes on one GPU.

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import stamp  # noqa: E402
+
 import sweep
 from sweep.confidence import confidence_sequence
 
@@ -63,7 +65,9 @@ def main() -> None:
         "runs per cell" + (f"; wall time {seconds:.0f} s." if seconds else "."),
     ]
     Path(args.docs).mkdir(parents=True, exist_ok=True)
-    (Path(args.docs) / "adaptive.md").write_text("\n".join(text) + "\n")
+    (Path(args.docs) / "adaptive.md").write_text(
+        stamp("benchmarks/adaptive.py") + "\n" + "\n".join(text) + "\n"
+    )
     print("\n".join(text))
 
 

@@ -339,7 +339,8 @@ def main():
     (out / f"bench-{stamp}.json").write_text(json.dumps(report, indent=1))
     if args.docs:  # the docs' benchmarks page includes this file
         head = f"Measured {datetime.date.today()} by `make bench`.\n\n"
-        (Path(args.docs) / "bench.md").write_text(head + "\n".join(lines[2:]) + "\n")
+        page = stamp("make bench") + "\n" + head + "\n".join(lines[2:]) + "\n"
+        (Path(args.docs) / "bench.md").write_text(page)
     if mismatches:
         raise SystemExit(f"peers disagree with sweep on spurious counts: {mismatches}")
 

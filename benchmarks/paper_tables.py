@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from provenance import stamp  # noqa: E402
 
 import sweep
 from sweep.reports import format_summary
+from sweep.reports.published import reference_path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "safran_shamir_2018.toml"
-REFERENCE = ROOT / "configs" / "references" / "safran_shamir_2018.csv"
 TABLES = {"table1": [], "table2": ["--k", "8..19", "--n", "k+1"]}
 
 
@@ -38,7 +39,7 @@ def run(name: str, extra: list[str], out: Path) -> float:
 
 def published_rows(table: pd.DataFrame) -> str:
     """The published rates beside the measured ones, for the cells the paper lists."""
-    reference = pd.read_csv(REFERENCE)
+    reference = pd.read_csv(reference_path())
     merged = table.merge(reference, on=["k", "n"])
     if merged.empty:
         return ""
@@ -70,7 +71,7 @@ def write(name: str, folder: Path, seconds: float | None, docs: Path) -> str:
     if published:
         lines += ["", "Against the published values:", "", published]
     text = "\n".join(lines) + "\n"
-    (docs / f"{name}.md").write_text(text)
+    (docs / f"{name}.md").write_text(stamp("benchmarks/paper_tables.py") + "\n" + text)
     return text
 
 

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from provenance import stamp  # noqa: E402
+
 import sweep
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "generated" / "proofs_large_k.md"
@@ -49,7 +51,7 @@ def main(folders: list[str]) -> None:
         "Written by `python benchmarks/proofs_large_k.py` (one core, 2-core CPU). The peak "
         "memory is the certifying process's, JAX and the sweep's tables included.", "",
         *lines, ""])  # fmt: skip
-    OUT.write_text(text)
+    OUT.write_text(stamp("benchmarks/proofs_large_k.py") + "\n" + text)
     print(text)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import stamp  # noqa: E402
 
 import sweep
 from sweep.symmetry.canonical import canonical_form
@@ -119,7 +120,9 @@ def main() -> None:
             "",
             _markdown(found) if len(found) else "No run differs.",
         ]
-        (Path(args.docs) / "flow_vs_gd.md").write_text("\n".join(text) + "\n")
+        (Path(args.docs) / "flow_vs_gd.md").write_text(
+            stamp("benchmarks/step_sizes.py") + "\n" + "\n".join(text) + "\n"
+        )
         print("\n".join(text))
         return
     steps = args.steps.split(",")
@@ -147,7 +150,9 @@ def main() -> None:
     if seconds:
         text += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + "."]
     Path(args.docs).mkdir(parents=True, exist_ok=True)
-    (Path(args.docs) / "step_sizes.md").write_text("\n".join(text) + "\n")
+    (Path(args.docs) / "step_sizes.md").write_text(
+        stamp("benchmarks/step_sizes.py") + "\n" + "\n".join(text) + "\n"
+    )
     print("\n".join(text))
 
 

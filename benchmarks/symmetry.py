@@ -18,6 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pandas as pd
+from provenance import stamp  # noqa: E402
 
 import sweep
 from sweep.commands import critical
@@ -194,7 +195,7 @@ def main():
             *beside_descent(args.critical, args.table1), "",
             "## The Delta(S_1 x S_k-1) family", "", *family(args.family), "",
             "![family](generated/family_1_k-1.png)", ""]  # fmt: skip
-    (OUT / "symmetry.md").write_text("\n".join(text))
+    (OUT / "symmetry.md").write_text(stamp("benchmarks/symmetry.py") + "\n" + "\n".join(text))
     print("\n".join(text))
 
 

@@ -12,6 +12,8 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,8 +131,44 @@ MARKERS = {
 }
 
 
+STAMP = re.compile(r"<!-- made by (.+?) (at|before) commit ([0-9a-f]{40})(\+changes)? -->")
+SNIPPET = re.compile(r'^--8<-- "(docs/generated/[\w.-]+\.md)"$', flags=re.M)
+SOURCES = ("sweep", "configs", "benchmarks")
+
+
+def provenance(page: Path) -> dict:
+    """A generated page's stamp: the script, the commit, and the commits since then that
+    changed the code its numbers depend on (None where git cannot tell)."""
+    found = STAMP.match(page.read_text())
+    if found is None:
+        return {"script": None, "commit": None, "changed": None}
+    script, _, commit, dirty = found.groups()
+    try:
+        since = subprocess.run(
+            ["git", "rev-list", "--count", f"{commit}..HEAD", "--", *SOURCES],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        changed = int(since) + bool(dirty)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        changed = None  # no git here, or a shallow clone without that commit
+    return {"script": script, "commit": commit, "changed": changed}
+
+
+def _stale_note(match: re.Match) -> str:
+    """After a generated page's include: a note where its code has changed since."""
+    found = provenance(ROOT / match.group(1))
+    if not found["changed"]:
+        return match.group(0)
+    return (
+        f"{match.group(0)}\n\n!!! note \"Made with earlier code\"\n    These numbers were made "
+        f"by `{found['script']}` at commit `{found['commit'][:10]}`; {found['changed']} "
+        "later commits changed the code they depend on (refactors that keep every row "
+        "identical count too). `make findings` makes them again.\n"
+    )
+
+
 def on_page_markdown(markdown: str, **_) -> str:
     for marker, make in MARKERS.items():
         if marker in markdown:
             markdown = markdown.replace(marker, make())
-    return markdown
+    return SNIPPET.sub(_stale_note, markdown)
