@@ -22,8 +22,9 @@ def in_history(commit):
     """Whether git knows the commit here (None: no git history to ask, e.g. a shallow or
     exported copy)."""
     try:
-        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT,
-                                 capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+        asked = ["git", "rev-parse", "--is-shallow-repository"]
+        shallow = subprocess.run(asked, cwd=ROOT, capture_output=True, text=True, check=True)
+        shallow = shallow.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     if shallow == "true":
