@@ -18,7 +18,21 @@ def _figure():
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4.5))
-    return figure, figure.subplots()
+    axes = figure.subplots()
+    # No "+1e-3"-style offset above the axis when the values are (nearly) equal.
+    axes.ticklabel_format(useOffset=False)
+    return figure, axes
+
+
+def _band(axes, x, y, low, high, label: str):
+    """A line with its interval as a band, or as error bars where there is one point
+    (a band of one point is invisible)."""
+    if len(x) == 1:
+        return axes.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=4,
+                             label=label)  # fmt: skip
+    line = axes.plot(x, y, marker="o", label=label)[0]
+    axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+    return line
 
 
 def _integer_ticks():
@@ -62,13 +76,18 @@ def rate_vs_k(
     with k, n, spurious_pct) overlaid when given."""
     figure, axes = _figure()
     table = table.assign(excess=table["n"] - table["k"])
-    for label, group in _cells(table, by=("excess",)):
+    groups = list(_cells(table, by=("excess",)))
+    one_k = table["k"].nunique() == 1
+    for index, (label, group) in enumerate(groups):
         excess = int(group["excess"].iloc[0])
         label = label.replace(f"excess = {excess}", "n = k" if excess == 0 else f"n = k{excess:+d}")
-        line = axes.plot(group["k"], group["spurious_%"], marker="o", label=label)[0]
-        axes.fill_between(
-            group["k"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
-        )
+        # One k: the cells' error bars side by side, not on top of each other.
+        shift = 0.08 * (index - (len(groups) - 1) / 2) if one_k else 0.0
+        _band(axes, group["k"].to_numpy() + shift, group["spurious_%"].to_numpy(),
+              group["ci95_low_%"].to_numpy(), group["ci95_high_%"].to_numpy(), label)  # fmt: skip
+    if one_k:
+        k = int(table["k"].iloc[0])
+        axes.set_xlim(k - 1, k + 1)
     if reference is not None and len(reference):
         axes.plot(
             reference["k"], reference["spurious_pct"], "kx", markersize=9, label="published (n = k)"
@@ -140,10 +159,8 @@ def linear_vs_width(table: pd.DataFrame, path: Path) -> Path:
     sweep (init or optimizer), with 95% Wilson bands."""
     figure, axes = _figure()
     for name, group in table.groupby("sweep", sort=True):
-        line = axes.plot(group["n"], group["linear_%"], marker="o", label=name)[0]
-        axes.fill_between(
-            group["n"], group["ci95_low_%"], group["ci95_high_%"], color=line.get_color(), alpha=0.2
-        )
+        _band(axes, group["n"].to_numpy(), group["linear_%"].to_numpy(),
+              group["ci95_low_%"].to_numpy(), group["ci95_high_%"].to_numpy(), name)  # fmt: skip
     axes.set_xscale("log", base=2)
     axes.xaxis.set_major_formatter(_plain_numbers())
     axes.set_xlabel("student width n")
