@@ -9,6 +9,9 @@ def test_wilson_interval_known_values():
     assert low == pytest.approx(0.02154, abs=1e-5)
     assert high == pytest.approx(0.11175, abs=1e-5)
     assert wilson_interval(0, 10)[0] == 0.0
+    # Exactly 0 and 1 at the ends, at any number of runs (no 1e-16 of rounding).
+    assert all(wilson_interval(0, t)[0] == 0.0 and wilson_interval(t, t)[1] == 1.0
+               for t in (1, 7, 300, 1000, 12345))  # fmt: skip
 
 
 def test_summary_counts_and_means():
