@@ -187,8 +187,7 @@ def main():
     parser.add_argument("--critical", required=True)
     parser.add_argument("--family", required=True)
     args = parser.parse_args()
-    text = ["# Symmetry figures", "",
-            "Written by `python benchmarks/symmetry.py` (2-core CPU).", "",
+    text = ["Written by `python benchmarks/symmetry.py` (2-core CPU).", "",
             "## Symmetry-adapted spectra against the dense Hessian", "",
             *spectra_against_dense(args.table1), "", *lanczos_at_50(args.k50), "",
             "## Critical points in fixed-point spaces beside gradient descent", "",

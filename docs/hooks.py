@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _value(value) -> str:
-    return f"`{json.dumps(value) if isinstance(value, str) else value}`"
+    from sweep.config.schema import toml_value
+
+    return f"`{toml_value(value)}`"
 
 
 def _allowed(meta: dict) -> str:
@@ -65,7 +67,14 @@ def result_columns() -> str:
     from sweep.results.runs_table import COLUMNS
 
     lines = ["| column | type | what it holds |", "|---|---|---|"]
-    lines += [f"| `{name}` | `{kind}` | {doc} |" for name, (kind, doc) in COLUMNS.items()]
+    for name, (kind, doc) in COLUMNS.items():
+        shown = f"`{kind}`"
+        # Integer columns that only some problems fill hold nulls elsewhere, and pandas
+        # reads an integer column with nulls as float64.
+        scoped = re.match(r"^[\w -]+: ", doc) is not None  # "gradient flow: ..."
+        if str(kind) == "int64" and (scoped or "null" in doc):
+            shown += " (null where it does not apply; pandas: `float64`)"
+        lines.append(f"| `{name}` | {shown} | {doc} |")
     for enum in (StopReason, Status, DecidedBy):
         lines += ["", f"### `{enum.__name__}`", "", "| value | meaning |", "|---|---|"]
         for member in enum:

@@ -255,11 +255,12 @@ _HEADER = """\
 """
 
 
-def _toml_value(value) -> str:
+def toml_value(value) -> str:
+    """A default as TOML writes it: true/false, [lists], "strings"."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, str):
         return json.dumps(value)
     return repr(value)
@@ -273,7 +274,7 @@ def _table(name: str, cls) -> list[str]:
         value = f.default
         if name == "sweep" and f.name == "k":
             value = format_k(value)
-        assignment = f"{f.name} = {_toml_value(value)}"
+        assignment = f"{f.name} = {toml_value(value)}"
         lines.append(f"{assignment:<25} # {f.metadata['doc']}")
     return lines
 
