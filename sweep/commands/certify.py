@@ -60,10 +60,14 @@ def _members(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def certify_sweep(
-    folder: str | Path, workers: int | None = None, log: Callable[[str], None] = print
+    folder: str | Path,
+    workers: int | None = None,
+    log: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Prove every point of a sweep folder's catalogue; returns the catalogue with its
-    certificates (also written back, and the per-run verdicts to `_certified.parquet`)."""
+    certificates (also written back, and the per-run verdicts to `_certified.parquet`).
+    `progress`: a bar of the proofs on stderr."""
     root, config = runs_table.open_sweep(folder)
     if not (root / CATALOGUE).is_file():
         raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", folder)
@@ -86,7 +90,8 @@ def certify_sweep(
         problem = problems.for_cell(config, cells[key])
         jobs[index] = ProofJob(problem.certify, weights, CLAIMS[point["status"]], radius)
     start = time.perf_counter()
-    outcomes.update(zip(jobs, prove_all(list(jobs.values()), workers), strict=True))
+    bar = "certify" if progress else None
+    outcomes.update(zip(jobs, prove_all(list(jobs.values()), workers, bar), strict=True))
     log(f"{root}: {len(jobs)} proofs in {time.perf_counter() - start:.1f} s")
     table = _record(table, outcomes)
     runs_certified = _per_run(members, table)

@@ -144,7 +144,7 @@ def _certify(args):
 
     folder = _checked_folder(args.sweep)
     workers = args.workers and _int_argument(args.workers, "--workers")
-    table = prove.certify_sweep(folder, workers=workers)
+    table = prove.certify_sweep(folder, workers=workers, progress=sys.stderr.isatty())
     print(proofs_table.format_counts(table, runs_table.load_certified(folder)))
     for row in table[table["certified"] == "failed"].itertuples():
         print(f"not proved: k={row.k} n={row.n} point {row.point} ({row.status}): {row.reason}")
@@ -165,7 +165,8 @@ def _critical(args):
     workers = args.workers and _int_argument(args.workers, "--workers")
     for k in k_values:
         limit = critical.prove_limit(args.prove_index, k)
-        critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers)
+        critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers,
+                               progress=sys.stderr.isatty())  # fmt: skip
     table = runs_table.load(args.out, table="critical", k=list(k_values))
     print(critical.format_table(table))
     if args.sweep:

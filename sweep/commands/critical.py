@@ -134,10 +134,12 @@ def find_critical(
     prove_index: int | None = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Search, classify and prove the critical points in fixed-point spaces for each k;
     returns the table of all of them (also written under `out`). Points of index above
-    `prove_index` (default: every point; -1: none) are listed without a proof."""
+    `prove_index` (default: every point; -1: none) are listed without a proof; `progress`:
+    a bar of each k's proofs on stderr."""
     out = Path(out)
     try:
         (out / FOLDER).mkdir(parents=True, exist_ok=True)
@@ -155,7 +157,9 @@ def find_critical(
         searched = time.perf_counter() - start
         outcomes = [_skipped(p, prove_index) for p in points]
         chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        for i, outcome in zip(chosen, prove_all(_jobs(k, points, chosen), workers), strict=True):
+        bar = f"k={k}: proofs" if progress else None
+        proven = prove_all(_jobs(k, points, chosen), workers, bar)
+        for i, outcome in zip(chosen, proven, strict=True):
             outcomes[i] = outcome
         frame = _rows(k, points, outcomes)
         layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))

@@ -10,10 +10,12 @@ one, and the fallback where the first fails, up to a size limit.
 import concurrent.futures
 import dataclasses
 import multiprocessing
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from ..limits import FULL_SPACE_PROOF, RUN_END_SYMMETRY, SMALLEST_RADIUS
 from ..outcomes import PointKind, Verdict
@@ -111,17 +113,30 @@ def _run(job: ProofJob) -> ProofOutcome:
     return ProofOutcome(*judge(found, job.claim), found)
 
 
-def prove_all(jobs: list[ProofJob], workers: int | None = None) -> list[ProofOutcome]:
-    """Every job's outcome, in order, on `workers` processes (default: one per core)."""
-    return map_in_workers(_run, jobs, workers)
+def prove_all(
+    jobs: list[ProofJob], workers: int | None = None, progress: str | None = None
+) -> list[ProofOutcome]:
+    """Every job's outcome, in order, on `workers` processes (default: one per core);
+    `progress`: a bar with this label on stderr while they run (None: silent)."""
+    return map_in_workers(_run, jobs, workers, progress)
 
 
-def map_in_workers(function: Callable, jobs: list, workers: int | None) -> list:
+def map_in_workers(
+    function: Callable, jobs: list, workers: int | None, progress: str | None = None
+) -> list:
     """[function(job) for job in jobs] on `workers` processes (default: one per core)."""
     workers = workers or cpu_cores()
-    if workers <= 1 or len(jobs) <= 1:
-        return [function(job) for job in jobs]
-    # Spawned workers: this process may hold JAX's threads, which a fork must not copy.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(function, jobs))
+    bar = tqdm(total=len(jobs), desc=progress, unit="proof", disable=progress is None,
+               file=sys.stderr, dynamic_ncols=True, leave=False)  # fmt: skip
+    with bar:
+        if workers <= 1 or len(jobs) <= 1:
+            return [_counted(function(job), bar) for job in jobs]
+        # Spawned workers: this process may hold JAX's threads, which a fork must not copy.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            return [_counted(found, bar) for found in pool.map(function, jobs)]
+
+
+def _counted(found, bar):
+    bar.update(1)
+    return found
