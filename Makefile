@@ -26,7 +26,7 @@ SWEEP_ARGS := $(CONFIG) $(if $(K),--k $(K)) $(if $(N),--n $(N)) $(if $(SEEDS),--
 	$(if $(OUT),--out $(OUT)) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
 	$(if $(TASKS),--tasks $(TASKS)) $(if $(PARTITION),--partition $(PARTITION)) $(ARGS)
 
-.PHONY: install sweep test test-quick docs docs-serve bench gpu-check lint format clean report defaults certify findings
+.PHONY: notebooks install sweep test test-quick docs docs-serve bench gpu-check lint format clean report defaults certify findings
 
 # The venv is (re)built when missing or when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -61,6 +61,12 @@ docs-serve: $(VENV)/.docs-installed
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/bench.py --docs docs/generated $(ARGS)
+
+# The example notebooks, run again and stored with their outputs (the docs show them).
+notebooks: $(VENV)/.installed
+	cd examples && ../$(PY) -c "import sys, nbformat, nbclient; [nbformat.write(nbclient.execute( \
+		nbformat.read(name, as_version=4), timeout=900), name) for name in sys.argv[1:]]" \
+		quickstart.ipynb tour.ipynb
 
 # Every generated page of the docs (docs/generated/), made again from the current code,
 # each stamped with its commit. Long: the paper's tables, the step-size and adaptive

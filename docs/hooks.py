@@ -121,14 +121,37 @@ def limits() -> str:
     return "\n".join(lines)
 
 
-def notebook() -> str:
-    """The example notebook's cells: its text, and its code as Python blocks."""
-    cells = json.loads((ROOT / "examples" / "quickstart.ipynb").read_text())["cells"]
+def _outputs(cell: dict) -> list[str]:
+    """A code cell's stored outputs as Markdown: text as a block, figures inline."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output["output_type"] == "stream" and output["name"] == "stdout":
+            parts.append("```text\n" + "".join(output["text"]).rstrip() + "\n```")
+        data = output.get("data", {})
+        if "image/png" in data:
+            parts.append(f"![output](data:image/png;base64,{data['image/png'].strip()})")
+        elif "text/plain" in data:
+            parts.append("```text\n" + "".join(data["text/plain"]).rstrip() + "\n```")
+    return parts
+
+
+def notebook(name: str = "quickstart.ipynb") -> str:
+    """A notebook's cells as stored (executed by `make notebooks`): its text, its code as
+    Python blocks, and each code cell's outputs."""
+    cells = json.loads((ROOT / "examples" / name).read_text())["cells"]
     parts = []
     for cell in cells:
         text = "".join(cell["source"])
-        parts.append(text if cell["cell_type"] == "markdown" else f"```python\n{text}\n```")
+        if cell["cell_type"] == "markdown":
+            parts.append(text)
+            continue
+        parts.append(f"```python\n{text}\n```")
+        parts += _outputs(cell)
     return "\n\n".join(parts)
+
+
+def tour() -> str:
+    return notebook("tour.ipynb")
 
 
 MARKERS = {
@@ -137,6 +160,7 @@ MARKERS = {
     "<!-- layout -->": layout,
     "<!-- limits -->": limits,
     "<!-- notebook -->": notebook,
+    "<!-- tour -->": tour,
 }
 
 
