@@ -6,7 +6,7 @@
     history, final = sweep.replay(runs.attrs["path"], k=6, n=6, run=0)
     catalogue = sweep.certify(runs.attrs["path"])
 
-The same resume semantics as `python -m sweep run`: shards already in the folder are
+The same resume semantics as `sweep run`: shards already in the folder are
 kept, a different config is refused unless fresh=True.
 """
 

@@ -1,4 +1,4 @@
-"""Prove every distinct point a sweep of the closed form found (`python -m sweep certify`).
+"""Prove every distinct point a sweep of the closed form found (`sweep certify`).
 
 Each row of the catalogue (`_catalogue.parquet`: spurious minima, saddles, and one row for
 the global minima of a cell) gets a certificate (`Problem.certify`), judged against its

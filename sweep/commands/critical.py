@@ -1,4 +1,4 @@
-"""Critical points in fixed-point spaces (`python -m sweep critical --k 6..100 --out DIR`).
+"""Critical points in fixed-point spaces (`sweep critical --k 6..100 --out DIR`).
 
 For each k, Newton's method on F restricted to the fixed-point space of each isotropy
 type (`symmetry/fixed_points.py`: Delta S_k, every Delta(S_p x S_k-p), every

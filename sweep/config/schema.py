@@ -177,7 +177,7 @@ class ClassifySettings:
         1e-3, "1-D students: loss within this fraction of the linear fit's", low=0.0
     )
     certify: bool = option(
-        False, "closed form: prove every distinct point at the end (python -m sweep certify)"
+        False, "closed form: prove every distinct point at the end (sweep certify)"
     )
 
 

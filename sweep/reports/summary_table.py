@@ -239,6 +239,6 @@ def _certified_section(minima: pd.DataFrame, frame: pd.DataFrame, folder: Path) 
     (folder / "certified_minima.md").write_text(format_markdown(proven) + "\n")
     (folder / "certified_minima.tex").write_text(format_latex(proven) + "\n")
     return (
-        "Proofs (python -m sweep certify):\n" + format_counts(minima, catalogued)
+        "Proofs (sweep certify):\n" + format_counts(minima, catalogued)
         + "\n\nProven minima:\n" + format_markdown(proven)
     )  # fmt: skip

@@ -6,7 +6,7 @@
       _manifest.json       the config, its identity, versions and the shard list
       _catalogue.parquet   the catalogue of distinct points: spurious minima, saddles and
                            each cell's global minima (with their proofs, if any)
-      _certified.parquet   per run, whether its end point is proved (python -m sweep certify)
+      _certified.parquet   per run, whether its end point is proved (sweep certify)
       _status/             shard markers (running, failed) and records of written shards
       _report/ _replay/    reports and replays
       _slurm/              cluster logs
@@ -36,7 +36,7 @@ REPLAY = "_replay"
 SLURM = "_slurm"
 DAMAGED = "_damaged"
 TMP = "_tmp"
-CRITICAL = "critical"  # `python -m sweep critical`: one table per k and n
+CRITICAL = "critical"  # `sweep critical`: one table per k and n
 
 # A temporary file of another host is taken for abandoned after this long.
 STALE_SECONDS = 24 * 3600

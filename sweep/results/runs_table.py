@@ -237,7 +237,7 @@ def sweep_root(path: str | Path) -> Path:
                 "SWEEP", None, None,
                 detail=f"{path} was written by an earlier version of sweep and cannot be "
                 f"moved to the current layout here ({error.strerror}); run "
-                f"`python -m sweep migrate {path}` where it is writable",
+                f"`sweep migrate {path}` where it is writable",
             ) from None  # fmt: skip
         print(f"{path}: moved to the current layout ({moved} shards into {layout.RUNS}/)",
               file=sys.stderr)  # fmt: skip
@@ -253,9 +253,9 @@ def load(
     its values. `columns` reads only those runs columns (with k, n, run and the filtered
     ones), which keeps a large sweep's memory small. ``table="catalogue"`` loads the
     catalogue of distinct points instead (all its columns; "minima" is its older name);
-    ``table="critical"`` the critical points `python -m sweep critical --out path` found. Shard
+    ``table="critical"`` the critical points `sweep critical --out path` found. Shard
     files that are damaged, truncated or foreign are left out, one line each on stderr
-    (`python -m sweep status` moves them aside; the next run trains them again).
+    (`sweep status` moves them aside; the next run trains them again).
     """
     if table not in ("runs", "catalogue", "minima", "critical"):
         raise ValueError(f"table: expected 'runs', 'catalogue' or 'critical', got {table!r}")
@@ -275,7 +275,7 @@ def load(
             raise ConfigError(
                 "SWEEP", None, None,
                 detail=f"{root / CATALOGUE} is damaged ({type(error).__name__}); the same "
-                "`python -m sweep run` command rebuilds it",
+                "`sweep run` command rebuilds it",
             ) from None  # fmt: skip
         # Catalogues written before the column was named for what it holds.
         if "point" not in frame.columns:
@@ -330,7 +330,7 @@ def _filtered(frame: pd.DataFrame, filters: dict, path: str | Path = "") -> pd.D
 
 
 def _with_certified(frame: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """The runs with their `certified` column, once `python -m sweep certify` has run."""
+    """The runs with their `certified` column, once `sweep certify` has run."""
     path = root / layout.CERTIFIED
     if not path.is_file():
         return frame
@@ -352,19 +352,19 @@ def _warn(line: str) -> None:
 
 
 def _critical(path: str | Path) -> pd.DataFrame:
-    """The tables `python -m sweep critical --out path` wrote, one per k and n (`path` is
+    """The tables `sweep critical --out path` wrote, one per k and n (`path` is
     the --out folder or the critical/ folder inside it, which the command prints)."""
     path = Path(path)
     files = sorted((path / layout.CRITICAL).glob("k*-n*.parquet"))
     if not files and path.name == layout.CRITICAL:
         files = sorted(path.glob("k*-n*.parquet"))
     if not files:
-        raise ConfigError("FOLDER", "a folder written by `python -m sweep critical`", path)
+        raise ConfigError("FOLDER", "a folder written by `sweep critical`", path)
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 def load_certified(root: str | Path) -> pd.DataFrame | None:
-    """The per-run verdicts of `python -m sweep certify`, if it ran."""
+    """The per-run verdicts of `sweep certify`, if it ran."""
     path = Path(root) / CERTIFIED
     return pd.read_parquet(path) if path.is_file() else None
 
