@@ -56,6 +56,20 @@ def axis_columns(columns) -> list[str]:
     return [name for name in columns if "." in name]
 
 
+def markdown_head(axes: list[str], columns: str) -> list[str]:
+    """The two header lines of a Markdown table of cells: k, n, the axes, then `columns`
+    ("| a | b |" without the first bar)."""
+    names = "".join(f" {axis} |" for axis in axes)
+    rule = "".join("-" * (len(axis) + 2) + "|" for axis in axes)
+    below = "|".join("-" * len(part) for part in columns.split("|")[:-1]) + "|"
+    return [f"|  k |  n |{names}{columns}", f"|----|----|{rule}{below}"]
+
+
+def markdown_axes(values: dict, axes: list[str]) -> str:
+    """A cell's axis values for a row of a `markdown_head` table (" 1/k |")."""
+    return "".join(f" {values[axis]!s:>{len(axis)}} |" for axis in axes)
+
+
 def with_axes(config: "Config", axes: tuple[tuple[str, object], ...]) -> "Config":
     """`config` with the given axis values set in their sections (no validation: the
     validation checks every combination once)."""

@@ -6,16 +6,15 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 
-from ..config.grid import axis_columns
+from ..config.grid import axis_columns, markdown_axes, markdown_head
 from ..outcomes import Status
 
 
 def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
     """Per cell: distinct points proved / failed / skipped, runs certified, seconds."""
     axes = axis_columns(table.columns)
-    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
-    header += " points | proved | failed | skipped | runs certified | seconds | slowest |"
-    lines = [header, "|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|"]
+    columns = " points | proved | failed | skipped | runs certified | seconds | slowest |"
+    lines = markdown_head(axes, columns)
     for key, cell in table.groupby(["k", "n", *axes], sort=True):
         counts = cell["certified"].value_counts()
         same = np.ones(len(per_run), bool)
@@ -24,7 +23,7 @@ def format_counts(table: pd.DataFrame, per_run: pd.DataFrame) -> str:
         runs = per_run[same]
         lines.append(
             f"| {key[0]:2d} | {key[1]:2d} |"
-            + "".join(f" {v!s:>{len(a)}} |" for a, v in zip(axes, key[2:], strict=True))
+            + markdown_axes(dict(zip(axes, key[2:], strict=True)), axes)
             + f" {len(cell):6d} | {counts.get('proved', 0):6d} "
             f"| {counts.get('failed', 0):6d} | {counts.get('skipped', 0):7d} "
             f"| {int(runs['certified'].sum()):>6d} / {len(runs):<6d}"

@@ -9,7 +9,7 @@ import pandas as pd
 from .. import problems
 from ..confidence import confidence_sequence, wilson_interval
 from ..config import ConfigError
-from ..config.grid import axis_columns
+from ..config.grid import axis_columns, markdown_axes, markdown_head
 from ..outcomes import STATUSES, Status
 from ..results.layout import CATALOGUE, MANIFEST, REPORT
 from ..results.runs_table import load, open_sweep
@@ -208,16 +208,11 @@ def format_comparison(merged: pd.DataFrame) -> str:
     a 95% check would flag one of them by chance about half the time.) One row per cell,
     with its `[grid]` axis values."""
     axes = axis_columns(merged.columns)
-    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
-    lines = [
-        header + " % spurious | published | inside 99% interval |",
-        "|----|----|" + "".join("-" * (len(axis) + 2) + "|" for axis in axes)
-        + "------------|-----------|---------------------|",
-    ]  # fmt: skip
+    lines = markdown_head(axes, " % spurious | published | inside 99% interval |")
     for row in merged.to_dict("records"):
         low, high = wilson_interval(row["spurious"], row["runs"], z=2.5758293035489)
         inside = low <= row["spurious_pct"] / 100 <= high
-        values = "".join(f" {row[axis]!s:>{len(axis)}} |" for axis in axes)
+        values = markdown_axes(row, axes)
         lines.append(
             f"| {row['k']:2d} | {row['n']:2d} |{values} {row['spurious_%']:10.1f} "
             f"| {row['spurious_pct']:9.1f} | {'yes' if inside else 'no':19s} |"

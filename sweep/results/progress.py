@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Config, from_dict, shard_list
-from ..config.grid import axis_columns
+from ..config.grid import axis_columns, markdown_axes, markdown_head
 from . import layout
 from .manifest import read_manifest
 
@@ -134,17 +134,13 @@ def shard_states(root: str | Path, unneeded: set[str] = frozenset()) -> pd.DataF
 def format_status(frame: pd.DataFrame) -> str:
     """A per-cell table of shard states and runs done, then the failed shards' errors."""
     axes = axis_columns(frame.columns)
-    header = "|  k |  n |" + "".join(f" {axis} |" for axis in axes)
-    lines = [
-        header + " shards | done | running | failed | pending | not needed | runs done |",
-        "|----|----|" + "".join("-" * (len(axis) + 2) + "|" for axis in axes)
-        + "--------|------|---------|--------|---------|------------|-----------|",
-    ]  # fmt: skip
+    columns = " shards | done | running | failed | pending | not needed | runs done |"
+    lines = markdown_head(axes, columns)
     cells = frame["name"].str.rsplit("-r", n=1).str[0]  # the cell's label, axes included
     for (k, n, _), cell in frame.groupby(["k", "n", cells], sort=True):
         counts = cell["state"].value_counts()
         runs_done = int(cell.loc[cell.state == "done", "runs"].sum())
-        values = "".join(f" {cell[axis].iloc[0]!s:>{len(axis)}} |" for axis in axes)
+        values = markdown_axes(cell.iloc[0], axes)
         lines.append(
             f"| {k:2d} | {n:2d} |{values} {len(cell):6d} | {counts.get('done', 0):4d} | "
             f"{counts.get('running', 0):7d} | {counts.get('failed', 0):6d} | "
