@@ -10,8 +10,6 @@ Bad input ends with one line naming the field and what was expected, and exit st
 failure of the environment (disk, permissions) one line and exit status 1.
 """
 
-import argparse
-import functools
 import os
 import sys
 from pathlib import Path
@@ -23,8 +21,8 @@ from ..config.overrides import parse_axis, parse_setting
 from ..reports import plots, proofs_table
 from ..results import layout, progress, runs_table, store
 from ..results.store import StorageError
-from ..version import __version__
 from . import cluster
+from .arguments import build_parser, float_argument, int_argument
 from .replay import replay_stored
 from .runner import RunOptions, run_sweep
 from .waves import shard_states
@@ -41,11 +39,6 @@ def _environment(error):
     return f"{where}{store.describe(error)}"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        raise ConfigError("arguments", f"valid arguments (see {self.prog} --help)", message)
-
-
 def _run(args):
     overrides = {}
     if args.k is not None:
@@ -53,15 +46,15 @@ def _run(args):
     if args.n is not None:
         overrides["sweep.n"] = args.n
     if args.seeds is not None:
-        overrides["sweep.seeds"] = _int_argument(args.seeds, "--seeds")
+        overrides["sweep.seeds"] = int_argument(args.seeds, "--seeds")
     if args.halfwidth is not None:
-        overrides["sweep.target_halfwidth"] = _float_argument(args.halfwidth, "--halfwidth")
+        overrides["sweep.target_halfwidth"] = float_argument(args.halfwidth, "--halfwidth")
     if args.seed is not None:
-        overrides["sweep.seed"] = _int_argument(args.seed, "--seed")
+        overrides["sweep.seed"] = int_argument(args.seed, "--seed")
     if args.max_steps is not None:
-        overrides["stop.max_steps"] = _int_argument(args.max_steps, "--max-steps")
+        overrides["stop.max_steps"] = int_argument(args.max_steps, "--max-steps")
     if args.batch_size is not None:
-        overrides["engine.batch_size"] = _int_argument(args.batch_size, "--batch-size")
+        overrides["engine.batch_size"] = int_argument(args.batch_size, "--batch-size")
     for item in args.set:
         key, value = parse_setting(item)
         overrides[key] = value
@@ -79,12 +72,12 @@ def _run(args):
     )
     if args.launcher == "slurm":
         options = cluster.SlurmOptions(
-            tasks=_int_argument(args.tasks, "--tasks"),
+            tasks=int_argument(args.tasks, "--tasks"),
             partition=args.partition,
             gpus_per_task=args.gpus_per_task
-            and _int_argument(args.gpus_per_task, "--gpus-per-task"),
+            and int_argument(args.gpus_per_task, "--gpus-per-task"),
             cpus_per_task=args.cpus_per_task
-            and _int_argument(args.cpus_per_task, "--cpus-per-task"),
+            and int_argument(args.cpus_per_task, "--cpus-per-task"),
             time_limit=args.time,
             slurm_args=tuple(args.slurm_arg),
             wait=args.wait,
@@ -143,7 +136,7 @@ def _certify(args):
     from . import certify as prove
 
     folder = _checked_folder(args.sweep)
-    workers = args.workers and _int_argument(args.workers, "--workers")
+    workers = args.workers and int_argument(args.workers, "--workers")
     table = prove.certify_sweep(folder, workers=workers, progress=sys.stderr.isatty())
     print(proofs_table.format_counts(table, runs_table.load_certified(folder)))
     for row in table[table["certified"] == "failed"].itertuples():
@@ -161,8 +154,8 @@ def _critical(args):
     if 0 in k_values:
         raise ConfigError("--k", "teacher widths >= 1", args.k)
     chosen, extra = critical.parse_types(k_values, args.n, args.types, args.sizes or [])
-    starts = _int_argument(args.starts, "--starts")
-    workers = args.workers and _int_argument(args.workers, "--workers")
+    starts = int_argument(args.starts, "--starts")
+    workers = args.workers and int_argument(args.workers, "--workers")
     for k in k_values:
         limit = critical.prove_limit(args.prove_index, k)
         critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers,
@@ -200,8 +193,7 @@ def _report(args):
 
 def _replay(args):
     k, n, run = (
-        _int_argument(v, name)
-        for v, name in ((args.k, "--k"), (args.n, "--n"), (args.run, "--run"))
+        int_argument(v, name) for v, name in ((args.k, "--k"), (args.n, "--n"), (args.run, "--run"))
     )
     folder = _sweep_folder(args.sweep)
     runtime.prepare_process()
@@ -239,148 +231,10 @@ def _status(args):
     return 0
 
 
-def _float_argument(text, name):
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(name, "a number", text) from None
-
-
-def _int_argument(text, name):
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(name, "an integer", text) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sweep", description=__doc__.split("\n\n")[1].replace("\n", " "))
-    parser.add_argument("--version", action="version", version=f"sweep {__version__}")
-    debug = _Parser(add_help=False)
-    debug.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS,
-        help="show the traceback of an error (or SWEEP_DEBUG=1)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error (or SWEEP_DEBUG=1)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    commands.add_parser = functools.partial(commands.add_parser, parents=[debug])
-    run = commands.add_parser("run", help="train, classify and store a sweep")
-    run.add_argument("config", nargs="?", help="a TOML config (default: the embedded default)")
-    run.add_argument("--k", help="teacher widths: 6..20, 6,8,10 or 6")
-    run.add_argument("--n", help="student widths as expressions in k: k, k+1, k..k+2")
-    run.add_argument("--seeds", help="runs per cell")
-    run.add_argument("--seed", help="root seed of the sweep")
-    run.add_argument(
-        "--halfwidth",
-        help="adaptive: runs in waves until each cell's 95%% interval is this tight (0.01)",
-    )
-    run.add_argument("--max-steps", help="largest number of steps per run")
-    run.add_argument("--batch-size", help="runs trained at once (0: backend default)")
-    run.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=VALUE",
-        help="override any config field, e.g. --set stop.polish_after=0 (repeatable)",
-    )
-    run.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="SECTION.FIELD=V1,V2",
-        help="an extra sweep axis, e.g. --grid optimizer.step_size=1/k,5/k (repeatable)",
-    )
-    run.add_argument("--out", help="results folder (default: results/<name>[_overrides])")
-    run.add_argument("--fresh", action="store_true", help="replace what --out holds")
-    slurm = run.add_argument_group("cluster (--launcher slurm)")
-    run.add_argument(
-        "--launcher", choices=("local", "slurm"), default="local",
-        help="local: train here on all devices; slurm: submit a job array (submitit)",
-    )  # fmt: skip
-    slurm.add_argument("--tasks", default="4", help="array tasks (default 4)")
-    slurm.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
-    slurm.add_argument("--gpus-per-task", help="GPUs per task; each task uses all it gets")
-    slurm.add_argument("--cpus-per-task", help="CPU cores per task")
-    slurm.add_argument("--time", default="02:00:00", help="time limit per task")
-    slurm.add_argument(
-        "--slurm-arg", action="append", default=[], metavar="KEY=VALUE",
-        help="any other sbatch option, e.g. --slurm-arg constraint=a100 (repeatable)",
-    )  # fmt: skip
-    slurm.add_argument("--wait", action="store_true", help="block until the array finishes")
-    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    run.set_defaults(handler=_run)
-
-    summary = commands.add_parser("report", help="tables and PNG plots of a finished sweep")
-    summary.add_argument("sweep", help="a results folder, e.g. results/default")
-    summary.add_argument(
-        "--reference",
-        help="CSV of published values (default: Safran & Shamir's Table 1, where the sweep "
-        "follows their protocol)",
-    )
-    summary.add_argument(
-        "--compare",
-        nargs="+",
-        default=[],
-        metavar="DIR",
-        help="other sweeps of 1-D students to set beside this one (essentially linear runs)",
-    )
-    summary.set_defaults(handler=_report)
-
-    where = commands.add_parser("status", help="shards done, running, failed and pending")
-    where.add_argument("sweep", help="a results folder, e.g. results/default")
-    where.set_defaults(handler=_status)
-
-    again = commands.add_parser("replay", help="re-run one run and record its trajectory")
-    again.add_argument("sweep", help="a results folder, e.g. results/default")
-    again.add_argument("--k", required=True, help="the run's teacher width")
-    again.add_argument("--n", required=True, help="the run's student width")
-    again.add_argument("--run", required=True, help="the run's number within its cell")
-    again.add_argument(
-        "--at", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-        help="the cell's value of a [grid] axis, e.g. --at optimizer.step_size=1/k",
-    )  # fmt: skip
-    again.set_defaults(handler=_replay)
-
-    prove = commands.add_parser(
-        "certify", help="prove every distinct minimum and saddle of a closed-form sweep"
-    )
-    prove.add_argument("sweep", help="a results folder, e.g. results/default")
-    prove.add_argument("--workers", help="processes (default: one per core)")
-    prove.set_defaults(handler=_certify)
-
-    search = commands.add_parser(
-        "critical", help="critical points in fixed-point spaces, with their proofs"
-    )
-    search.add_argument("--k", required=True, help='teacher widths, e.g. "6..20"')
-    search.add_argument("--out", required=True, help="a folder for the tables")
-    search.add_argument("--n", default="k", help="student width: k, k+1 or k+2")
-    search.add_argument(
-        "--types", default="k,pairs,triples",
-        help="isotropy types to search: k (Delta S_k), pairs, triples (default: all three)",
-    )  # fmt: skip
-    search.add_argument(
-        "--sizes", action="append", metavar="P+Q+...",
-        help='one more type by its block sizes in k, e.g. "1+k-1" (repeatable); '
-        'with --types "" only these',
-    )  # fmt: skip
-    search.add_argument("--starts", default="96", help="Newton starts per type (96)")
-    search.add_argument(
-        "--prove-index",
-        help="prove only points with at most this many negative eigenvalues, e.g. 0 "
-        "(minima) or k; -1 proves none (default: every point)",
-    )
-    search.add_argument("--workers", help="proof processes (default: one per core)")
-    search.add_argument("--sweep", help="a sweep folder: which points its runs reached")
-    search.set_defaults(handler=_critical)
-
-    move = commands.add_parser(
-        "migrate", help="move a folder written by an earlier version to the current layout"
-    )
-    move.add_argument("sweep", help="a results folder, e.g. results/default")
-    move.set_defaults(handler=_migrate)
-    return parser
+HANDLERS = {
+    "run": _run, "report": _report, "status": _status, "replay": _replay,
+    "certify": _certify, "critical": _critical, "migrate": _migrate,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("CONFIG", None, None,
                               detail=f"CONFIG: {missing}: {args.config!r} (a TOML config "
                               "file, e.g. configs/safran_shamir_2018.toml)")  # fmt: skip
-        return args.handler(args)
+        return HANDLERS[args.command](args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
