@@ -40,12 +40,13 @@ install: $(VENV)/.installed
 sweep: $(VENV)/.installed
 	$(PY) -m sweep run $(SWEEP_ARGS)
 
+# On every core (pytest-xdist); the tests that submit to SLURM share one worker.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 # The fast subset: everything not marked slow (under a minute on 2 cores).
 test-quick: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow"
 
 # The docs site (docs/, mkdocs.yml) with its generated tables, into build/site/.
 $(VENV)/.docs-installed: $(VENV)/.installed

@@ -158,7 +158,9 @@ def check(workload: Workload, work: Path, compare_seeds: int) -> list[str]:
     warm = _worker(workload, work / "warm", cache)
     seeds = min(compare_seeds, int(workload.overrides.get("sweep.seeds", compare_seeds)))
     subset = dataclasses.replace(workload, overrides={**workload.overrides, "sweep.seeds": seeds})
-    _worker(subset, work / "cpu", work / "cpu-cache", cpu=True)
+    # On a CPU the comparison compiles what the sweep compiled: one cache serves both.
+    cpu_cache = cache if cold["platform"] == "cpu" else work / "cpu-cache"
+    _worker(subset, work / "cpu", cpu_cache, cpu=True)
     phases = cold["seconds"]
     return [
         workload.name,

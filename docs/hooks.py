@@ -193,7 +193,7 @@ def _stale_note(match: re.Match) -> str:
     if not found["changed"]:
         return match.group(0)
     return (
-        f"{match.group(0)}\n\n!!! note \"Made with earlier code\"\n    These numbers were made "
+        f'{match.group(0)}\n\n!!! note "Made with earlier code"\n    These numbers were made '
         f"by `{found['script']}` at commit `{found['commit'][:10]}`; {found['changed']} "
         "later commits changed the code they depend on (refactors that keep every row "
         "identical count too). `make findings` makes them again.\n"

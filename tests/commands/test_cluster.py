@@ -137,6 +137,7 @@ def test_bad_cluster_input_is_one_line(slurm, tmp_path, capsys):
         assert err.startswith(f"error: {field}") and "\n" not in err
 
 
+@pytest.mark.slow
 def test_missing_or_unreachable_scheduler_is_one_line(tmp_path, monkeypatch, capsys):
     base = ["run", *SMALL, "--launcher", "slurm", "--out", str(tmp_path / "s")]
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here

@@ -188,6 +188,7 @@ def test_parallel_neurons_mark_a_manifold_of_critical_points():
     assert not np.allclose(function, other)
 
 
+@pytest.mark.slow
 def test_critical_lists_each_network_function_once_and_proves_no_manifold(tmp_path):
     out = tmp_path / "critical"
     assert main(["critical", "--k", "6", "--types", "pairs", "--starts", "48",

@@ -10,8 +10,14 @@ from sweep.objectives import PopulationLoss, gaussian
 from sweep.symmetry import reduced
 from sweep.symmetry.fixed_points import template
 
-# Pairs, triples, and one or two extra neurons of their own (n = k + 1, k + 2).
-TYPES = [((2, 4), 0), ((1, 5), 1), ((1, 2, 3), 0), ((1, 2), 2)]
+# Pairs, triples, and one or two extra neurons of their own (n = k + 1, k + 2); the
+# larger ones run in `make test`, not in `make test-quick`.
+TYPES = [
+    ((2, 4), 0),
+    pytest.param((1, 5), 1, marks=pytest.mark.slow),
+    ((1, 2, 3), 0),
+    pytest.param((1, 2), 2, marks=pytest.mark.slow),
+]
 
 
 def full(structure):
@@ -23,11 +29,13 @@ def full(structure):
     parameter = structure.parameter_of().ravel()
     basis = (parameter[:, None] == np.arange(parameter.max() + 1)[None, :]).astype(float)
 
+    grad_of, hessian_of = jax.jit(jax.grad(objective.loss)), jax.jit(jax.hessian(objective.loss))
+
     def at(theta):
         weights = jnp.asarray(structure.point(theta), float)
         loss = float(objective.loss(weights, teacher))
-        grad = np.asarray(jax.grad(objective.loss)(weights, teacher)).ravel()
-        hess = np.asarray(jax.hessian(objective.loss)(weights, teacher)).reshape(n * d, n * d)
+        grad = np.asarray(grad_of(weights, teacher)).ravel()
+        hess = np.asarray(hessian_of(weights, teacher)).reshape(n * d, n * d)
         return loss, basis.T @ grad, basis.T @ hess @ basis
 
     return at
@@ -50,9 +58,13 @@ def test_every_back_end_is_the_full_loss_restricted(sizes, extra):
             args = (jnp.asarray(theta), jnp.asarray(structure.sizes, float), float(structure.k))
             vector = reduced.vector_loss(*args, structure.signature)
             np.testing.assert_allclose(float(vector), loss, rtol=1e-12)
-            vector_grad = jax.grad(reduced.vector_loss)(*args, structure.signature)
+            vector_grad = jax.jit(jax.grad(reduced.vector_loss), static_argnums=3)(
+                *args, structure.signature
+            )
             np.testing.assert_allclose(np.asarray(vector_grad), grad, atol=1e-11)
-            vector_hess = jax.hessian(reduced.vector_loss)(*args, structure.signature)
+            vector_hess = jax.jit(jax.hessian(reduced.vector_loss), static_argnums=3)(
+                *args, structure.signature
+            )
             np.testing.assert_allclose(np.asarray(vector_hess), hess, atol=1e-10)
 
 
