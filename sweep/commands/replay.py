@@ -89,8 +89,12 @@ def replay_stored(
     axes = axes or {}
     names = [name for name, _ in config.grid]
     if sorted(axes) != sorted(names):
-        raise ConfigError("--at", f"one value for each axis of this sweep ({', '.join(names)})"
-                          if names else "nothing: this sweep has no [grid] axes", axes)  # fmt: skip
+        given = ", ".join(f"{key}={value}" for key, value in axes.items()) or "none"
+        values = {name: sorted({str(v) for v in values}) for name, values in config.grid}
+        example = " ".join(f"--at {name}={vals[0]}" for name, vals in values.items())
+        expected = (f"one value for each axis of this sweep, e.g. {example}" if names
+                    else "nothing: this sweep has no [grid] axes")  # fmt: skip
+        raise ConfigError("--at", None, None, detail=f"--at: expected {expected}, got {given}")
     wanted = (k, n, *(axes[name] for name in names))
     matching = [c for c in cells(config) if _same(c.key, wanted)]
     if not matching:
