@@ -225,11 +225,20 @@ def submit(
     return job_id
 
 
-def _queued(job_id):
+# squeue may not answer for a while on a busy controller: the wait asks again this many
+# times (one poll apart) before it stops without an answer.
+UNANSWERED_POLLS = 15
+
+
+def _queued(job_id, unanswered: list[int]) -> bool:
     """Whether any task of the job is still pending or running. Without an answer from
-    squeue the wait stops; `status` still tells the state."""
+    squeue for UNANSWERED_POLLS polls in a row the wait stops; `status` still tells."""
     live = progress.live_slurm_jobs()
-    return live is not None and job_id in live
+    if live is None:
+        unanswered[0] += 1
+        return unanswered[0] < UNANSWERED_POLLS and shutil.which("squeue") is not None
+    unanswered[0] = 0
+    return job_id in live
 
 
 def wait_for(
@@ -237,12 +246,13 @@ def wait_for(
 ) -> pd.DataFrame:
     """Block until the array has left the queue, with a bar over shards done."""
     total = len(shard_states(out))
+    unanswered = [0]
     with tqdm(total=total, unit="shard", file=sys.stderr, disable=None) as bar:
         while True:
             states = shard_states(out)
             done = int(states.state.isin(progress.SETTLED).sum())
             bar.update(done - bar.n)
-            if not _queued(job_id):
+            if not _queued(job_id, unanswered):
                 break
             time.sleep(poll)
     states = shard_states(out)

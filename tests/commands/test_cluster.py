@@ -181,3 +181,19 @@ def test_preempted_task_requeues_itself_with_the_same_share():
     task = cluster.Task(small_config().to_raw(), "/shared/out")
     again = task.checkpoint(["a", "b"])
     assert again.function.raw_config == task.raw_config and again.args == (["a", "b"],)
+
+
+def test_the_wait_asks_squeue_again_when_it_does_not_answer(monkeypatch, tmp_path):
+    answers = iter([None, None, {"7", "7_1"}, None, set()])
+    asked = []
+
+    def squeue():
+        asked.append(1)
+        return next(answers)
+
+    monkeypatch.setattr(cluster.progress, "live_slurm_jobs", squeue)
+    monkeypatch.setattr(cluster.shutil, "which", lambda name: "/usr/bin/squeue")
+    monkeypatch.setattr(cluster, "shard_states", lambda out: pd.DataFrame({"state": ["done"]}))
+    monkeypatch.setattr(cluster.progress, "format_status", lambda states: "")
+    cluster.wait_for("7", tmp_path, poll=0.0, log=lambda *_: None)
+    assert len(asked) == 5  # two unanswered polls did not end the wait; an empty queue did
