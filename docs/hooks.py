@@ -166,7 +166,15 @@ MARKERS = {
 
 STAMP = re.compile(r"<!-- made by (.+?) (at|before) commit ([0-9a-f]{40})(\+changes)? -->")
 SNIPPET = re.compile(r'^--8<-- "(docs/generated/[\w.-]+\.md)"$', flags=re.M)
-SOURCES = ("sweep", "configs", "benchmarks")
+
+
+def _sources() -> tuple[str, ...]:
+    """What a generated page's numbers depend on: `benchmarks/provenance.py`'s list."""
+    path = ROOT / "benchmarks" / "provenance.py"
+    spec = importlib.util.spec_from_file_location("provenance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SOURCES
 
 
 def provenance(page: Path) -> dict:
@@ -178,7 +186,7 @@ def provenance(page: Path) -> dict:
     script, _, commit, dirty = found.groups()
     try:
         since = subprocess.run(
-            ["git", "rev-list", "--count", f"{commit}..HEAD", "--", *SOURCES],
+            ["git", "rev-list", "--count", f"{commit}..HEAD", "--", *_sources()],
             cwd=ROOT, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
         changed = int(since) + bool(dirty)

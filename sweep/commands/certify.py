@@ -21,12 +21,12 @@ from .. import problems
 from ..config import ConfigError
 from ..config import cells as config_cells
 from ..config.grid import axis_columns
-from ..limits import SMALLEST_RADIUS
+from ..limits import SAME_POINT, SMALLEST_RADIUS
 from ..outcomes import PointKind, Status, Verdict
 from ..proofs import Claim, ProofJob, ProofOutcome, prove_all
 from ..results import runs_table, store
 from ..results.layout import CATALOGUE, CERTIFIED
-from ..symmetry.canonical import canonical_form, gap, same_point
+from ..symmetry.canonical import canonical_form, gap
 
 # What a proof must confirm for each status of the catalogue.
 CLAIMS = {
@@ -51,7 +51,7 @@ def _members(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         shape = end.shape
         gaps = [gap(end, np.reshape(w, shape)) for w in cell["weights"]]
         best = int(np.argmin(gaps))
-        if not same_point(end, np.reshape(cell["weights"].iloc[best], shape)):
+        if not gaps[best] < SAME_POINT:  # what `same_point` decides, from the gap at hand
             continue
         found.append({**{key: row[key] for key in keys}, "run": row["run"],
                       "point": cell.index[best], "canonical": canonical_form(end).ravel(),

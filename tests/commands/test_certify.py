@@ -10,11 +10,16 @@ import sweep
 from sweep.commands.cli import main
 
 
+def paper_sweep(out, k, seeds):
+    """The command line of a small sweep with Safran & Shamir's protocol into `out`."""
+    return ["run", "configs/safran_shamir_2018.toml", "--k", k, "--seeds", str(seeds),
+            "--no-progress", "--out", str(out)]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_sweep_is_certified_point_by_point_and_run_by_run(tmp_path, capsys):
     out = tmp_path / "ss"
-    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6..8", "--seeds", "40",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+    argv = paper_sweep(out, "6..8", 40)
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["certify", str(out), "--workers", "2"]) == 0
@@ -69,8 +74,7 @@ def test_a_moved_catalogue_point_fails_with_its_reason(tmp_path, capsys):
     from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"
-    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "7", "--seeds", "30",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+    argv = paper_sweep(out, "7", 30)
     assert main(argv) == 0
     table = sweep.load(out, table="catalogue")
     table["weights"] = [np.asarray(w) + 1e-3 for w in table["weights"]]
@@ -87,8 +91,7 @@ def test_a_catalogued_saddle_is_proved_a_saddle_and_a_mislabel_fails(tmp_path):
     from sweep.results.store import write_catalogue
 
     out = tmp_path / "ss"
-    argv = ["run", "configs/safran_shamir_2018.toml", "--k", "6", "--seeds", "10",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+    argv = paper_sweep(out, "6", 10)
     assert main(argv) == 0
     table = sweep.load(out, table="catalogue")
     saddle = family(0.0932746, 0.1161813, 0.1753699, 1.102762, -0.0509073).ravel()
