@@ -128,6 +128,22 @@ def _cell(config, k: int, n: int, d: int, axes: tuple, variant: int) -> Cell:
                 axes=axes, variant=variant)  # fmt: skip
 
 
+# Named activations with s(0) != 0: an extra neuron with a fixed output weight always adds
+# a function, so no wider student reaches F = 0.
+NONZERO_AT_ZERO = ("normal_cdf", "sigmoid", "softplus")
+
+
+def _reachable(problem, k: int, n: int) -> None:
+    if n > k and problem.output == "fixed" and problem.activation in NONZERO_AT_ZERO:
+        raise ConfigError(
+            "sweep.n", None, None,
+            detail=f"sweep.n: expected n = k for activation {problem.activation} with fixed "
+            f"output weights, got n = {n} at k = {k}: {problem.activation}(0) != 0, so an "
+            "extra neuron cannot vanish and no run reaches F = 0; set problem.output = "
+            "\"trained\"",
+        )  # fmt: skip
+
+
 def cells(config: "Config") -> list[Cell]:
     """The sweep grid of a `Config`: one Cell per (k, n) and combination of the `[grid]`
     axes, in a fixed order."""
@@ -144,6 +160,7 @@ def cells(config: "Config") -> list[Cell]:
                         f"(n = {n} at k = {k}): a student narrower than its teacher cannot "
                         "reach F = 0, so no run could be called global",
                     )  # fmt: skip
+                _reachable(settings.problem, k, n)
                 grid.append(_cell(settings, k, n, d, axes, variant))
     grid.sort(key=lambda cell: (config.k.index(cell.k), cell.n, cell.variant))
     return grid

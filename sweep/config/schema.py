@@ -13,8 +13,10 @@ from .expressions import format_k
 
 PROBLEMS = ("gaussian_relu", "empirical")
 DATA = ("gaussian", "uniform", "points")
-TEACHERS = ("orthonormal", "random", "targets")
-ACTIVATIONS = ("relu", "leaky_relu")
+TEACHERS = ("orthonormal", "random", "file", "targets")
+# Named activations; gaussian_relu also takes any other JAX function by dotted import path.
+ACTIVATIONS = ("relu", "leaky_relu", "erf", "normal_cdf", "linear", "quadratic", "tanh",
+               "sigmoid", "softplus", "gelu", "silu")  # fmt: skip
 OUTPUTS = ("fixed", "trained")
 INITS = ("xavier", "he", "normal")
 PARAMETERIZATIONS = ("standard", "ntk")
@@ -49,11 +51,20 @@ class ProblemSettings:
     )
     teacher: str = option(
         "orthonormal",
-        'V = [I_k 0]; empirical: also "random" (unit rows) or "targets"',
+        'V = [I_k 0]; "random" (Gaussian directions, seeded), "file" (teacher_file) or'
+        ' "targets" (empirical, data = "points")',
         choices=TEACHERS,
     )
+    teacher_file: str = option("", 'teacher = "file": a .npy or text file of k rows, d columns')
+    teacher_norms: tuple = option((), "the teacher rows' norms: one number, or k (empty: as drawn"
+                                  " or read; random rows have norm 1)")  # fmt: skip
     activation: str = option(
-        "relu", 'or "leaky_relu" (closed form too), slope alpha for z < 0', choices=ACTIVATIONS
+        "relu",
+        "relu, leaky_relu (slope alpha for z < 0), erf (of z/sqrt 2), normal_cdf, linear,"
+        " quadratic, tanh, sigmoid, softplus, gelu, silu, or module.function (gaussian_relu)",
+    )
+    quadrature_nodes: int = option(
+        80, "nodes per axis of the 2-D quadrature of activations without a closed form", low=8
     )
     alpha: float = option(0.0, "the slope for z < 0: 0 < alpha < 1 for leaky_relu, 0 for relu")
     d: str = option("k", "input dimension, an expression in k (>= k for the orthonormal teacher)")

@@ -14,7 +14,7 @@ import math
 from .errors import ConfigError
 from .expressions import parse_k
 from .grid import cells
-from .schema import AXIS_SECTIONS, SECTIONS, SWEEP_KEYS, Config
+from .schema import ACTIVATIONS, AXIS_SECTIONS, SECTIONS, SWEEP_KEYS, Config
 
 
 def _check_keys(table: dict, allowed: tuple, where: str) -> None:
@@ -188,11 +188,10 @@ def _problem_rules(config: Config):
         config.problem,
         points=_numbers(config.problem.points, "problem.points"),
         targets=_numbers(config.problem.targets, "problem.targets"),
+        teacher_norms=_numbers(config.problem.teacher_norms, "problem.teacher_norms"),
     )
-    if problem.activation == "leaky_relu":
-        number(problem.alpha, "problem.alpha", float, 0.0, 1.0, low_open=True)
-    elif problem.alpha != 0:
-        raise ConfigError("problem.alpha", "0 for activation relu", problem.alpha)
+    _activation_rules(problem)
+    _teacher_rules(problem, config)
     if (problem.teacher == "targets") != (problem.data == "points"):
         raise ConfigError(
             "problem.teacher", "targets exactly when problem.data = points", problem.teacher
@@ -254,14 +253,54 @@ def _stop_rules(config: Config) -> None:
         )
 
 
+def _activation_rules(problem) -> None:
+    name = problem.activation
+    if not isinstance(name, str) or not (name in ACTIVATIONS or _dotted(name)):
+        raise ConfigError("problem.activation", f"one of {', '.join(ACTIVATIONS)}, or a "
+                          "JAX function as module.function", name)  # fmt: skip
+    if problem.kind == "empirical" and name not in ("relu", "leaky_relu"):
+        raise ConfigError("problem.activation", "relu or leaky_relu for problem.kind = "
+                          "empirical (any activation: gaussian_relu, the population loss)",
+                          name)  # fmt: skip
+    if name == "leaky_relu":
+        number(problem.alpha, "problem.alpha", float, 0.0, 1.0, low_open=True)
+    elif problem.alpha != 0:
+        raise ConfigError("problem.alpha", f"0 for activation {name}", problem.alpha)
+
+
+def _dotted(name: str) -> bool:
+    """A module.function (or module:function) path of Python identifiers."""
+    parts = name.replace(":", ".").split(".")
+    return len(parts) >= 2 and all(part.isidentifier() for part in parts)
+
+
+def _teacher_rules(problem, config: Config) -> None:
+    if problem.teacher == "file":
+        if not problem.teacher_file:
+            raise ConfigError("problem.teacher_file", "a .npy or text file for teacher = "
+                              "file", problem.teacher_file)  # fmt: skip
+        if len(config.k) != 1:
+            raise ConfigError("sweep.k", "one teacher width (the file's rows) for "
+                              "problem.teacher = file", ",".join(map(str, config.k)))
+    elif problem.teacher_file:
+        raise ConfigError("problem.teacher_file", 'empty unless problem.teacher = "file"',
+                          problem.teacher_file)  # fmt: skip
+    norms = problem.teacher_norms
+    if norms and problem.teacher == "targets":
+        raise ConfigError("problem.teacher_norms", "empty for teacher = targets", list(norms))
+    if any(norm <= 0 for norm in norms):
+        raise ConfigError("problem.teacher_norms", "positive numbers", list(norms))
+    if len(norms) > 1 and any(len(norms) != k for k in config.k):
+        raise ConfigError("problem.teacher_norms", "one number, or one per teacher neuron "
+                          f"(k = {','.join(map(str, config.k))})", list(norms))  # fmt: skip
+
+
 def _closed_form_only(config: Config) -> None:
     """The closed form is the population loss of the plain two-layer net, nothing else."""
     fixed = {
         "problem.data": (config.problem.data, "gaussian"),
-        "problem.teacher": (config.problem.teacher, "orthonormal"),
         "problem.depth": (config.problem.depth, 2),
         "problem.biases": (config.problem.biases, False),
-        "problem.output": (config.problem.output, "fixed"),
         "init.parameterization": (config.init.parameterization, "standard"),
         "init.bias_scale": (config.init.bias_scale, 0.0),
         "optimizer.batch_size": (config.optimizer.batch_size, 0),

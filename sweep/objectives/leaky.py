@@ -50,6 +50,18 @@ def hessian_operator(
     return lambda x: (1 - alpha) ** 2 * relu(x) + alpha * jnp.sum(x, axis=0)[None, :]
 
 
+def loss_and_grad(
+    weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
+) -> tuple[Float[Array, ""], Float[Array, "n d"]]:
+    """F_alpha and its gradient for any teacher (alpha = 0: the ReLU loss)."""
+    value, grad = gaussian.loss_and_grad(weights, teacher)
+    if not alpha:
+        return value, grad
+    s = _mismatch(weights, teacher)
+    scale = (1 - alpha) ** 2
+    return scale * value + 0.5 * alpha * jnp.sum(s * s), scale * grad + alpha * s[None, :]
+
+
 def loss_and_grad_orthonormal(
     weights: Float[Array, "n d"], teacher: Float[Array, "k d"], alpha: float
 ) -> tuple[Float[Array, ""], Float[Array, "n d"]]:

@@ -1,8 +1,8 @@
 """The closed-form population loss as an objective for training: ReLU or Leaky ReLU
 students of n neurons in d dimensions, unit output weights, under x ~ N(0, I_d).
 
-`data` is the teacher (k, d); training assumes the orthonormal teacher V = [I_k 0] (the
-fast path of `gaussian.loss_and_grad_orthonormal`), the only one the closed form serves.
+`data` is the teacher (k, d); the orthonormal teacher V = [I_k 0] trains on the fast path
+of `gaussian.loss_and_grad_orthonormal`, any other on the general formula.
 """
 
 from collections.abc import Callable
@@ -24,6 +24,7 @@ class PopulationLoss:
     n: int
     d: int
     alpha: float = 0.0
+    orthonormal: bool = True  # the teacher is V = [I_k 0]
 
     def param_shape(self) -> tuple[int, int]:
         return (self.n, self.d)
@@ -48,6 +49,8 @@ class PopulationLoss:
         return gaussian.loss(weights, teacher)
 
     def loss_and_grad(self, weights: jax.Array, teacher: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if not self.orthonormal:
+            return leaky.loss_and_grad(weights, teacher, self.alpha)
         if self.alpha:
             return leaky.loss_and_grad_orthonormal(weights, teacher, self.alpha)
         return gaussian.loss_and_grad_orthonormal(weights, teacher)

@@ -12,24 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..config import Cell, ProblemSettings
-from ..objectives import Network, gaussian
+from ..objectives import Network
 from ..objectives.data import Data
+from .teachers import stream_key, teacher_neurons
 
-# Fold-in tags that separate the streams drawn from the root seed (and from the run keys).
-_TRAIN, _TEST, _NOISE, _TEACHER = 1, 2, 3, 4
-
-
-def _key(seed, tag, k, d):
-    key = jax.random.fold_in(jax.random.key(seed), tag)
-    return jax.random.fold_in(jax.random.fold_in(key, k), d)
-
-
-def teacher_neurons(problem: ProblemSettings, k: int, d: int, seed: int) -> jax.Array:
-    """The teacher's neurons (k, d): V = [I_k 0], or k random unit vectors."""
-    if problem.teacher == "orthonormal":
-        return gaussian.orthonormal_teacher(k, d)
-    directions = jax.random.normal(_key(seed, _TEACHER, k, d), (k, d), jnp.float64)
-    return directions / jnp.linalg.norm(directions, axis=1, keepdims=True)
+# Fold-in tags that separate the streams drawn from the root seed (and from the run keys);
+# the teacher's is `teachers.TEACHER_STREAM`.
+_TRAIN, _TEST, _NOISE = 1, 2, 3
+_key = stream_key
 
 
 def _inputs(problem, key, count, d):
