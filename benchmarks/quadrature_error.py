@@ -4,7 +4,7 @@ For each activation without a closed form (tanh, sigmoid, softplus, gelu, silu) 
 erf (whose closed form is then the reference too), E[s(a.x) s(b.x)] is computed by
 `sweep.objectives.kernels.Quadrature` with each rule (the trapezoid rule the kernels use,
 and Gauss-Hermite for comparison) at several node counts, and by mpmath's two-dimensional
-tanh-sinh quadrature at 25 digits, on a grid of norms |a|, |b| and cosines. Writes
+tanh-sinh quadrature at 20 digits, on a grid of norms |a|, |b| and cosines. Writes
 `docs/generated/quadrature.md`: per activation, rule and node count, the largest relative
 error over the grid, and over its part with norms <= 1.5.
 """
@@ -27,8 +27,8 @@ from sweep.objectives import kernels  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 RULES = tuple([("trapezoid", n) for n in (48, 64, 80, 96, 128)]
               + [("hermite", n) for n in (64, 96, 128, 192)])
-NORMS = ((0.5, 1.0), (1.0, 1.0), (1.5, 1.0), (1.5, 1.5), (2.0, 1.0), (3.0, 3.0))
-COSINES = (-0.6, 0.2, 0.9, 0.999)
+NORMS = ((0.5, 1.0), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 3.0))
+COSINES = (-0.6, 0.3, 0.99)
 REFERENCE = {
     "tanh": mp.tanh,
     "sigmoid": lambda z: 1 / (1 + mp.exp(-z)),
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="norms <= 1.5 only")
     args = parser.parse_args()
-    mp.mp.dps = 25
+    mp.mp.dps = 20
     started = time.time()
     lines = [
         "| activation | rule | nodes per axis | nodes in all | largest relative error,"

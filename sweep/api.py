@@ -20,8 +20,9 @@ from . import runtime
 from .commands.certify import certify_sweep
 from .commands.replay import replay_stored
 from .commands.runner import RunOptions, run_sweep
-from .config import Config
+from .config import Config, ConfigError
 from .config.overrides import keyword_overrides
+from .objectives import kernels
 from .results import runs_table
 
 
@@ -40,7 +41,8 @@ def run(
       out: the results folder (default: results/<name>, with the overrides in the name).
       fresh: replace what `out` holds instead of resuming.
       progress: a progress bar (None: where the output is a terminal or a notebook).
-      **overrides: sweep fields (k="6..20", n="k+1", seeds=1000, seed=3), sections as
+      **overrides: sweep fields (k="6..20", n="k+1", seeds=1000, seed=3), an activation
+        (activation="tanh", or a JAX function of your own: activation=my_fn), sections as
         dicts (stop={"max_steps": 50000}) and extra axes as a dict of lists
         (grid={"optimizer.step_size": ["1/k", "5/k"]}).
 
@@ -50,7 +52,7 @@ def run(
     The sweep trains in float64 and keeps compiled programs on disk for its duration
     (`runtime.sweep_settings`); the caller's JAX settings are restored afterwards.
     """
-    changes = keyword_overrides(overrides)
+    changes = keyword_overrides(_activation_by_path(overrides))
     if isinstance(config, Config):
         config = config_module.from_dict(config.to_raw(), changes)
     else:
@@ -70,6 +72,23 @@ def run(
     frame.attrs["path"] = str(folder)
     print(f"sweep: {len(frame)} runs in {folder}", file=sys.stderr)
     return frame
+
+
+def _activation_by_path(overrides: dict) -> dict:
+    """activation=fn (or problem={"activation": fn}) -> problem.activation = "module.fn"."""
+    overrides = dict(overrides)
+    problem = dict(overrides.pop("problem", {}))
+    if "activation" in overrides:
+        problem["activation"] = overrides.pop("activation")
+    if callable(problem.get("activation")):
+        try:
+            problem["activation"] = kernels.path_of(problem["activation"])
+        except ValueError as error:
+            raise ConfigError("problem.activation", None, None,
+                              detail=f"problem.activation: {error}") from None
+    if problem:
+        overrides["problem"] = problem
+    return overrides
 
 
 def replay(path: str | Path, k: int, n: int, run: int, **axes: object) -> tuple[pd.DataFrame, dict]:

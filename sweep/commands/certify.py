@@ -71,8 +71,13 @@ def certify_sweep(
     root, config = runs_table.open_sweep(folder)
     if not (root / CATALOGUE).is_file():
         raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", folder)
-    if not problems.KINDS[config.problem.kind].catalogued:
-        raise ConfigError("SWEEP", "a sweep of the closed-form loss", config.problem.kind)
+    if not problems.KINDS[config.problem.kind].proves(config):
+        raise ConfigError("SWEEP", None, None, detail=f"{folder}: proofs exist for sweeps of "
+                          "the closed-form loss of ReLU or Leaky ReLU against the orthonormal "
+                          "teacher with fixed output weights; this sweep has problem.kind = "
+                          f"{config.problem.kind}, activation = {config.problem.activation}, "
+                          f"teacher = {config.problem.teacher}, output = "
+                          f"{config.problem.output}")  # fmt: skip
     cells = {cell.key: cell for cell in config_cells(config)}
     axes = axis_columns(runs_table.table_schema(config).names)
     runs = runs_table.load(root)

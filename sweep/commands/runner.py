@@ -230,10 +230,10 @@ def _write_catalogue_when_complete(store, shards, plan):
     Only kinds whose loss has the permutation symmetries are catalogued."""
     if _complete(store, shards, plan):
         runs = load(store.root, columns=[*CATALOGUE_INPUT, "problem"])  # with the axes
-        catalogued = [kind for kind, cls in problems.KINDS.items() if cls.catalogued]
-        # The blocks are those of the ReLU loss: not for Leaky ReLU (alpha, even as an axis).
-        relu = not store.config.problem.alpha and "problem.alpha" not in runs.columns
-        table = catalogue(runs[runs["problem"].isin(catalogued)], spectra=relu)
+        kind = problems.KINDS[store.config.problem.kind]
+        if not kind.catalogues(store.config):
+            return
+        table = catalogue(runs, spectra=kind.has_spectra(store.config))
         write_catalogue(store.root, table)
 
 

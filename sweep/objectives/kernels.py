@@ -304,6 +304,20 @@ def import_activation(path: str) -> Callable:
     return found
 
 
+def path_of(fn: Callable) -> str:
+    """The dotted path a config names a user's function by (module.qualname), checked to
+    lead back to this very function, so that a resumed sweep or a cluster task finds it."""
+    path = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', '')}"
+    try:
+        found = import_activation(path)
+    except (ImportError, ValueError):
+        found = None
+    if found is not fn:
+        raise ValueError(f"{fn!r} is not importable as {path}: define the activation at the top"
+                         " level of a module (or of the script or notebook that runs the sweep)")
+    return path
+
+
 def kernel(activation: str | Callable, nodes: int = 80, alpha: float = 0.0):
     """The kernel of an activation: a name (`NAMES`, leaky_relu with slope `alpha`), a
     dotted import path to a JAX function, or the function itself."""

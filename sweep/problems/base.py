@@ -72,6 +72,23 @@ class Problem(abc.ABC):
     # catalogue proved point by point (`certify`); published tables (Safran & Shamir)
     # compare with its rates.
     catalogued: ClassVar[bool] = False
+    @classmethod
+    def catalogues(cls, config: Config) -> bool:
+        """Whether a sweep of this config gets a catalogue of its points (`catalogued`,
+        where the config keeps the loss's permutation symmetries)."""
+        return cls.catalogued
+
+    @classmethod
+    def has_spectra(cls, config: Config) -> bool:
+        """Whether the catalogue gets each point's symmetry-adapted spectrum
+        (`symmetry/isotypic.py`, written for the ReLU loss)."""
+        return False
+
+    @classmethod
+    def proves(cls, config: Config) -> bool:
+        """Whether `certify` proves points of a sweep of this config."""
+        return cls.catalogues(config)
+
     # Also try `finish` on a run that reached stop.max_steps without stop.polish_after.
     finishes_at_max_steps: ClassVar[bool] = False
 

@@ -18,6 +18,7 @@ import functools
 import numpy as np
 
 from ..config import ClassifySettings, ConfigError
+from ..config.grid import axis_combinations, with_axes
 from ..diagnostics.escape import min_escape_slope
 from ..diagnostics.spectrum import distinct_min_eigenvalues, min_eigenvalues
 from ..objectives import KernelLoss, PopulationLoss, kernels
@@ -36,9 +37,37 @@ def _as_is(weights: np.ndarray) -> np.ndarray:
     return weights
 
 
+def _symmetric(problem) -> bool:
+    return problem.teacher == "orthonormal" and problem.output == "fixed"
+
+
+def _problem_variants(config):
+    """The [problem] settings of every combination of the sweep's `[grid]` axes."""
+    return [with_axes(config, axes).problem for axes in axis_combinations(config)]
+
+
 class Population(Problem):
     kind = "gaussian_relu"
     catalogued = True
+
+    @classmethod
+    def catalogues(cls, config) -> bool:
+        """The orthonormal teacher and fixed output weights, in every cell (`symmetric`)."""
+        return all(_symmetric(problem) for problem in _problem_variants(config))
+
+    @classmethod
+    def proves(cls, config) -> bool:
+        """Proofs exist for ReLU and Leaky ReLU only (`proofs/`)."""
+        return cls.catalogues(config) and all(
+            problem.activation in RELU_FAMILY for problem in _problem_variants(config)
+        )
+
+    @classmethod
+    def has_spectra(cls, config) -> bool:
+        """The blocks are those of the ReLU loss: not for Leaky ReLU or any other
+        activation (in any cell)."""
+        return all(problem.activation == "relu" and not problem.alpha
+                   for problem in _problem_variants(config))  # fmt: skip
 
     @property
     def analytic(self) -> bool:
@@ -52,8 +81,7 @@ class Population(Problem):
         """The loss is invariant under permutations of neurons and of coordinates (with
         the teacher's neurons): the orthonormal teacher and fixed output weights. Its
         points get symmetry types and are catalogued up to these permutations."""
-        problem = self.config.problem
-        return problem.teacher == "orthonormal" and problem.output == "fixed"
+        return _symmetric(self.config.problem)
 
     @property
     def objective(self) -> PopulationLoss | KernelLoss:

@@ -174,7 +174,7 @@ def write_report(
     config = open_sweep(path)[1] if (path / MANIFEST).is_file() else None
     interval = interval_of(config) if config is not None else "wilson"
     table = summary(frame, minima, interval)
-    catalogued = all(problems.KINDS[kind].catalogued for kind in frame["problem"].unique())
+    catalogued = config is not None and problems.KINDS[config.problem.kind].catalogues(config)
     published, why_not = published_for(config, table, reference) if catalogued else (None, "")
     folder = path / REPORT
     folder.mkdir(exist_ok=True)
