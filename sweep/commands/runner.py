@@ -190,6 +190,7 @@ def _train_cell(config, store, engine, cell, buffers, bar):
     starts = np.array([b.shard.start for b in buffers])
     runs = itertools.chain.from_iterable(b.shard.runs for b in buffers)
     problem = problems.for_cell(config, cell)
+    store.write_teacher(cell, problem.data.teacher)
     stopped = high_loss = 0
     failure = None
     for finished in engine.train(problem, runs):

@@ -63,8 +63,9 @@ COLUMNS = {
     "symmetry": (pa.string(), "the point's block pattern, such as `1+5`, or `none`"),
     "weights": (
         pa.list_(pa.float64()),
-        "the end point: W row-major (n, d) for the closed form, a network's parameter "
-        "vector on data",
+        "the end point: W row-major (n, d) for the closed form ((n, d + 1) with trained "
+        "output weights: each row, then its output weight), a network's parameter vector "
+        "on data",
     ),
     "test_loss": (
         pa.float64(),

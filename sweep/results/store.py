@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -129,6 +130,15 @@ class ResultStore:
     def done(self, shard: Shard) -> bool:
         return layout.shard_done(self.root, shard.name)
 
+    def write_teacher(self, cell, teacher) -> None:
+        """Keep a cell's teacher matrix (k, d) beside its runs, where it is not V = [I_k 0]
+        (a random or read teacher), as `teacher_k=K_d=D.npy`: once per cell."""
+        if self.config.problem.teacher in ("orthonormal", "targets") or teacher is None:
+            return
+        path = self.root / teacher_file(cell)
+        if not path.exists():
+            layout.write_atomic(self.root, path, lambda tmp: _save_array(tmp, teacher))
+
     def write(self, shard: Shard, columns: dict) -> None:
         """Write one shard's rows (a dict of equal-length columns) atomically."""
         table = pa.Table.from_pydict(columns, schema=self.schema)
@@ -140,6 +150,16 @@ class ResultStore:
             checksums.write_record(self.root, shard.name, checksums.digest(tmp, table.num_rows))
 
         layout.write_atomic(self.root, path, lambda tmp: pq.write_table(table, tmp), record)
+
+
+def _save_array(path, array) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, np.asarray(array))
+
+
+def teacher_file(cell) -> str:
+    """The name of a cell's teacher matrix in the sweep folder."""
+    return f"teacher_k={cell.k}_d={cell.d}.npy"
 
 
 def write_table(root: str | Path, name: str, frame: pd.DataFrame) -> None:

@@ -68,12 +68,31 @@ def test_a_tanh_sweep_stores_the_loss_of_an_independent_quadrature(tmp_path):
         assert row.loss == pytest.approx(expected, abs=1e-10)
 
 
+def test_a_teacher_read_from_a_file(tmp_path):
+    rows = np.array([[1.0, 0.2, 0.0], [0.0, 0.8, 0.5]])
+    np.save(tmp_path / "teacher.npy", rows)
+    runs = sweep.run(out=tmp_path / "file", progress=False, k="2", seeds=6, problem={
+        "activation": "erf", "teacher": "file", "teacher_file": str(tmp_path / "teacher.npy"),
+        "d": "3"})  # fmt: skip
+    np.testing.assert_array_equal(np.load(tmp_path / "file" / "teacher_k=2_d=3.npy"), rows)
+    for row in runs.itertuples():
+        assert row.loss == pytest.approx(erf_loss(np.reshape(row.weights, (2, 3)), rows), abs=1e-10)
+    with pytest.raises(ConfigError, match="problem.teacher_file: expected 3 rows"):
+        sweep.run(out=tmp_path / "wrong", progress=False, k="3", seeds=2, problem={
+            "teacher": "file", "teacher_file": str(tmp_path / "teacher.npy")})  # fmt: skip
+
+
 def test_a_random_teachers_global_minimum_is_recognised(tmp_path):
     runs = common(tmp_path, "random", problem={"activation": "erf", "teacher": "random",
                                                "teacher_norms": [1.0, 1.5, 0.7, 1.2]})
     assert (runs["status"] == "global").any()
     assert runs.loc[runs["status"] == "global", "loss"].max() < 1e-12
     assert (runs["symmetry"] == "none").all()  # no permutation symmetry of coordinates
+    teacher = np.load(tmp_path / "random" / "teacher_k=4_d=4.npy")  # kept with the sweep
+    np.testing.assert_allclose(np.linalg.norm(teacher, axis=1), [1.0, 1.5, 0.7, 1.2])
+    for row in runs[runs["status"] == "global"].itertuples():
+        assert row.loss == pytest.approx(erf_loss(np.reshape(row.weights, (4, 4)), teacher),
+                                         abs=1e-12)  # fmt: skip
 
 
 @pytest.mark.slow
