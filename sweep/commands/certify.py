@@ -69,15 +69,16 @@ def certify_sweep(
     certificates (also written back, and the per-run verdicts to `_certified.parquet`).
     `progress`: a bar of the proofs on stderr."""
     root, config = runs_table.open_sweep(folder)
-    if not (root / CATALOGUE).is_file():
-        raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", folder)
     if not problems.KINDS[config.problem.kind].proves(config):
         raise ConfigError("SWEEP", None, None, detail=f"{folder}: proofs exist for sweeps of "
-                          "the closed-form loss of ReLU or Leaky ReLU against the orthonormal "
+                          "the closed-form loss of ReLU, Leaky ReLU, erf or normal_cdf against the "
+                          "orthonormal "
                           "teacher with fixed output weights; this sweep has problem.kind = "
                           f"{config.problem.kind}, activation = {config.problem.activation}, "
                           f"teacher = {config.problem.teacher}, output = "
                           f"{config.problem.output}")  # fmt: skip
+    if not (root / CATALOGUE).is_file():
+        raise ConfigError("SWEEP", "a finished sweep (with its catalogue)", folder)
     cells = {cell.key: cell for cell in config_cells(config)}
     axes = axis_columns(runs_table.table_schema(config).names)
     runs = runs_table.load(root)

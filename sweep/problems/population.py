@@ -25,12 +25,14 @@ from ..objectives import KernelLoss, PopulationLoss, kernels
 from ..objectives.data import Data
 from ..outcomes import CONVERGED, Classified, DecidedBy, Finished, Status, StopReason
 from ..proofs import Certificate, prove_point
+from ..proofs.pipeline import ARCSINE
 from ..symmetry.canonical import canonical_form
 from ..symmetry.structure import NONE, symmetry_type
 from .base import Problem
 from .teachers import teacher_neurons
 
 RELU_FAMILY = ("relu", "leaky_relu")
+PROVABLE = (*RELU_FAMILY, *ARCSINE)
 
 
 def _as_is(weights: np.ndarray) -> np.ndarray:
@@ -57,9 +59,9 @@ class Population(Problem):
 
     @classmethod
     def proves(cls, config) -> bool:
-        """Proofs exist for ReLU and Leaky ReLU only (`proofs/`)."""
+        """Proofs exist for ReLU, Leaky ReLU, erf and normal_cdf (`proofs/`)."""
         return cls.catalogues(config) and all(
-            problem.activation in RELU_FAMILY for problem in _problem_variants(config)
+            problem.activation in PROVABLE for problem in _problem_variants(config)
         )
 
     @classmethod
@@ -180,12 +182,15 @@ class Population(Problem):
         it is the only critical point, or a failure with its reason. A point with a
         symmetry group is proved in its fixed-point space (`proofs/symmetric.py`, a cost
         flat in k); the full-space proof (`proofs/certificate.py`) is the fallback for
-        points without one, or where that proof fails (`proofs/pipeline.py`). ReLU and
-        Leaky ReLU against the orthonormal teacher only: None otherwise."""
-        if not (self.analytic and self.symmetric):
+        points without one, or where that proof fails (`proofs/pipeline.py`). ReLU,
+        Leaky ReLU, erf and normal_cdf (full space only) against the orthonormal teacher
+        with fixed output weights: None otherwise."""
+        problem = self.config.problem
+        if not (self.symmetric and problem.activation in PROVABLE):
             return None
         weights = np.asarray(weights, float).reshape(self.cell.n, self.cell.d)
-        return prove_point(weights, self.cell.k, radius=radius, alpha=self.objective.alpha)
+        return prove_point(weights, self.cell.k, radius=radius, alpha=problem.alpha,
+                           activation=problem.activation)  # fmt: skip
 
     def classify_point(
         self, weights: np.ndarray, loss: float, min_eig: float | None = None

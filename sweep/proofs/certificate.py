@@ -33,6 +33,7 @@ steps 2 and 3 are O(k^6) but run in Arb's C code (a 400 x 400 product takes ~0.1
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from flint import arb, arb_mat
@@ -40,6 +41,14 @@ from flint import arb, arb_mat
 from ..outcomes import PointKind
 from . import enclosures as E
 from .balls import count_below, krawczyk, lower, mid_matrix, midpoints, precision, upper
+
+
+class Landscape(Protocol):
+    """Enclosures of a loss over balls of weights (n, d), teacher [I_k 0]."""
+
+    def loss(self, weights: E.Balls, k: int) -> arb: ...
+    def gradient(self, weights: E.Balls, k: int) -> list: ...
+    def hessian(self, weights: E.Balls, k: int) -> arb_mat: ...
 
 
 @dataclass(frozen=True)
@@ -72,13 +81,13 @@ class Certificate:
         )  # fmt: skip
 
 
-def _refine(weights: np.ndarray, k: int, alpha: float, steps: int) -> list:
+def _refine(weights: np.ndarray, k: int, landscape: Landscape, steps: int) -> list:
     """Newton steps from the stored point, in balls; returns the centre's rows (exact)."""
     n, d = weights.shape
     centre = E.balls(weights)
     for _ in range(steps):
-        hessian = E.hessian(centre, k, alpha)
-        step = np.linalg.solve(mid_matrix(hessian), midpoints(E.gradient(centre, k, alpha)))
+        hessian = landscape.hessian(centre, k)
+        step = np.linalg.solve(mid_matrix(hessian), midpoints(landscape.gradient(centre, k)))
         flat = [x - float(s) for x, s in zip(E.flat(centre), step, strict=True)]
         centre = [[flat[i * d + a].mid() for a in range(d)] for i in range(n)]
     return centre
@@ -108,14 +117,14 @@ def _inertia(hessian: arb_mat):
     return 0, lower(arb(sigma) - arb(spread)), ""
 
 
-def _loss(centre: list, hessian: arb_mat, k: int, alpha: float, r: float) -> arb:
+def _loss(centre: list, hessian: arb_mat, k: int, landscape: Landscape, r: float) -> arb:
     """Step 4: an enclosure of F on the box."""
     size = hessian.nrows()
-    g = E.gradient(centre, k, alpha)
+    g = landscape.gradient(centre, k)
     linear = sum((abs(x) for x in g), arb(0)) * r
     quadratic = sum((abs(hessian[i, j]) for i in range(size) for j in range(size)), arb(0))
     quadratic = quadratic * r * r / 2
-    return E.loss(centre, k, alpha) + arb(0, upper(linear + quadratic))
+    return landscape.loss(centre, k) + arb(0, upper(linear + quadratic))
 
 
 def certify(
@@ -125,8 +134,11 @@ def certify(
     radius: float = 1e-9,
     max_move: float = 1e-6,
     bits: int = 128,
+    landscape: Landscape | None = None,
 ) -> Certificate:
-    """Prove what the critical point of F near `weights` (n, d) is, teacher [I_k 0].
+    """Prove what the critical point of F near `weights` (n, d) is, teacher [I_k 0]: of
+    ReLU or Leaky ReLU units (`alpha`), or of the loss `landscape` encloses
+    (`smooth.ArcsineLandscape`: erf, normal_cdf).
 
     The box has radius `radius` around the refined centre; the proof fails (with its
     reason) when no critical point is within `max_move` of the stored point, when the
@@ -134,9 +146,10 @@ def certify(
     """
     start = time.perf_counter()
     weights = np.asarray(weights, float)
+    landscape = landscape or E.ReluLandscape(alpha)
     with precision(bits):
         try:
-            centre = _refine(weights, k, alpha, steps=2)
+            centre = _refine(weights, k, landscape, steps=2)
         except np.linalg.LinAlgError:
             return Certificate.failed(
                 "the Hessian is singular at the point: not isolated",
@@ -156,8 +169,8 @@ def certify(
                 f"not a critical point near the stored point (Newton moves it {moved:.2g})"
             )
         box = [[arb(x, radius) for x in row] for row in centre]
-        hessian = E.hessian(box, k, alpha)
-        gradient = arb_mat(hessian.nrows(), 1, E.gradient(centre, k, alpha))
+        hessian = landscape.hessian(box, k)
+        gradient = arb_mat(hessian.nrows(), 1, landscape.gradient(centre, k))
         inside, worst = krawczyk(gradient, hessian, radius)
         if not inside:
             return failed(
@@ -166,7 +179,7 @@ def certify(
         negative, min_eig_low, why = _inertia(hessian)
         if negative < 0:
             return failed(why)
-        loss = _loss(centre, hessian, k, alpha, radius)
+        loss = _loss(centre, hessian, k, landscape, radius)
     return Certificate(
         proved=True,
         kind=PointKind.of_index(negative),

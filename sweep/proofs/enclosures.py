@@ -194,3 +194,20 @@ def hessian(weights: Balls, k: int, alpha: float = 0.0) -> arb_mat:
                     entry = (1 - a) ** 2 * entry + (a if r == c else 0)
                 full[i * d + r, j * d + c] = entry
     return full
+
+
+@dataclass(frozen=True)
+class ReluLandscape:
+    """F of ReLU (alpha = 0) or Leaky ReLU units, enclosed over balls: what the full-space
+    proof (`certificate.py`) asks of a loss (`smooth.ArcsineLandscape` is the other)."""
+
+    alpha: float = 0.0
+
+    def loss(self, weights: Balls, k: int) -> arb:
+        return loss(weights, k, self.alpha)
+
+    def gradient(self, weights: Balls, k: int) -> list:
+        return gradient(weights, k, self.alpha)
+
+    def hessian(self, weights: Balls, k: int) -> arb_mat:
+        return hessian(weights, k, self.alpha)

@@ -22,9 +22,11 @@ from ..outcomes import PointKind, Verdict
 from ..runtime import cpu_cores
 from ..symmetry.structure import Structure, detect
 from .certificate import Certificate, certify
+from .smooth import ArcsineLandscape
 from .symmetric import certify_symmetric
 
 SYMMETRIC, FULL_SPACE = "symmetric", "full space"  # the routes
+ARCSINE = ("erf", "normal_cdf")  # activations with enclosures besides ReLU's (`smooth.py`)
 
 
 def prove_point(
@@ -34,15 +36,22 @@ def prove_point(
     radius: float = SMALLEST_RADIUS,
     full_limit: int = FULL_SPACE_PROOF,
     alpha: float = 0.0,
+    activation: str = "relu",
 ) -> Certificate:
     """Prove what the critical point near `weights` (n, d) is, teacher [I_k 0]: in Fix(G)
     for a point with a group (`structure`, or its isotropy up to RUN_END_SYMMETRY), in the
     full space for a point without one or where the first fails, up to `full_limit`
     parameters (a failed fallback keeps both reasons). Leaky ReLU (`alpha`) takes the
-    full-space route: the reduced loss is the ReLU one. The certificate's `route` says
-    which proof it holds."""
+    full-space route: the reduced loss is the ReLU one; so do erf and normal_cdf units
+    (`activation`, `smooth.py`). The certificate's `route` says which proof it holds."""
     weights = np.asarray(weights, float)
     reason = ""
+    if activation in ARCSINE:
+        if weights.size > full_limit:
+            return Certificate.failed(f"{weights.size} parameters: above the full-space "
+                                      f"limit ({full_limit})", radius, weights, 0.0)
+        found = certify(weights, k, radius=radius, landscape=ArcsineLandscape(activation))
+        return dataclasses.replace(found, route=FULL_SPACE)
     if not alpha:
         structure = structure or detect(weights, k, RUN_END_SYMMETRY)
         if not structure.order_is_one:

@@ -15,9 +15,8 @@ from sweep.config import ConfigError
 
 
 def common(tmp_path, name, **settings):
-    problem = settings.pop("problem", {})
-    return sweep.run(out=tmp_path / name, progress=False, k="4", seeds=12,
-                     problem=problem, **settings)  # fmt: skip
+    settings = {"k": "4", "seeds": 12, **settings}
+    return sweep.run(out=tmp_path / name, progress=False, **settings)
 
 
 def erf_loss(weights, teacher):
@@ -56,6 +55,8 @@ def test_an_erf_sweep_stores_saad_and_sollas_loss(tmp_path):
     for row in runs.itertuples():
         assert row.loss == pytest.approx(erf_loss(np.reshape(row.weights, (4, 4)), teacher),
                                          abs=1e-10)  # fmt: skip
+    proved = sweep.certify(tmp_path / "erf", workers=1)
+    assert set(proved["certified"]) == {"proved"}
 
 
 @pytest.mark.slow
@@ -88,6 +89,8 @@ def test_a_random_teachers_global_minimum_is_recognised(tmp_path):
     assert (runs["status"] == "global").any()
     assert runs.loc[runs["status"] == "global", "loss"].max() < 1e-12
     assert (runs["symmetry"] == "none").all()  # no permutation symmetry of coordinates
+    with pytest.raises(ConfigError, match="proofs exist for"):
+        sweep.certify(tmp_path / "random")  # no catalogue of a loss without its symmetries
     teacher = np.load(tmp_path / "random" / "teacher_k=4_d=4.npy")  # kept with the sweep
     np.testing.assert_allclose(np.linalg.norm(teacher, axis=1), [1.0, 1.5, 0.7, 1.2])
     for row in runs[runs["status"] == "global"].itertuples():
