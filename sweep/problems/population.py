@@ -109,7 +109,7 @@ class Population(Problem):
         if self.cell.n > self.cell.k and problem.output == "fixed" and not found.zero_at_zero:
             raise ConfigError("sweep.n", None, None, detail=f"sweep.n: expected n = k for "
                               f"an activation with s(0) != 0 ({problem.activation}) and fixed "
-                              "output weights, got n = {self.cell.n}; set problem.output = "
+                              f"output weights, got n = {self.cell.n}; set problem.output = "
                               '"trained"')  # fmt: skip
         return found
 

@@ -144,6 +144,9 @@ def test_a_bad_activation_path_fails_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="problem.activation: 'no_module.fn'"):
         sweep.run(out=tmp_path / "bad", progress=False, k="2", seeds=2,
                   problem={"activation": "no_module.fn"})
+    with pytest.raises(ConfigError, match="s\\(0\\) != 0 .* got n = 3"):
+        sweep.run(out=tmp_path / "wide", progress=False, k="2", n="k+1", seeds=2,
+                  problem={"activation": "jax.nn.sigmoid"})
 
 
 def test_the_erf_formula_in_this_file_is_the_expectation():
