@@ -220,8 +220,8 @@ class Population(Problem):
             return Status.GLOBAL, np.nan if min_eig is None else min_eig, decided_by
         if min_eig is None:  # ReLU, a zero neuron, trained output weights: no test applies
             return Status.UNDECIDED, np.nan, decided_by
-        return (Status.SADDLE if min_eig < -tolerances.eig_tol else Status.SPURIOUS), min_eig, \
-            decided_by
+        status = Status.SADDLE if min_eig < -tolerances.eig_tol else Status.SPURIOUS
+        return status, min_eig, decided_by
 
 
 def living_min_eigenvalues(

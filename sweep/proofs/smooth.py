@@ -26,6 +26,8 @@ from .enclosures import Balls, flat, teacher
 class BallScalars:
     """Scalar functions of Arb balls for the jets (only what the arcsine needs)."""
 
+    pi = arb.pi()
+
     @staticmethod
     def sqrt(x: arb) -> arb:
         return x.sqrt()
@@ -48,7 +50,7 @@ class ArcsineLandscape:
         x, y, z = (jets.Jet(value, arb_mat([[1 if i == j else 0 for j in range(3)]]),
                             arb_mat(3, 3), BallScalars) for i, value in enumerate((sa, sb, c)))
         base, scale = self._constants()
-        ratio = z / (((x + 1) * (y + 1)).apply(*_root(((1 + sa) * (1 + sb)))))
+        ratio = z / jets.JetArithmetic(BallScalars).sqrt((x + 1) * (y + 1))
         r = ratio.value
         gap = 1 - r * r
         slope = 1 / gap.sqrt()
@@ -120,12 +122,6 @@ class ArcsineLandscape:
                 own -= _same_block(self.kernel(_dot(a, a), _dot(v, v), _dot(a, v)), a, v)
             _place(full, i, i, own, d)
         return full
-
-
-def _root(x: arb) -> tuple[arb, arb, arb]:
-    """sqrt(x) with its first two derivatives."""
-    root = x.sqrt()
-    return root, 1 / (2 * root), -1 / (4 * root * x)
 
 
 def _dot(a: list, b: list) -> arb:
