@@ -25,8 +25,9 @@ import jax.numpy as jnp  # noqa: E402
 from sweep.objectives import kernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RULES = tuple([("trapezoid", n) for n in (48, 64, 80, 96, 128)]
-              + [("hermite", n) for n in (64, 96, 128, 192)])
+RULES = tuple(
+    [("trapezoid", n) for n in (48, 64, 80, 96, 128)] + [("hermite", n) for n in (64, 96, 128, 192)]
+)
 NORMS = ((0.5, 1.0), (1.0, 1.0), (1.5, 1.0), (2.0, 1.0), (3.0, 3.0))
 COSINES = (-0.6, 0.3, 0.99)
 REFERENCE = {
@@ -88,15 +89,17 @@ def main() -> None:
             lines.append(f"| {name} | {rule} | {nodes} | {size} | {near:.1e} | {far} |")
         print(lines[-1], flush=True)
     grid = ", ".join(f"({a}, {b})" for a, b in NORMS)
-    text = "\n".join([
-        stamp("benchmarks/quadrature_error.py"),
-        f"Norms (|a|, |b|): {grid}; cosines {', '.join(map(str, COSINES))}. Reference: mpmath "
-        f"`quad` (tanh-sinh) in two dimensions at {mp.mp.dps} digits. "
-        f"{time.time() - started:.0f} s.",
-        "",
-        *lines,
-        "",
-    ])
+    text = "\n".join(
+        [
+            stamp("benchmarks/quadrature_error.py"),
+            f"Norms (|a|, |b|): {grid}; cosines {', '.join(map(str, COSINES))}. Reference: mpmath "
+            f"`quad` (tanh-sinh) in two dimensions at {mp.mp.dps} digits. "
+            f"{time.time() - started:.0f} s.",
+            "",
+            *lines,
+            "",
+        ]
+    )
     out = ROOT / "docs" / "generated" / "quadrature.md"
     out.write_text(text)
     print(f"wrote {out}")

@@ -84,8 +84,9 @@ def _activation_by_path(overrides: dict) -> dict:
         try:
             problem["activation"] = kernels.path_of(problem["activation"])
         except ValueError as error:
-            raise ConfigError("problem.activation", None, None,
-                              detail=f"problem.activation: {error}") from None
+            raise ConfigError(
+                "problem.activation", None, None, detail=f"problem.activation: {error}"
+            ) from None
     if problem:
         overrides["problem"] = problem
     return overrides

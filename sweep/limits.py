@@ -22,6 +22,16 @@ PARALLEL_ROWS = 1e-10
 RUN_END_SYMMETRY = 1e-6
 # The same for a point Newton found in a fixed-point space (accurate to ~1e-12).
 NEWTON_POINT_SYMMETRY = 1e-8
+# ... and for a degenerate one (zero Hessian eigenvalues, off a manifold of ReLU's
+# parallel neurons): where the gradient vanishes to third order along a direction,
+# float64 locates the zero to ~1e-5 only.
+DEGENERATE_POINT = 1e-4
+# A Hessian eigenvalue at a critical point found by Newton counts as zero within this.
+ZERO_EIGENVALUE = 1e-7
+# Newton in a fixed-point space of a bounded activation (erf, tanh...) can run off with
+# neurons of ever larger norm whose gradient only tends to zero: a point with a row of
+# this norm is not a critical point.
+SATURATED_ROW = 100.0
 
 # --- Newton and proofs -------------------------------------------------------------------
 # A Newton start in a fixed-point space ends at a critical point when its reduced

@@ -104,11 +104,18 @@ class PointKind(_Described):
 
     MINIMUM = "minimum", "a strict local minimum: every Hessian eigenvalue positive"
     SADDLE = "saddle", "a critical point with at least one negative Hessian eigenvalue"
+    DEGENERATE = (
+        "degenerate",
+        ("no negative Hessian eigenvalue but some zero ones: second order does not decide"),
+    )
 
     @staticmethod
-    def of_index(index: int) -> "PointKind":
-        """The kind of a nondegenerate critical point with `index` negative eigenvalues."""
-        return PointKind.MINIMUM if index == 0 else PointKind.SADDLE
+    def of_index(index: int, nullity: int = 0) -> "PointKind":
+        """The kind of a critical point with `index` negative and `nullity` zero
+        eigenvalues."""
+        if index:
+            return PointKind.SADDLE
+        return PointKind.DEGENERATE if nullity else PointKind.MINIMUM
 
 
 class Verdict(_Described):

@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     search.add_argument("--starts", default="96", help="Newton starts per type (96)")
     search.add_argument(
+        "--activation", default="relu",
+        help="the students' and teacher's activation: relu (default), erf, normal_cdf, tanh, "
+        "sigmoid, softplus, gelu, silu, linear, quadratic, or module.function",
+    )  # fmt: skip
+    search.add_argument(
         "--prove-index",
         help="prove only points with at most this many negative eigenvalues, e.g. 0 "
         "(minima) or k; -1 proves none (default: every point)",

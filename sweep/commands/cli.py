@@ -159,8 +159,10 @@ def _critical(args):
     for k in k_values:
         limit = critical.prove_limit(args.prove_index, k)
         critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers,
-                               progress=sys.stderr.isatty())  # fmt: skip
+                               progress=sys.stderr.isatty(),
+                               activation=args.activation)  # fmt: skip
     table = runs_table.load(args.out, table="critical", k=list(k_values))
+    table = table[table["activation"] == args.activation]
     print(critical.format_table(table))
     if args.sweep:
         catalogue = runs_table.load(_checked_folder(args.sweep), table="catalogue")

@@ -11,6 +11,7 @@ DIR/critical/, written when the k is done, so an interrupted run resumes where i
 """
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,10 @@ import pandas as pd
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
 from ..limits import FULL_SPACE_PROOF_IN_SEARCH
+from ..objectives import kernels
 from ..outcomes import PointKind, Status
 from ..proofs import Certificate, Claim, ProofJob, ProofOutcome, prove_all, prove_point
+from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
 from ..symmetry import fixed_points, isotypic
 from ..symmetry.canonical import canonical_form, same_point
@@ -33,7 +36,21 @@ COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "manifold_dim",
     "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
+    "activation", "nullity",
 ]  # fmt: skip
+
+
+def _kernel(activation: str):
+    try:
+        return kernels.kernel(activation)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(
+            "--activation",
+            "a name (relu, erf, normal_cdf, tanh, sigmoid, "
+            "softplus, gelu, silu, linear, quadratic) or a dotted path "
+            "module.function",
+            activation,
+        ) from error
 
 
 def parse_types(
@@ -64,11 +81,13 @@ def prove_limit(text: str | None, k: int) -> int | None:
     return None if text is None else int(evaluate(text, "--prove-index", k=k))
 
 
-def table_path(out: str | Path, k: int, n: int) -> Path:
-    return Path(out) / FOLDER / f"k{k:03d}-n{n:03d}.parquet"
+def table_path(out: str | Path, k: int, n: int, activation: str = "relu") -> Path:
+    """One file per k and n; another activation's tables beside ReLU's, named for it."""
+    tail = "" if activation == "relu" else "-" + re.sub(r"[^A-Za-z0-9_]+", "_", activation)
+    return Path(out) / FOLDER / f"k{k:03d}-n{n:03d}{tail}.parquet"
 
 
-def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
+def _rows(k: int, points: list, outcomes: list[ProofOutcome], activation: str) -> pd.DataFrame:
     rows = []
     for point, outcome in zip(points, outcomes, strict=True):
         low, multiplicity, component = isotypic.smallest(point.blocks)
@@ -78,7 +97,8 @@ def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
             "k": k, "n": n, "d": d, "searched": "+".join(map(str, point.searched)),
             "isotropy": point.structure.notation(), "group": point.structure.group(),
             "loss": point.loss, "index": point.index,
-            "kind": str(PointKind.of_index(point.index)),
+            "kind": str(PointKind.of_index(point.index, point.nullity - point.manifold_dimension)),
+            "nullity": point.nullity,
             "manifold_dim": point.manifold_dimension, "min_eig": low,
             "min_eig_multiplicity": multiplicity, "min_eig_component": component,
             "eigenvalues": sum(len(b.eigenvalues) for b in point.blocks),
@@ -88,10 +108,16 @@ def _rows(k: int, points: list, outcomes: list[ProofOutcome]) -> pd.DataFrame:
             "loss_high": found.loss_high if found else np.nan,
             "min_eig_low": found.min_eig_low if found else np.nan,
             "proof_seconds": found.seconds if found else np.nan,
-            "weights": canonical_form(point.weights).ravel(),
+            "weights": canonical_form(point.weights).ravel(), "activation": activation,
         })  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 
+
+PROVABLE = ("relu", *ARCSINE)
+DEGENERATE = (
+    "degenerate: {count} zero Hessian eigenvalues where no manifold of parallel neurons "
+    "explains them; a proof of a nondegenerate point does not apply"
+)
 
 NOT_ISOLATED = (
     "not isolated: {count} neurons point the same way, so their norm can be shared among "
@@ -100,29 +126,43 @@ NOT_ISOLATED = (
 )
 
 
-def _skipped(point, prove_index: int | None) -> ProofOutcome | None:
+def _skipped(point, prove_index: int | None, activation: str = "relu") -> ProofOutcome | None:
     """Why a point gets no proof, or None where it gets one."""
+    if activation not in PROVABLE:
+        return ProofOutcome.skipped(UNPROVABLE.format(activation=activation))
     if point.manifold_dimension:
         count = sum(len(g) for g in fixed_points.parallel_groups(point.weights) if len(g) > 1)
         return ProofOutcome.skipped(
             NOT_ISOLATED.format(count=count, dimension=point.manifold_dimension)
         )
+    if point.nullity > point.manifold_dimension:
+        return ProofOutcome.skipped(DEGENERATE.format(count=point.nullity))
     if prove_index is not None and point.index > prove_index:
         return ProofOutcome.skipped("index above --prove-index")
     return None
 
 
-def _jobs(k: int, points: list, chosen: list[int]) -> list[ProofJob]:
+def _jobs(k: int, points: list, chosen: list[int], activation: str) -> list[ProofJob]:
     """A proof of each chosen point: in its own fixed-point space, its index confirmed."""
     return [
-        ProofJob(functools.partial(_prove, k=k, structure=points[i].structure),
+        ProofJob(functools.partial(_prove, k=k, structure=points[i].structure,
+                                   activation=activation),
                  points[i].weights, Claim(negative=points[i].index))
         for i in chosen
     ]  # fmt: skip
 
 
-def _prove(weights: np.ndarray, radius: float, k: int, structure: Structure) -> Certificate:
-    return prove_point(weights, k, structure, radius, full_limit=FULL_SPACE_PROOF_IN_SEARCH)
+def _prove(
+    weights: np.ndarray, radius: float, k: int, structure: Structure, activation: str
+) -> Certificate:
+    return prove_point(weights, k, structure, radius, full_limit=FULL_SPACE_PROOF_IN_SEARCH,
+                       activation=activation)  # fmt: skip
+
+
+UNPROVABLE = (
+    "no proof for {activation}: its kernel is a quadrature, computed in floating point, "
+    "with no enclosure of its error (proofs exist for relu, erf and normal_cdf)"
+)
 
 
 def find_critical(
@@ -135,11 +175,14 @@ def find_critical(
     workers: int | None = None,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    activation: str = "relu",
 ) -> pd.DataFrame:
     """Search, classify and prove the critical points in fixed-point spaces for each k;
     returns the table of all of them (also written under `out`). Points of index above
     `prove_index` (default: every point; -1: none) are listed without a proof; `progress`:
-    a bar of each k's proofs on stderr."""
+    a bar of each k's proofs on stderr. `activation`: a name of `objectives/kernels.py`
+    or a dotted import path (the teacher stays orthonormal, the output weights ones)."""
+    kernel = None if activation == "relu" else _kernel(activation)
     out = Path(out)
     try:
         (out / FOLDER).mkdir(parents=True, exist_ok=True)
@@ -148,24 +191,26 @@ def find_critical(
                           detail=f"--out: cannot create {out / FOLDER}: "
                           f"{store.describe(error)}") from None  # fmt: skip
     for k in k_values:
-        path = table_path(out, k, k + extra)
+        path = table_path(out, k, k + extra, activation)
         if path.is_file():
             log(f"k={k}: already done ({path})")
             continue
         start = time.perf_counter()
-        points = fixed_points.search(k, fixed_points.isotropy_types(k, shapes), starts, extra=extra)
+        types = fixed_points.isotropy_types(k, shapes)
+        points = fixed_points.search(k, types, starts, extra=extra, kernel=kernel)
         searched = time.perf_counter() - start
-        outcomes = [_skipped(p, prove_index) for p in points]
+        outcomes = [_skipped(p, prove_index, activation) for p in points]
         chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
         bar = f"k={k}: proofs" if progress else None
-        proven = prove_all(_jobs(k, points, chosen), workers, bar)
+        proven = prove_all(_jobs(k, points, chosen, activation), workers, bar)
         for i, outcome in zip(chosen, proven, strict=True):
             outcomes[i] = outcome
-        frame = _rows(k, points, outcomes)
+        frame = _rows(k, points, outcomes, activation)
         layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         proved = int((frame["certified"] == "proved").sum())
         slowest = frame["proof_seconds"].max() if proved else 0.0
-        log(f"k={k}: {len(frame)} critical points ({int((frame['index'] == 0).sum())} minima), "
+        minima = int((frame["kind"] == "minimum").sum())
+        log(f"k={k}: {len(frame)} critical points ({minima} minima), "
             f"{proved} proved; search {searched:.1f} s, total "
             f"{time.perf_counter() - start:.1f} s, slowest proof {slowest:.2f} s")  # fmt: skip
     return runs_table.load(out, table="critical")
@@ -201,10 +246,10 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
 
 def format_table(table: pd.DataFrame, limit: int = 12) -> str:
     """The critical points per k, lowest loss first (the `limit` lowest of each k)."""
-    shown = ["k", "n", "isotropy", "loss", "index", "manifold_dim", "min_eig",
+    shown = ["k", "n", "isotropy", "loss", "index", "nullity", "manifold_dim", "min_eig",
              "min_eig_multiplicity", "found", "certified"]  # fmt: skip
     parts = []
-    for _, cell in table.groupby(["k", "n"]):
+    for _, cell in table.groupby(["activation", "k", "n"]):
         more = len(cell) - limit
         text = cell[shown].head(limit).to_string(index=False, float_format=lambda x: f"{x:.7g}")
         parts.append(text + (f"\n  ... and {more} more" if more > 0 else ""))

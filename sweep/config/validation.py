@@ -280,8 +280,11 @@ def _teacher_rules(problem, config: Config) -> None:
             raise ConfigError("problem.teacher_file", "a .npy or text file for teacher = "
                               "file", problem.teacher_file)  # fmt: skip
         if len(config.k) != 1:
-            raise ConfigError("sweep.k", "one teacher width (the file's rows) for "
-                              "problem.teacher = file", ",".join(map(str, config.k)))
+            raise ConfigError(
+                "sweep.k",
+                "one teacher width (the file's rows) for problem.teacher = file",
+                ",".join(map(str, config.k)),
+            )
     elif problem.teacher_file:
         raise ConfigError("problem.teacher_file", 'empty unless problem.teacher = "file"',
                           problem.teacher_file)  # fmt: skip

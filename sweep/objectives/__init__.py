@@ -11,6 +11,6 @@ and `hessian` of (params, data), the Hessian with respect to the flattened param
 from . import gaussian as gaussian
 from . import kernels as kernels
 from . import leaky as leaky
-from .network import Network as Network
 from .kernel_loss import KernelLoss as KernelLoss
+from .network import Network as Network
 from .population import PopulationLoss as PopulationLoss

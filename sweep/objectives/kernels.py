@@ -313,8 +313,10 @@ def path_of(fn: Callable) -> str:
     except (ImportError, ValueError):
         found = None
     if found is not fn:
-        raise ValueError(f"{fn!r} is not importable as {path}: define the activation at the top"
-                         " level of a module (or of the script or notebook that runs the sweep)")
+        raise ValueError(
+            f"{fn!r} is not importable as {path}: define the activation at the top"
+            " level of a module (or of the script or notebook that runs the sweep)"
+        )
     return path
 
 

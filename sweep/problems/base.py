@@ -72,6 +72,7 @@ class Problem(abc.ABC):
     # catalogue proved point by point (`certify`); published tables (Safran & Shamir)
     # compare with its rates.
     catalogued: ClassVar[bool] = False
+
     @classmethod
     def catalogues(cls, config: Config) -> bool:
         """Whether a sweep of this config gets a catalogue of its points (`catalogued`,

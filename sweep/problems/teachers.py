@@ -31,8 +31,12 @@ def read_file(path: str) -> np.ndarray:
         else:
             rows = np.loadtxt(where, delimiter="," if where.suffix == ".csv" else None, ndmin=2)
     except (OSError, ValueError) as error:
-        raise ConfigError("problem.teacher_file", "a readable .npy or text matrix", path,
-                          detail=f"problem.teacher_file: cannot read {path}: {error}") from None
+        raise ConfigError(
+            "problem.teacher_file",
+            "a readable .npy or text matrix",
+            path,
+            detail=f"problem.teacher_file: cannot read {path}: {error}",
+        ) from None
     rows = np.asarray(rows, float)
     if rows.ndim != 2 or not np.all(np.isfinite(rows)):
         raise ConfigError("problem.teacher_file", "a finite matrix of k rows and d columns",
@@ -47,8 +51,11 @@ def teacher_neurons(problem: ProblemSettings, k: int, d: int, seed: int) -> jax.
     elif problem.teacher == "file":
         found = read_file(problem.teacher_file)
         if found.shape != (k, d):
-            raise ConfigError("problem.teacher_file", f"{k} rows and {d} columns (sweep.k and"
-                              " problem.d)", f"{problem.teacher_file} of shape {found.shape}")
+            raise ConfigError(
+                "problem.teacher_file",
+                f"{k} rows and {d} columns (sweep.k and problem.d)",
+                f"{problem.teacher_file} of shape {found.shape}",
+            )
         rows = jnp.asarray(found)
     else:
         directions = jax.random.normal(stream_key(seed, TEACHER_STREAM, k, d), (k, d), jnp.float64)

@@ -48,8 +48,12 @@ def prove_point(
     reason = ""
     if activation in ARCSINE:
         if weights.size > full_limit:
-            return Certificate.failed(f"{weights.size} parameters: above the full-space "
-                                      f"limit ({full_limit})", radius, weights, 0.0)
+            return Certificate.failed(
+                f"{weights.size} parameters: above the full-space limit ({full_limit})",
+                radius,
+                weights,
+                0.0,
+            )
         found = certify(weights, k, radius=radius, landscape=ArcsineLandscape(activation))
         return dataclasses.replace(found, route=FULL_SPACE)
     if not alpha:

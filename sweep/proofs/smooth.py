@@ -47,8 +47,12 @@ class ArcsineLandscape:
 
     def kernel(self, sa: arb, sb: arb, c: arb) -> jets.Jet:
         """K at (sa, sb, c) with its gradient and Hessian in those three variables."""
-        x, y, z = (jets.Jet(value, arb_mat([[1 if i == j else 0 for j in range(3)]]),
-                            arb_mat(3, 3), BallScalars) for i, value in enumerate((sa, sb, c)))
+        x, y, z = (
+            jets.Jet(
+                value, arb_mat([[1 if i == j else 0 for j in range(3)]]), arb_mat(3, 3), BallScalars
+            )
+            for i, value in enumerate((sa, sb, c))
+        )
         base, scale = self._constants()
         ratio = z / jets.JetArithmetic(BallScalars).sqrt((x + 1) * (y + 1))
         r = ratio.value

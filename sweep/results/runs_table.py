@@ -361,7 +361,11 @@ def _critical(path: str | Path) -> pd.DataFrame:
         files = sorted(path.glob("k*-n*.parquet"))
     if not files:
         raise ConfigError("FOLDER", "a folder written by `sweep critical`", path)
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frames = [pd.read_parquet(f) for f in files]
+    for frame in frames:
+        if "activation" not in frame:  # written before other activations had tables
+            frame["activation"] = "relu"
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_certified(root: str | Path) -> pd.DataFrame | None:

@@ -12,12 +12,21 @@ import bisect
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..limits import CRITICAL_GRAD, NEWTON_POINT_SYMMETRY, PARALLEL_ROWS, SAME_POINT
+from ..limits import (
+    CRITICAL_GRAD,
+    DEGENERATE_POINT,
+    NEWTON_POINT_SYMMETRY,
+    PARALLEL_ROWS,
+    SAME_POINT,
+    SATURATED_ROW,
+    ZERO_EIGENVALUE,
+)
 from . import isotypic, reduced
 from .canonical import canonical_form, same_point
 from .structure import Structure, detect
@@ -67,9 +76,12 @@ def _starts(structure: Structure, count: int, rng: np.random.Generator) -> np.nd
     return found
 
 
-@functools.partial(jax.jit, static_argnames="signature")
-def _newton(thetas, sizes, k, signature):
-    return jax.vmap(lambda theta, size: reduced.newton(theta, size, k, signature))(thetas, sizes)
+@functools.partial(jax.jit, static_argnames=("signature", "kernel"))
+def _newton(thetas, sizes, k, signature, kernel):
+    def one(theta, size):
+        return reduced.newton(theta, size, k, signature, kernel=kernel)
+
+    return jax.vmap(one)(thetas, sizes)
 
 
 @dataclass
@@ -82,15 +94,31 @@ class Point:
     loss: float
     blocks: list
     found: int = 1  # how many starts (over all searched types) ended there
+    homogeneous: bool = True  # ReLU: parallel neurons can share their norm
+
+    @property
+    def zero(self) -> float:
+        """How small an eigenvalue counts as zero: ZERO_EIGENVALUE for a smooth activation,
+        whose degenerate points Newton locates to ~1e-5 only; 0 for ReLU, whose zero
+        eigenvalues are a manifold's directions (`manifold_dimension`)."""
+        return 0.0 if self.homogeneous else ZERO_EIGENVALUE
 
     @property
     def index(self) -> int:
-        return isotypic.index(self.blocks)
+        return isotypic.index(self.blocks, self.zero)
+
+    @property
+    def nullity(self) -> int:
+        """Zero eigenvalues of a degenerate point (`zero`)."""
+        return isotypic.nullity(self.blocks, self.zero)
 
     @property
     def manifold_dimension(self) -> int:
         """0 for an isolated point; else the dimension of the manifold of critical points
-        with its network function that it lies on (`parallel_groups`)."""
+        with its network function that it lies on (`parallel_groups`); 0 for an activation
+        that is not positively homogeneous, where parallel neurons share nothing."""
+        if not self.homogeneous:
+            return 0
         return sum(len(group) - 1 for group in parallel_groups(self.weights))
 
 
@@ -122,9 +150,10 @@ def network_function(weights: np.ndarray) -> np.ndarray:
 
 
 def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
-           extra: int = 0) -> list[Point]:  # fmt: skip
+           extra: int = 0, kernel: Any = None) -> list[Point]:  # fmt: skip
     """Every distinct critical point the starts reach in the fixed-point spaces of these
-    types at k, with its isotropy, loss and symmetry-adapted spectrum."""
+    types at k, with its isotropy, loss and symmetry-adapted spectrum; `kernel`: another
+    activation's (`objectives/kernels.py`), None for ReLU."""
     rng = np.random.default_rng(seed)
     by_signature = defaultdict(list)
     for sizes in sizes_list:
@@ -136,7 +165,7 @@ def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
         sizes = np.repeat([np.asarray(s.sizes, float) for s in group], starts, axis=0)
         with jax.enable_x64(True):
             theta, norm = _newton(jnp.asarray(thetas), jnp.asarray(sizes), float(k),
-                                  signature=signature)  # fmt: skip
+                                  signature=signature, kernel=kernel)  # fmt: skip
         theta, norm = np.asarray(theta), np.asarray(norm)
         for i, structure in enumerate(group):
             rows = slice(i * starts, (i + 1) * starts)
@@ -145,19 +174,22 @@ def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
                                          return_counts=True)  # fmt: skip
             for t, count in zip(distinct, counts, strict=True):
                 candidates.append((structure, t, int(count)))
-    return _distinct(candidates, k)
+    return _distinct(candidates, k, kernel)
 
 
-def _distinct(candidates: list, k: int) -> list[Point]:
+def _distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
     """One Point per distinct critical point among the candidates (`same_point`). Equal
     points have equal losses: only points whose losses differ by less than SAME_POINT are
     compared, found by bisection in a list sorted by loss."""
     points, losses, order = [], [], []  # order: indices into points, by loss
     for structure, theta, count in candidates:
         weights = structure.point(theta)
-        if np.min(np.linalg.norm(weights, axis=1)) < 1e-6:
-            continue  # a dead neuron: F is not differentiable there
-        loss = reduced.value(structure, theta)
+        norms = np.linalg.norm(weights, axis=1)
+        if kernel is None and np.min(norms) < 1e-6:
+            continue  # a dead ReLU neuron: F is not differentiable there
+        if kernel is not None and np.max(norms) > SATURATED_ROW:
+            continue  # a saturated unit: the gradient vanishes only in the limit
+        loss = reduced.value(structure, theta, kernel)
         low = bisect.bisect_left(losses, loss - SAME_POINT)
         high = bisect.bisect_right(losses, loss + SAME_POINT)
         for i in order[low:high]:
@@ -165,16 +197,43 @@ def _distinct(candidates: list, k: int) -> list[Point]:
                 points[i].found += count
                 break
         else:
-            own = detect(weights, k, tol=NEWTON_POINT_SYMMETRY)
-            if own.log_order < structure.log_order:
-                own = structure  # colour refinement missed a symmetry (two equal blocks)
-            blocks = isotypic.spectrum(own, weights)
             searched = tuple(structure.sizes[: len(structure.col_slots)])
-            place = bisect.bisect_right(losses, loss)
-            losses.insert(place, loss)
-            order.insert(place, len(points))
-            points.append(Point(searched, weights, own, loss, blocks, count))
+            point = _described(searched, structure, weights, loss, count, kernel)
+            for i in order[low:high] if point.nullity and not point.manifold_dimension else ():
+                if points[i].nullity and same_point(points[i].weights, weights, DEGENERATE_POINT):
+                    points[i].found += count
+                    break
+            else:
+                place = bisect.bisect_right(losses, loss)
+                losses.insert(place, loss)
+                order.insert(place, len(points))
+                points.append(point)
     return _one_per_function(sorted(points, key=lambda p: (p.loss, p.index)))
+
+
+def _described(searched: tuple, structure: Structure, weights: np.ndarray, loss: float,
+               count: int, kernel: Any) -> Point:  # fmt: skip
+    """A new point with its isotropy and spectrum. A degenerate point is known to ~1e-5
+    only: its isotropy is sought with DEGENERATE_POINT, and the point made exactly
+    symmetric under the group found."""
+    own = detect(weights, structure.k, tol=NEWTON_POINT_SYMMETRY)
+    if own.log_order < structure.log_order:
+        own = structure  # colour refinement missed a symmetry (two equal blocks)
+    point = Point(searched, weights, own, loss, isotypic.spectrum(own, weights, kernel), count,
+                  homogeneous=_homogeneous(kernel))  # fmt: skip
+    if not point.nullity or point.manifold_dimension:
+        return point
+    wider = detect(weights, structure.k, tol=DEGENERATE_POINT)
+    if wider.log_order <= own.log_order:
+        return point
+    weights = wider.point(wider.theta(weights))
+    loss = reduced.value(wider, wider.theta(weights), kernel)
+    blocks = isotypic.spectrum(wider, weights, kernel)
+    return Point(searched, weights, wider, loss, blocks, count, _homogeneous(kernel))
+
+
+def _homogeneous(kernel: Any) -> bool:
+    return kernel is None or kernel.name in ("relu", "leaky_relu")
 
 
 def _one_per_function(points: list[Point]) -> list[Point]:

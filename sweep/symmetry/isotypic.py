@@ -19,6 +19,7 @@ enclose the blocks that way. No (n d) x (n d) matrix is ever formed.
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +27,7 @@ import numpy as np
 import scipy.linalg
 
 from ..limits import FIX_FOR_SPECTRUM, MAX_MOVE, RUN_END_SYMMETRY
-from ..objectives import PopulationLoss, gaussian
+from ..objectives import KernelLoss, PopulationLoss, gaussian
 from . import reduced
 from .structure import Structure, detect
 
@@ -153,13 +154,14 @@ def _products(weights, teacher, vectors, objective):
     return jax.vmap(operator)(vectors)
 
 
-def spectrum(structure: Structure, weights: np.ndarray) -> list[Block]:
+def spectrum(structure: Structure, weights: np.ndarray, kernel: Any = None) -> list[Block]:
     """The Hessian's distinct eigenvalues at the fixed point `weights`, one block per
     isotypic component (float64): B from M = X^T H X and S = X^T X, H X by Hessian-vector
     products (no dense Hessian). `proofs/symmetric.py` encloses the same blocks from the
-    reduced loss of Fix(K) instead, at a cost that does not grow with k."""
+    reduced loss of Fix(K) instead, at a cost that does not grow with k. `kernel`: another
+    activation's (`objectives/kernels.py`), None for ReLU's analytic Hessian."""
     n, d = structure.shape
-    objective = PopulationLoss(n=n, d=d)
+    objective = PopulationLoss(n=n, d=d) if kernel is None else KernelLoss(n, d, kernel)
     parts = components(structure)
     vectors = np.concatenate([c.copies for c in parts]).astype(float)
     padded = -(-len(vectors) // PRODUCTS) * PRODUCTS
@@ -195,9 +197,14 @@ def smallest(blocks: list[Block], tol: float = 1e-10) -> tuple[float, int, str]:
     return low, sum(b.dimension * c for b, c in where), " + ".join(b.component for b, _ in where)
 
 
-def index(blocks: list[Block]) -> int:
-    """The number of negative eigenvalues, with multiplicity."""
-    return int(sum(b.dimension * np.sum(b.eigenvalues < 0) for b in blocks))
+def index(blocks: list[Block], zero: float = 0.0) -> int:
+    """The number of eigenvalues below -`zero`, with multiplicity."""
+    return int(sum(b.dimension * np.sum(b.eigenvalues < -zero) for b in blocks))
+
+
+def nullity(blocks: list[Block], zero: float) -> int:
+    """The number of eigenvalues within `zero` of 0, with multiplicity."""
+    return int(sum(b.dimension * np.sum(np.abs(b.eigenvalues) <= zero) for b in blocks))
 
 
 def at_point(

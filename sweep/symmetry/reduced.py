@@ -19,6 +19,11 @@ The formula is written once (`loss`) against a small arithmetic interface
   one compiled program serves every type of one shape; Newton from many starts
   (`newton`, vmapped by `fixed_points.py`) differentiates it with JAX.
 
+Other activations (`objectives/kernels.py`, with the orthonormal teacher) take the JAX
+form with their kernel in place of the arc-cosine one (`vector_loss(..., kernel)`): F is
+the same sum over orbits, each term K(|w_i|^2, |w_j|^2, w_i . w_j); their `value`,
+`gradient`, `hessian` and `polish` come from JAX autodiff of it.
+
 `tests/symmetry/test_reduced.py` checks all three against autodiff of the full loss.
 """
 
@@ -177,30 +182,55 @@ def _jet(structure: Structure, theta: np.ndarray) -> jets.Jet:
     return loss(structure.signature, structure.sizes, structure.k, point, arithmetic)
 
 
-def value(structure: Structure, theta: np.ndarray) -> float:
-    """F at the fixed point W(theta) (float64)."""
+@functools.partial(jax.jit, static_argnames=("signature", "kernel", "order"))
+def _derivative(theta, sizes, k, signature, kernel, order):
+    """F, its gradient or its Hessian (`order` 0, 1, 2) for another activation's kernel."""
+    f = functools.partial(vector_loss, sizes=sizes, k=k, signature=signature, kernel=kernel)
+    return (f, jax.grad(f), jax.hessian(f))[order](theta)
+
+
+def _by_kernel(structure: Structure, theta: np.ndarray, kernel: Any, order: int) -> np.ndarray:
+    with jax.enable_x64(True):
+        return np.asarray(_derivative(jnp.asarray(theta, float),
+                                      jnp.asarray(structure.sizes, float), float(structure.k),
+                                      structure.signature, kernel, order))  # fmt: skip
+
+
+def value(structure: Structure, theta: np.ndarray, kernel: Any = None) -> float:
+    """F at the fixed point W(theta) (float64); `kernel`: another activation's
+    (`objectives/kernels.py`), None for ReLU."""
+    if kernel is not None:
+        return float(_by_kernel(structure, theta, kernel, 0))
     return float(loss(structure.signature, structure.sizes, structure.k,
                       np.asarray(theta, float), FloatArithmetic))  # fmt: skip
 
 
-def gradient(structure: Structure, theta: np.ndarray) -> np.ndarray:
+def gradient(structure: Structure, theta: np.ndarray, kernel: Any = None) -> np.ndarray:
     """dF/dtheta: the gradient of F projected onto Fix(G), in the parameters."""
+    if kernel is not None:
+        return _by_kernel(structure, theta, kernel, 1)
     return np.asarray(_jet(structure, theta).grad)
 
 
-def hessian(structure: Structure, theta: np.ndarray) -> np.ndarray:
+def hessian(structure: Structure, theta: np.ndarray, kernel: Any = None) -> np.ndarray:
     """d^2 F/dtheta^2 = E^T H E, E the 0/1 basis of Fix(G) (one column per parameter).
-    Forward-mode jets in NumPy: milliseconds, where compiling the same unrolled formula
-    with XLA takes tens of seconds per structure."""
+    Forward-mode jets in NumPy for ReLU: milliseconds, where compiling the same unrolled
+    formula with XLA takes seconds per structure (paid once per signature for other
+    kernels)."""
+    if kernel is not None:
+        return _by_kernel(structure, theta, kernel, 2)
     return np.asarray(_jet(structure, theta).hess)
 
 
-def polish(structure: Structure, theta: np.ndarray, steps: int = 3) -> np.ndarray:
+def polish(
+    structure: Structure, theta: np.ndarray, steps: int = 3, kernel: Any = None
+) -> np.ndarray:
     """Newton steps on the reduced gradient: the symmetric critical point near theta
     (raises numpy.linalg.LinAlgError where the reduced Hessian is singular)."""
     theta = np.asarray(theta, float)
     for _ in range(steps):
-        theta = theta - np.linalg.solve(hessian(structure, theta), gradient(structure, theta))
+        step = hessian(structure, theta, kernel), gradient(structure, theta, kernel)
+        theta = theta - np.linalg.solve(*step)
     return theta
 
 
@@ -251,40 +281,60 @@ def _tables(signature: tuple) -> dict:
     }
 
 
-def vector_loss(theta: jax.Array, sizes: jax.Array, k: float, signature: tuple) -> jax.Array:
-    """`loss` under JAX, vectorized over its terms (float64 under jax.enable_x64)."""
+def vector_loss(
+    theta: jax.Array, sizes: jax.Array, k: float, signature: tuple, kernel: Any = None
+) -> jax.Array:
+    """`loss` under JAX, vectorized over its terms (float64 under jax.enable_x64);
+    `kernel`: another activation's (`objectives/kernels.py`) in place of ReLU's."""
     t = _tables(signature)
     forms = t["base"] + jnp.einsum("g,kgij->kij", sizes, t["slopes"])
     dots = jnp.einsum("kij,i,j->k", forms, theta, theta)
-    rows = len(signature[0])
-    norms = jnp.sqrt(dots[:rows])
     f, h, alpha, beta = (t["specs"][:, i] for i in range(4))
     counts = sizes[f] * (alpha * sizes[h] + beta)
+    if kernel is not None:
+        return _kernel_loss(t, counts, dots, theta, k, kernel)
+    norms = jnp.sqrt(dots[: len(signature[0])])
     r, s = t["pair_rows"][:, 0], t["pair_rows"][:, 1]
+    tr = t["teacher_rows"]
     product = norms[r] * norms[s]
     cos = jnp.where(t["own"], 0.0, dots[t["pair_keys"]] / product)
     terms = jnp.where(t["own"], dots[r] * jnp.pi, product * _kernel(jnp.clip(cos, -1.0, 1.0)))
     own = jnp.sum(counts[: t["split"]] * terms)
-    tr = t["teacher_rows"]
     cos = jnp.clip(theta[t["teacher_entries"]] / norms[tr], -1.0, 1.0)
     cross = jnp.sum(counts[t["split"] :] * norms[tr] * _kernel(cos))
     constant = k / 4 + k * (k - 1) / (4 * jnp.pi)
     return (own / 2 - cross) / (2 * jnp.pi) + constant
 
 
-@functools.partial(jax.jit, static_argnames=("signature", "steps"))
-def newton(theta, sizes, k, signature, steps: int = 60):
+def _kernel_loss(t: dict, counts, dots, theta, k, kernel) -> jax.Array:
+    """The same sum of orbit terms with E[s(w.x) s(v.x)] = kernel(|w|^2, |v|^2, w.v), the
+    teacher's rows orthonormal."""
+    r, s, own = t["pair_rows"][:, 0], t["pair_rows"][:, 1], t["own"]
+    # A row with itself takes the kernel's diagonal; the pairs formula gets an orthogonal
+    # stand-in there (as in `kernels.self_matrix`), where its derivatives may not exist.
+    pairs = kernel.pairs(jnp.where(own, 1.0, dots[r]), jnp.where(own, 1.0, dots[s]),
+                         jnp.where(own, 0.0, dots[t["pair_keys"]]))  # fmt: skip
+    terms = jnp.where(own, kernel.diagonal(dots[r]), pairs)
+    student = jnp.sum(counts[: t["split"]] * terms)
+    tr = t["teacher_rows"]
+    cross = jnp.sum(counts[t["split"] :] * kernel.pairs(dots[tr], 1.0, theta[t["teacher_entries"]]))
+    constant = k / 2 * kernel.diagonal(1.0) + k * (k - 1) / 2 * kernel.pairs(1.0, 1.0, 0.0)
+    return student / 2 - cross + constant
+
+
+@functools.partial(jax.jit, static_argnames=("signature", "steps", "kernel"))
+def newton(theta, sizes, k, signature, steps: int = 60, kernel: Any = None):
     """Newton's method on the reduced gradient from one start (vmap it over many),
     halving a step until |grad| decreases (at most 30 times); returns (theta, |grad|)."""
-    grad = jax.grad(vector_loss)
-    hess = jax.hessian(vector_loss)
+    loss_at = functools.partial(vector_loss, sizes=sizes, k=k, signature=signature, kernel=kernel)
+    grad, hess = jax.grad(loss_at), jax.hessian(loss_at)
 
     def norm(t):
-        return jnp.linalg.norm(grad(t, sizes, k, signature))
+        return jnp.linalg.norm(grad(t))
 
     def step(_, state):
         t, size = state
-        move = jnp.linalg.solve(hess(t, sizes, k, signature), grad(t, sizes, k, signature))
+        move = jnp.linalg.solve(hess(t), grad(t))
 
         def shorter(carry):
             alpha, _ = carry

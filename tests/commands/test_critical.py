@@ -203,3 +203,45 @@ def test_critical_lists_each_network_function_once_and_proves_no_manifold(tmp_pa
     for i in range(len(functions)):
         for j in range(i):
             assert not np.allclose(functions[i], functions[j], atol=1e-6), (i, j)
+
+
+def erf_pair(a, b):
+    """E[erf(a.x/sqrt2) erf(b.x/sqrt2)], Saad & Solla's formula, written here anew."""
+    return 2 / np.pi * np.arcsin(a @ b / np.sqrt((1 + a @ a) * (1 + b @ b)))
+
+
+def test_the_erf_plateau_is_found_with_its_index(tmp_path, capsys):
+    # The soft committee machine's symmetric plateau: every student neuron the same,
+    # b (1, ..., 1) with b = 1/sqrt(k (2k - 1)); a saddle with k - 1 zero eigenvalues.
+    k = 3
+    out = tmp_path / "erf"
+    assert main(["critical", "--k", "3", "--types", "k", "--activation", "erf",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert "k003-n003-erf.parquet" in {p.name for p in (out / "critical").iterdir()}
+    table = sweep.load(out, table="critical")
+    assert set(table["activation"]) == {"erf"}
+    weights = np.stack(table["weights"]).reshape(len(table), k, k)
+    flat = np.abs(weights - 1 / np.sqrt(k * (2 * k - 1))).max(axis=(1, 2)) < 1e-4
+    assert flat.sum() == 1
+    plateau = table[flat].iloc[0]
+    w, teacher = weights[flat][0], np.eye(k)
+    loss = (0.5 * sum(erf_pair(a, b) for a in w for b in w)
+            - sum(erf_pair(a, v) for a in w for v in teacher)
+            + 0.5 * sum(erf_pair(u, v) for u in teacher for v in teacher))  # fmt: skip
+    assert abs(plateau["loss"] - loss) < 1e-10
+    assert plateau["nullity"] == k - 1 and plateau["index"] == (k - 1) ** 2
+    assert plateau["kind"] == "saddle" and plateau["certified"] == "skipped"
+    assert plateau["reason"].startswith("degenerate: 2 zero Hessian eigenvalues")
+    # The global minimum and the nondegenerate points are proved (ball arithmetic on the
+    # arcsine kernel), none escaped to infinity.
+    nondegenerate = table[table["nullity"] == 0]
+    assert (nondegenerate["certified"] == "proved").all()
+    assert (nondegenerate["loss"].abs() < 1e-12).sum() == 1
+    assert np.abs(weights).max() < 100
+
+
+def test_an_unknown_activation_gets_one_line(tmp_path, capsys):
+    code = main(["critical", "--k", "3", "--activation", "nosuch.module.fn",
+                 "--out", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--activation" in err[0]

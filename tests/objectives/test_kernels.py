@@ -81,8 +81,10 @@ def test_price_derivatives_match_finite_differences():
         step = np.eye(3)[i] * h
         central = (rule.pairs(*(point + step)) - rule.pairs(*(point - step))) / (2 * h)
         assert grad[i] == pytest.approx(float(central), rel=1e-8)
-        slope = (jax.grad(lambda x: rule.pairs(*x))(jnp.asarray(point + step))
-                 - jax.grad(lambda x: rule.pairs(*x))(jnp.asarray(point - step))) / (2 * h)
+        slope = (
+            jax.grad(lambda x: rule.pairs(*x))(jnp.asarray(point + step))
+            - jax.grad(lambda x: rule.pairs(*x))(jnp.asarray(point - step))
+        ) / (2 * h)
         np.testing.assert_allclose(hess[i], np.asarray(slope), rtol=1e-6, atol=1e-9)
 
 
@@ -98,11 +100,16 @@ def test_the_relu_kernel_loss_is_the_analytic_loss_with_its_gradient_and_hessian
     expected, expected_grad = gaussian.loss_and_grad(weights, teacher)
     assert float(value) == pytest.approx(float(expected), rel=1e-13)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(objective.hessian(weights, teacher),
-                               gaussian.hessian(weights, teacher), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(
+        objective.hessian(weights, teacher),
+        gaussian.hessian(weights, teacher),
+        rtol=1e-9,
+        atol=1e-11,
+    )
     leaky_loss = KernelLoss(5, 5, kernels.kernel("leaky_relu", alpha=0.2))
     assert float(leaky_loss.loss(weights, teacher)) == pytest.approx(
-        float(leaky.loss(weights, teacher, 0.2)), rel=1e-13)
+        float(leaky.loss(weights, teacher, 0.2)), rel=1e-13
+    )
 
 
 def test_smooth_losses_have_finite_derivatives_at_zero_and_parallel_neurons():
@@ -111,7 +118,8 @@ def test_smooth_losses_have_finite_derivatives_at_zero_and_parallel_neurons():
     for name in ["erf", "tanh", "quadratic"]:
         objective = KernelLoss(3, 3, kernels.kernel(name, 48))
         _, grad = objective.loss_and_grad(weights, teacher)
-        assert np.all(np.isfinite(grad)) and np.all(np.isfinite(objective.hessian(weights, teacher)))
+        hessian = objective.hessian(weights, teacher)
+        assert np.all(np.isfinite(grad)) and np.all(np.isfinite(hessian))
 
 
 def test_the_hessian_operator_is_the_hessian():
@@ -120,8 +128,9 @@ def test_the_hessian_operator_is_the_hessian():
     objective = KernelLoss(4, 4, kernels.kernel("erf"), trained_output=True)
     x = random_points(4, 5, 2)
     product = objective.hessian_operator(params, teacher)(x)
-    np.testing.assert_allclose(np.ravel(product),
-                               objective.hessian(params, teacher) @ np.ravel(x), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.ravel(product), objective.hessian(params, teacher) @ np.ravel(x), rtol=1e-10
+    )
 
 
 def test_trained_output_weights_of_one_give_the_fixed_output_loss():
@@ -134,12 +143,14 @@ def test_trained_output_weights_of_one_give_the_fixed_output_loss():
     doubled = params.at[:, 3].set(2.0)
     # a.a K: doubling every output weight of a student with no teacher term quadruples it
     assert float(trained.loss(doubled, teacher * 0)) == pytest.approx(
-        4 * float(fixed.loss(weights, teacher * 0)), rel=1e-12)
+        4 * float(fixed.loss(weights, teacher * 0)), rel=1e-12
+    )
 
 
 def test_a_users_function_by_path_is_the_named_kernel():
     by_path = kernels.kernel("jax.numpy.tanh")
     assert float(by_path.pairs(*gram(1.0, 1.0, 0.3))) == float(
-        kernels.kernel("tanh").pairs(*gram(1.0, 1.0, 0.3)))
+        kernels.kernel("tanh").pairs(*gram(1.0, 1.0, 0.3))
+    )
     with pytest.raises(ValueError, match="names no function"):
         kernels.kernel("jax.numpy.no_such_thing")

@@ -5,9 +5,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import erf
-
 from helpers import arctan
+from scipy.special import erf
 
 import sweep
 from sweep import config as config_module
@@ -27,8 +26,11 @@ def erf_loss(weights, teacher):
         scale = np.sqrt((1 + np.sum(a * a, 1))[:, None] * (1 + np.sum(b * b, 1))[None, :])
         return 2 / np.pi * np.arcsin(inner / scale)
 
-    return 0.5 * kernel(weights, weights).sum() - kernel(weights, teacher).sum() + 0.5 * kernel(
-        teacher, teacher).sum()
+    return (
+        0.5 * kernel(weights, weights).sum()
+        - kernel(weights, teacher).sum()
+        + 0.5 * kernel(teacher, teacher).sum()
+    )
 
 
 def quadrature_loss(fn, weights, teacher, step=0.08, reach=9.0):
@@ -84,8 +86,11 @@ def test_a_teacher_read_from_a_file(tmp_path):
 
 
 def test_a_random_teachers_global_minimum_is_recognised(tmp_path):
-    runs = common(tmp_path, "random", problem={"activation": "erf", "teacher": "random",
-                                               "teacher_norms": [1.0, 1.5, 0.7, 1.2]})
+    runs = common(
+        tmp_path,
+        "random",
+        problem={"activation": "erf", "teacher": "random", "teacher_norms": [1.0, 1.5, 0.7, 1.2]},
+    )
     assert (runs["status"] == "global").any()
     assert runs.loc[runs["status"] == "global", "loss"].max() < 1e-12
     assert (runs["symmetry"] == "none").all()  # no permutation symmetry of coordinates
@@ -102,13 +107,18 @@ def test_a_random_teachers_global_minimum_is_recognised(tmp_path):
 def test_trained_output_weights_train_with_the_population_loss(tmp_path):
     # Output weights start at one with the weights of the fixed-output runs; the step that
     # suits fixed output weights (5/k) diverges here.
-    runs = common(tmp_path, "trained", problem={"output": "trained"},
-                  optimizer={"step_size": "1/k"})
+    runs = common(
+        tmp_path, "trained", problem={"output": "trained"}, optimizer={"step_size": "1/k"}
+    )
     assert np.shape(runs["weights"].iloc[0]) == (4 * 5,)  # each row, then its output weight
     assert set(runs["status"]) <= {"global", "spurious", "saddle", "undecided"}
     assert (runs["status"] == "global").any()
-    erf = common(tmp_path, "trained_erf", problem={"output": "trained", "activation": "erf"},
-                 optimizer={"step_size": "1/k"})
+    erf = common(
+        tmp_path,
+        "trained_erf",
+        problem={"output": "trained", "activation": "erf"},
+        optimizer={"step_size": "1/k"},
+    )
     assert set(erf["status"]) <= {"global", "spurious", "saddle"}
 
 
@@ -119,10 +129,21 @@ def test_a_grid_over_activations(tmp_path):
 
 
 def test_a_users_activation_by_path_and_by_function(tmp_path):
-    by_function = sweep.run(out=tmp_path / "mine", progress=False, k="2", seeds=3,
-                            activation=arctan, problem={"quadrature_nodes": 40})
-    by_path = sweep.run(out=tmp_path / "path", progress=False, k="2", seeds=3,
-                        problem={"activation": "helpers.arctan", "quadrature_nodes": 40})
+    by_function = sweep.run(
+        out=tmp_path / "mine",
+        progress=False,
+        k="2",
+        seeds=3,
+        activation=arctan,
+        problem={"quadrature_nodes": 40},
+    )
+    by_path = sweep.run(
+        out=tmp_path / "path",
+        progress=False,
+        k="2",
+        seeds=3,
+        problem={"activation": "helpers.arctan", "quadrature_nodes": 40},
+    )
     assert len(by_function) == 3
     assert list(by_function["loss"]) == list(by_path["loss"])
     with pytest.raises(ConfigError, match="not importable"):
@@ -142,11 +163,22 @@ def test_refusals_name_the_field():
 
 def test_a_bad_activation_path_fails_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="problem.activation: 'no_module.fn'"):
-        sweep.run(out=tmp_path / "bad", progress=False, k="2", seeds=2,
-                  problem={"activation": "no_module.fn"})
+        sweep.run(
+            out=tmp_path / "bad",
+            progress=False,
+            k="2",
+            seeds=2,
+            problem={"activation": "no_module.fn"},
+        )
     with pytest.raises(ConfigError, match="s\\(0\\) != 0 .* got n = 3"):
-        sweep.run(out=tmp_path / "wide", progress=False, k="2", n="k+1", seeds=2,
-                  problem={"activation": "jax.nn.sigmoid"})
+        sweep.run(
+            out=tmp_path / "wide",
+            progress=False,
+            k="2",
+            n="k+1",
+            seeds=2,
+            problem={"activation": "jax.nn.sigmoid"},
+        )
 
 
 def test_the_erf_formula_in_this_file_is_the_expectation():

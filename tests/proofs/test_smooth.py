@@ -27,7 +27,8 @@ def test_the_enclosures_hold_the_loss_its_gradient_and_hessian_over_a_box(name):
     landscape, teacher = ArcsineLandscape(name), gaussian.orthonormal_teacher(k)
     with precision(96):
         box = E.balls(centre, radius)
-        loss, grad, hess = landscape.loss(box, k), landscape.gradient(box, k), landscape.hessian(box, k)
+        loss, grad = landscape.loss(box, k), landscape.gradient(box, k)
+        hess = landscape.hessian(box, k)
     for corner in np.random.default_rng(2).uniform(-radius, radius, size=(4, k, k)):
         point = jnp.asarray(centre + corner)
         value, slope = objective(name, k).loss_and_grad(point, teacher)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sweep.objectives import PopulationLoss, gaussian
+from sweep.objectives import KernelLoss, PopulationLoss, gaussian, kernels
 from sweep.symmetry import reduced
 from sweep.symmetry.fixed_points import template
 
@@ -89,3 +89,26 @@ def test_polish_lands_on_a_zero_of_the_reduced_gradient():
         norm = np.linalg.norm(reduced.gradient(structure, found))
         break
     assert found is not None and norm < 1e-10
+
+
+@pytest.mark.parametrize("activation", ["erf", "normal_cdf", "quadratic", "tanh"])
+def test_another_activation_is_its_full_loss_restricted(activation):
+    # The kernel form against autodiff of the full population loss of that activation.
+    structure = template((1, 2), 3, 1)
+    n, d = structure.shape
+    kernel = kernels.kernel(activation, nodes=40)
+    objective = KernelLoss(n=n, d=d, kernel=kernel)
+    parameter = structure.parameter_of().ravel()
+    basis = (parameter[:, None] == np.arange(parameter.max() + 1)[None, :]).astype(float)
+    theta = np.random.default_rng(3).normal(0.3, 0.6, len(structure.parameters))
+    with jax.enable_x64(True):
+        teacher = gaussian.orthonormal_teacher(structure.k, d)
+        weights = jnp.asarray(structure.point(theta), float)
+        loss = float(objective.loss(weights, teacher))
+        grad = basis.T @ np.asarray(jax.grad(objective.loss)(weights, teacher)).ravel()
+        hess = basis.T @ np.asarray(objective.hessian(weights, teacher)) @ basis
+    np.testing.assert_allclose(reduced.value(structure, theta, kernel), loss, rtol=1e-12)
+    np.testing.assert_allclose(reduced.gradient(structure, theta, kernel), grad, atol=1e-11)
+    np.testing.assert_allclose(reduced.hessian(structure, theta, kernel), hess, atol=1e-10)
+    # and the ReLU formula is not it
+    assert abs(reduced.value(structure, theta) - loss) > 1e-3
