@@ -125,6 +125,7 @@ class Erf:
 
     name: str = "erf"
     zero_at_zero = True
+    arcsine = (2.0 / math.pi, 0.0)  # (scale, offset) for `arcsine.py`
 
     def pairs(self, sa, sb, c):
         return (2.0 / jnp.pi) * jnp.arcsin(_erf_ratio(sa, sb, c))
@@ -139,6 +140,7 @@ class NormalCdf:
 
     name: str = "normal_cdf"
     zero_at_zero = False
+    arcsine = (1.0 / _TWO_PI, 0.25)
 
     def pairs(self, sa, sb, c):
         return 0.25 + jnp.arcsin(_erf_ratio(sa, sb, c)) / _TWO_PI
