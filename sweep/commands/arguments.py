@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     search.add_argument("--starts", default="96", help="Newton starts per type (96)")
     search.add_argument(
+        "--no-follow", action="store_true",
+        help="random starts only: do not seed each type with the points of its neighbouring "
+        "types and of k - 1",
+    )  # fmt: skip
+    search.add_argument(
         "--activation", default="relu",
         help="the students' and teacher's activation: relu (default), erf, normal_cdf, tanh, "
         "sigmoid, softplus, gelu, silu, linear, quadratic, or module.function",

@@ -156,11 +156,10 @@ def _critical(args):
     chosen, extra = critical.parse_types(k_values, args.n, args.types, args.sizes or [])
     starts = int_argument(args.starts, "--starts")
     workers = args.workers and int_argument(args.workers, "--workers")
-    for k in k_values:
-        limit = critical.prove_limit(args.prove_index, k)
-        critical.find_critical((k,), args.out, chosen[k], starts, extra, limit, workers,
-                               progress=sys.stderr.isatty(),
-                               activation=args.activation)  # fmt: skip
+    critical.find_critical(k_values, args.out, chosen, starts, extra,
+                           lambda k: critical.prove_limit(args.prove_index, k), workers,
+                           progress=sys.stderr.isatty(), activation=args.activation,
+                           follow=not args.no_follow)  # fmt: skip
     table = runs_table.load(args.out, table="critical", k=list(k_values))
     table = table[table["activation"] == args.activation]
     print(critical.format_table(table))

@@ -27,7 +27,7 @@ from ..outcomes import PointKind, Status
 from ..proofs import Certificate, Claim, ProofJob, ProofOutcome, prove_all, prove_point
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
-from ..symmetry import fixed_points, isotypic
+from ..symmetry import fixed_points, isotypic, neighbours
 from ..symmetry.canonical import canonical_form, same_point
 from ..symmetry.structure import Structure
 
@@ -168,20 +168,23 @@ UNPROVABLE = (
 def find_critical(
     k_values: tuple[int, ...],
     out: str | Path,
-    shapes: tuple[str, ...] = ("k", "pairs", "triples"),
+    shapes: tuple | dict = ("k", "pairs", "triples"),
     starts: int = 96,
     extra: int = 0,
-    prove_index: int | None = None,
+    prove_index: int | None | Callable[[int], int | None] = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
     progress: bool = False,
     activation: str = "relu",
+    follow: bool = True,
 ) -> pd.DataFrame:
     """Search, classify and prove the critical points in fixed-point spaces for each k;
     returns the table of all of them (also written under `out`). Points of index above
     `prove_index` (default: every point; -1: none) are listed without a proof; `progress`:
     a bar of each k's proofs on stderr. `activation`: a name of `objectives/kernels.py`
-    or a dotted import path (the teacher stays orthonormal, the output weights ones)."""
+    or a dotted import path (the teacher stays orthonormal, the output weights ones).
+    `shapes` may differ by k ({k: shapes}). `follow`: seed each type with the points of its neighbouring types, and each k with
+    the points of k - 1 (`symmetry/neighbours.py`); `prove_index` may be a function of k."""
     kernel = None if activation == "relu" else _kernel(activation)
     out = Path(out)
     try:
@@ -190,16 +193,24 @@ def find_critical(
         raise ConfigError("--out", "a folder this user can write", out,
                           detail=f"--out: cannot create {out / FOLDER}: "
                           f"{store.describe(error)}") from None  # fmt: skip
+    previous = []  # the Newton ends of k - 1
     for k in k_values:
         path = table_path(out, k, k + extra, activation)
         if path.is_file():
             log(f"k={k}: already done ({path})")
+            previous = []
             continue
         start = time.perf_counter()
-        types = fixed_points.isotropy_types(k, shapes)
-        points = fixed_points.search(k, types, starts, extra=extra, kernel=kernel)
+        types = fixed_points.isotropy_types(k, shapes[k] if isinstance(shapes, dict) else shapes)
+        ends = fixed_points.newton_ends(k, types, starts, extra=extra, kernel=kernel)
+        if follow:
+            carried = neighbours.seeds_for(previous, neighbours.grown, set(types))
+            ends = neighbours.fill(k, types, ends, extra, kernel, carried)
+        previous = ends
+        points = fixed_points.distinct(ends, k, kernel)
         searched = time.perf_counter() - start
-        outcomes = [_skipped(p, prove_index, activation) for p in points]
+        limit = prove_index(k) if callable(prove_index) else prove_index
+        outcomes = [_skipped(p, limit, activation) for p in points]
         chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
         bar = f"k={k}: proofs" if progress else None
         proven = prove_all(_jobs(k, points, chosen, activation), workers, bar)

@@ -150,10 +150,18 @@ def network_function(weights: np.ndarray) -> np.ndarray:
 
 
 def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
-           extra: int = 0, kernel: Any = None) -> list[Point]:  # fmt: skip
+           extra: int = 0, kernel: Any = None, seeds: dict | None = None) -> list[Point]:  # fmt: skip
     """Every distinct critical point the starts reach in the fixed-point spaces of these
     types at k, with its isotropy, loss and symmetry-adapted spectrum; `kernel`: another
-    activation's (`objectives/kernels.py`), None for ReLU."""
+    activation's (`objectives/kernels.py`), None for ReLU. `seeds`: more starts for some
+    types, {sizes: parameters (m, p)} (points of neighbouring types, `neighbours.py`)."""
+    return distinct(newton_ends(k, sizes_list, starts, seed, extra, kernel, seeds), k, kernel)
+
+
+def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
+                extra: int = 0, kernel: Any = None, seeds: dict | None = None) -> list:  # fmt: skip
+    """`search`'s Newton runs: (template, parameters, how many starts ended there) for
+    each distinct zero of a reduced gradient reached."""
     rng = np.random.default_rng(seed)
     by_signature = defaultdict(list)
     for sizes in sizes_list:
@@ -161,23 +169,42 @@ def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
         by_signature[structure.signature].append(structure)
     candidates = []
     for signature, group in by_signature.items():
-        thetas = np.concatenate([_starts(s, starts, rng) for s in group])
-        sizes = np.repeat([np.asarray(s.sizes, float) for s in group], starts, axis=0)
-        with jax.enable_x64(True):
-            theta, norm = _newton(jnp.asarray(thetas), jnp.asarray(sizes), float(k),
-                                  signature=signature, kernel=kernel)  # fmt: skip
-        theta, norm = np.asarray(theta), np.asarray(norm)
+        mine = [_starts(s, starts, rng) for s in group]
+        if seeds:
+            mine = [np.concatenate([m, np.reshape(seeds.get(s.sizes[: len(s.col_slots)], []),
+                                                  (-1, m.shape[1]))])
+                    for m, s in zip(mine, group, strict=True)]  # fmt: skip
+        bounds = np.cumsum([0] + [len(m) for m in mine])
+        if not bounds[-1]:
+            continue
+        thetas = np.concatenate(mine)
+        sizes = np.concatenate([np.repeat([np.asarray(s.sizes, float)], len(m), axis=0)
+                                for m, s in zip(mine, group, strict=True)])  # fmt: skip
+        theta, norm = _padded_newton(thetas, sizes, k, signature, kernel, bool(seeds))
         for i, structure in enumerate(group):
-            rows = slice(i * starts, (i + 1) * starts)
+            rows = slice(bounds[i], bounds[i + 1])
             good = np.isfinite(norm[rows]) & (norm[rows] < CRITICAL_GRAD)
             distinct, counts = np.unique(np.round(theta[rows][good], 9), axis=0,
                                          return_counts=True)  # fmt: skip
             for t, count in zip(distinct, counts, strict=True):
                 candidates.append((structure, t, int(count)))
-    return _distinct(candidates, k, kernel)
+    return candidates
 
 
-def _distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
+def _padded_newton(thetas, sizes, k, signature, kernel, pad: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Newton from every start; with `pad`, the batch is padded to a power of two (copies
+    of its first start) so that batches of seeds, of every length, compile few shapes."""
+    count = len(thetas)
+    padded = 1 << (count - 1).bit_length() if pad else count
+    thetas = np.concatenate([thetas, np.repeat(thetas[:1], padded - count, axis=0)])
+    sizes = np.concatenate([sizes, np.repeat(sizes[:1], padded - count, axis=0)])
+    with jax.enable_x64(True):
+        theta, norm = _newton(jnp.asarray(thetas), jnp.asarray(sizes), float(k),
+                              signature=signature, kernel=kernel)  # fmt: skip
+    return np.asarray(theta)[:count], np.asarray(norm)[:count]
+
+
+def distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
     """One Point per distinct critical point among the candidates (`same_point`). Equal
     points have equal losses: only points whose losses differ by less than SAME_POINT are
     compared, found by bisection in a list sorted by loss."""
@@ -208,7 +235,10 @@ def _distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
                 losses.insert(place, loss)
                 order.insert(place, len(points))
                 points.append(point)
-    return _one_per_function(sorted(points, key=lambda p: (p.loss, p.index)))
+    # Points a random start reached stand for their network function before points
+    # reached from a neighbour's point only (`neighbours.py`), so those never displace them.
+    chosen = _one_per_function(sorted(points, key=lambda p: (p.found == 0, p.loss, p.index)))
+    return sorted(chosen, key=lambda p: (p.loss, p.index))
 
 
 def _described(searched: tuple, structure: Structure, weights: np.ndarray, loss: float,
@@ -238,14 +268,16 @@ def _homogeneous(kernel: Any) -> bool:
 
 def _one_per_function(points: list[Point]) -> list[Point]:
     """Points of one network function (parallel neurons sharing their norm differently)
-    are one family: the first (lowest loss, then index) stands for it, with every start
-    that reached one of them."""
+    are one family: the first in `points`' order stands for it, with every start that
+    reached one of them."""
     kept, functions = [], []
     for point in points:
         if point.manifold_dimension:
             function = network_function(point.weights)
             for other, theirs in zip(kept, functions, strict=True):
-                if theirs is not None and same_point(theirs, function):
+                # one network function has one loss: compare only points of equal loss
+                if (theirs is not None and abs(other.loss - point.loss) < SAME_POINT
+                        and same_point(theirs, function)):  # fmt: skip
                     other.found += point.found
                     break
             else:

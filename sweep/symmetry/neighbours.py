@@ -1,0 +1,102 @@
+"""More Newton starts from the critical points already found: a point of one isotropy type
+is a good start in the types next to it.
+
+The reduced loss (`reduced.py`) has the block sizes as numbers in its formula, so a
+critical point of Delta(S_p x S_q) moves little when one neuron (with its coordinate)
+passes from one block to the next, Delta(S_p+1 x S_q-1), or when k grows by one and a
+block with it, Delta(S_p+1 x S_q) at k + 1. Random starts (`fixed_points._starts`) find
+most points of a type; what they miss at large k (a basin too small for 96 starts) is
+often the continuation of a point they found in a neighbouring type. `fill` seeds every
+neighbouring type with the points found, then with the points those seeds find, until
+no new point appears; `grown` carries the points of k to k + 1 (`sweep critical` does so
+for every k of a range).
+
+Only moves between types of one signature (the same blocks of size one) are made: the
+parameters of two such types mean the same entries of W.
+"""
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from . import fixed_points
+
+# A flood over the types of one k stops after this many rounds (each round seeds the
+# neighbours of the points the previous one found).
+ROUNDS = 60
+
+
+def _same_ones(a: tuple, b: tuple) -> bool:
+    return [p == 1 for p in a] == [p == 1 for p in b]
+
+
+def moves(sizes: tuple) -> list[tuple]:
+    """The types at the same k one neuron away: one block one larger, another one smaller,
+    the blocks still in ascending order, the same blocks of size one."""
+    found = []
+    for i in range(len(sizes)):
+        for j in range(len(sizes)):
+            if i == j:
+                continue
+            moved = list(sizes)
+            moved[i] += 1
+            moved[j] -= 1
+            moved = tuple(moved)
+            if moved == tuple(sorted(moved)) and _same_ones(moved, sizes):
+                found.append(moved)
+    return found
+
+
+def grown(sizes: tuple) -> list[tuple]:
+    """The types at k + 1 with one block one larger (ascending, same blocks of size one)."""
+    found = []
+    for i in range(len(sizes)):
+        bigger = tuple(p + (j == i) for j, p in enumerate(sizes))
+        if bigger == tuple(sorted(bigger)) and _same_ones(bigger, sizes):
+            found.append(bigger)
+    return found
+
+
+def _key(candidate: tuple) -> tuple:
+    structure, theta, _ = candidate
+    return structure.sizes, tuple(np.round(theta, 7))
+
+
+def _searched(candidate: tuple) -> tuple:
+    structure = candidate[0]
+    return structure.sizes[: len(structure.col_slots)]
+
+
+def seeds_for(candidates: list, step, allowed: set) -> dict:
+    """{type: parameters} of the neighbours (`step`: `moves` or `grown`) of each
+    candidate's type that are `allowed`."""
+    seeds = defaultdict(list)
+    for candidate in candidates:
+        for target in step(_searched(candidate)):
+            if target in allowed:
+                seeds[target].append(candidate[1])
+    return {sizes: np.array(thetas) for sizes, thetas in seeds.items()}
+
+
+def fill(k: int, types: list[tuple], candidates: list, extra: int = 0,
+         kernel: Any = None, seeds: dict | None = None) -> list:  # fmt: skip
+    """`candidates` (`fixed_points.newton_ends`) with every point Newton reaches from
+    their neighbours in `types` (and from `seeds`), round after round. A point reached
+    only from a neighbour counts no start (its `found` stays what random starts gave)."""
+    allowed = set(types)
+    known = {_key(c) for c in candidates}
+    found, frontier = list(candidates), list(candidates)
+    pending = dict(seeds or {})
+    for _ in range(ROUNDS):
+        for sizes, thetas in seeds_for(frontier, moves, allowed).items():
+            pending[sizes] = np.concatenate([pending[sizes], thetas]) if sizes in pending else thetas
+        if not pending:
+            break
+        ends = fixed_points.newton_ends(k, list(pending), 0, extra=extra, kernel=kernel,
+                                        seeds=pending)  # fmt: skip
+        frontier = [(s, theta, 0) for s, theta, _ in ends if _key((s, theta, 0)) not in known]
+        known |= {_key(c) for c in frontier}
+        found += frontier
+        pending = {}
+    return found
