@@ -61,8 +61,8 @@ def parse_types(
     if len(extras) != 1 or not extras <= {0, 1, 2}:
         raise ConfigError("--n", "k, k+1 or k+2 (one width per k)", n)
     shapes = [shape for shape in types.split(",") if shape]
-    if not set(shapes) <= {"k", "pairs", "triples"}:
-        raise ConfigError("--types", "a comma list of k, pairs, triples", types)
+    if not set(shapes) <= {"k", "pairs", "triples", "splits"}:
+        raise ConfigError("--types", "a comma list of k, pairs, triples, splits", types)
 
     def sizes_at(part, k):
         found = tuple(int(evaluate(p.strip(), "--sizes", k=k)) for p in part.split("+"))
@@ -165,6 +165,23 @@ UNPROVABLE = (
 )
 
 
+def _followed(k: int, types: list, ends: list, previous: list, splits: bool, extra: int,
+              kernel) -> list:  # fmt: skip
+    """The Newton ends of random starts, with the points of k - 1 carried to k and every
+    type seeded with its neighbours' points (`neighbours.py`); with `splits`, the
+    three-block types one or two neurons away from a point found (not searched from
+    random starts) are reached from it and flooded in turn."""
+    reached = set(types)
+    if splits:
+        reached |= set(fixed_points.isotropy_types(k, ("triples",)))
+    carried = neighbours.seeds_for(previous, neighbours.grown, reached)
+    ends = neighbours.fill(k, sorted(reached), ends, extra, kernel, carried)
+    if not splits:
+        return ends
+    seeds = neighbours.split_seeds(ends, reached - set(types), extra)
+    return neighbours.fill(k, sorted(reached), ends, extra, kernel, seeds, frontier=[])
+
+
 def find_critical(
     k_values: tuple[int, ...],
     out: str | Path,
@@ -183,8 +200,10 @@ def find_critical(
     `prove_index` (default: every point; -1: none) are listed without a proof; `progress`:
     a bar of each k's proofs on stderr. `activation`: a name of `objectives/kernels.py`
     or a dotted import path (the teacher stays orthonormal, the output weights ones).
-    `shapes` may differ by k ({k: shapes}). `follow`: seed each type with the points of its neighbouring types, and each k with
-    the points of k - 1 (`symmetry/neighbours.py`); `prove_index` may be a function of k."""
+    `shapes` may differ by k ({k: shapes}); "splits" reaches three-block types from the
+    points found (`_followed`). `follow`: seed each type with the points of its
+    neighbouring types, and each k with the points of k - 1 (`symmetry/neighbours.py`).
+    `prove_index` may be a function of k."""
     kernel = None if activation == "relu" else _kernel(activation)
     out = Path(out)
     try:
@@ -201,11 +220,11 @@ def find_critical(
             previous = []
             continue
         start = time.perf_counter()
-        types = fixed_points.isotropy_types(k, shapes[k] if isinstance(shapes, dict) else shapes)
+        asked = shapes[k] if isinstance(shapes, dict) else shapes
+        types = fixed_points.isotropy_types(k, tuple(s for s in asked if s != "splits"))
         ends = fixed_points.newton_ends(k, types, starts, extra=extra, kernel=kernel)
         if follow:
-            carried = neighbours.seeds_for(previous, neighbours.grown, set(types))
-            ends = neighbours.fill(k, types, ends, extra, kernel, carried)
+            ends = _followed(k, types, ends, previous, "splits" in asked, extra, kernel)
         previous = ends
         points = fixed_points.distinct(ends, k, kernel)
         searched = time.perf_counter() - start

@@ -149,8 +149,10 @@ def network_function(weights: np.ndarray) -> np.ndarray:
     return canonical_form(merged)
 
 
-def search(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0,
-           extra: int = 0, kernel: Any = None, seeds: dict | None = None) -> list[Point]:  # fmt: skip
+def search(
+    k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0, extra: int = 0,
+    kernel: Any = None, seeds: dict | None = None,
+) -> list[Point]:  # fmt: skip
     """Every distinct critical point the starts reach in the fixed-point spaces of these
     types at k, with its isotropy, loss and symmetry-adapted spectrum; `kernel`: another
     activation's (`objectives/kernels.py`), None for ReLU. `seeds`: more starts for some

@@ -20,11 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from . import fixed_points
+from . import fixed_points, reduced
 
 # A flood over the types of one k stops after this many rounds (each round seeds the
 # neighbours of the points the previous one found).
 ROUNDS = 60
+# Splitting a block starts from the points of at most this index in their own space:
+# minima of the finer type branch off those (every point would flood all three-block types).
+MAX_INDEX = 1
 
 
 def _same_ones(a: tuple, b: tuple) -> bool:
@@ -58,6 +61,49 @@ def grown(sizes: tuple) -> list[tuple]:
     return found
 
 
+def split(sizes: tuple, parts: tuple = (1, 2)) -> list[tuple[tuple, list[int]]]:
+    """The types with `parts` neurons split off one block: (type, order), `order` the
+    blocks' positions (in the old point's rows and columns) that the new type's template
+    takes, blocks ascending. Fix(old) lies in Fix(new): the old points are new points."""
+    found = []
+    starts = np.cumsum((0,) + sizes)
+    for i, p in enumerate(sizes):
+        for part in parts:
+            if p - part < 1:
+                continue
+            pieces = [(q, list(range(starts[j], starts[j + 1]))) for j, q in enumerate(sizes)
+                      if j != i]  # fmt: skip
+            block = list(range(starts[i], starts[i + 1]))
+            pieces += [(part, block[:part]), (p - part, block[part:])]
+            pieces.sort(key=lambda piece: piece[0])
+            found.append((tuple(q for q, _ in pieces), [x for _, xs in pieces for x in xs]))
+    return found
+
+
+def split_seeds(candidates: list, allowed: set, extra: int, spread: float = 0.05,
+                copies: int = 4, seed: int = 0) -> dict:  # fmt: skip
+    """{type: parameters}: each candidate's point (of index at most MAX_INDEX in its own
+    fixed-point space) as a start in every allowed type that splits one or two neurons
+    off one of its blocks, with `copies` small random moves off the old type's space (on
+    it Newton would stay: symmetric criticality)."""
+    rng = np.random.default_rng(seed)
+    seeds = defaultdict(list)
+    for structure, theta, _ in candidates:
+        if np.sum(np.linalg.eigvalsh(reduced.hessian(structure, theta)) < 0) > MAX_INDEX:
+            continue
+        weights = structure.point(theta)
+        k = len(structure.col_slot)
+        for sizes, order in split(_searched((structure, theta, 0))):
+            if sizes not in allowed:
+                continue
+            rows = order + list(range(k, k + extra))
+            new = fixed_points.template(sizes, k, extra)
+            start = new.theta(weights[np.ix_(rows, order)])
+            moves = rng.normal(0.0, spread, (copies, len(start)))
+            seeds[sizes] += list(start + moves)
+    return {sizes: np.array(thetas) for sizes, thetas in seeds.items()}
+
+
 def _key(candidate: tuple) -> tuple:
     structure, theta, _ = candidate
     return structure.sizes, tuple(np.round(theta, 7))
@@ -79,18 +125,22 @@ def seeds_for(candidates: list, step, allowed: set) -> dict:
     return {sizes: np.array(thetas) for sizes, thetas in seeds.items()}
 
 
-def fill(k: int, types: list[tuple], candidates: list, extra: int = 0,
-         kernel: Any = None, seeds: dict | None = None) -> list:  # fmt: skip
+def fill(k: int, types: list[tuple], candidates: list, extra: int = 0, kernel: Any = None,
+         seeds: dict | None = None, frontier: list | None = None) -> list:  # fmt: skip
     """`candidates` (`fixed_points.newton_ends`) with every point Newton reaches from
-    their neighbours in `types` (and from `seeds`), round after round. A point reached
-    only from a neighbour counts no start (its `found` stays what random starts gave)."""
+    `seeds` and from the neighbours in `types` of `frontier` (default: every candidate),
+    then of the points those reach, round after round. A point reached only this way
+    counts no start (its `found` stays what random starts gave)."""
     allowed = set(types)
     known = {_key(c) for c in candidates}
-    found, frontier = list(candidates), list(candidates)
+    found = list(candidates)
+    frontier = list(candidates) if frontier is None else frontier
     pending = dict(seeds or {})
     for _ in range(ROUNDS):
         for sizes, thetas in seeds_for(frontier, moves, allowed).items():
-            pending[sizes] = np.concatenate([pending[sizes], thetas]) if sizes in pending else thetas
+            pending[sizes] = (
+                np.concatenate([pending[sizes], thetas]) if sizes in pending else thetas
+            )
         if not pending:
             break
         ends = fixed_points.newton_ends(k, list(pending), 0, extra=extra, kernel=kernel,
