@@ -174,11 +174,11 @@ def _followed(k: int, types: list, ends: list, previous: list, splits: bool, ext
     reached = set(types)
     if splits:
         reached |= set(fixed_points.isotropy_types(k, ("triples",)))
-    carried = neighbours.seeds_for(previous, neighbours.grown, reached)
+    carried = neighbours.seeds_for(previous, neighbours.grown, reached, kernel)
     ends = neighbours.fill(k, sorted(reached), ends, extra, kernel, carried)
     if not splits:
         return ends
-    seeds = neighbours.split_seeds(ends, reached - set(types), extra)
+    seeds = neighbours.split_seeds(ends, reached - set(types), extra, kernel=kernel)
     return neighbours.fill(k, sorted(reached), ends, extra, kernel, seeds, frontier=[])
 
 

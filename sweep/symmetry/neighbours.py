@@ -25,8 +25,9 @@ from . import fixed_points, reduced
 # A flood over the types of one k stops after this many rounds (each round seeds the
 # neighbours of the points the previous one found).
 ROUNDS = 60
-# Splitting a block starts from the points of at most this index in their own space:
-# minima of the finer type branch off those (every point would flood all three-block types).
+# Only points of at most this index in their own fixed-point space seed other types:
+# minima lie next to minima and index-1 saddles; seeding from every point would find (and
+# spend its time on) many more high-index saddles.
 MAX_INDEX = 1
 
 
@@ -81,7 +82,7 @@ def split(sizes: tuple, parts: tuple = (1, 2)) -> list[tuple[tuple, list[int]]]:
 
 
 def split_seeds(candidates: list, allowed: set, extra: int, spread: float = 0.05,
-                copies: int = 4, seed: int = 0) -> dict:  # fmt: skip
+                copies: int = 4, seed: int = 0, kernel: Any = None) -> dict:  # fmt: skip
     """{type: parameters}: each candidate's point (of index at most MAX_INDEX in its own
     fixed-point space) as a start in every allowed type that splits one or two neurons
     off one of its blocks, with `copies` small random moves off the old type's space (on
@@ -89,7 +90,7 @@ def split_seeds(candidates: list, allowed: set, extra: int, spread: float = 0.05
     rng = np.random.default_rng(seed)
     seeds = defaultdict(list)
     for structure, theta, _ in candidates:
-        if np.sum(np.linalg.eigvalsh(reduced.hessian(structure, theta)) < 0) > MAX_INDEX:
+        if not low_index((structure, theta, 0), kernel):
             continue
         weights = structure.point(theta)
         k = len(structure.col_slot)
@@ -114,12 +115,23 @@ def _searched(candidate: tuple) -> tuple:
     return structure.sizes[: len(structure.col_slots)]
 
 
-def seeds_for(candidates: list, step, allowed: set) -> dict:
-    """{type: parameters} of the neighbours (`step`: `moves` or `grown`) of each
-    candidate's type that are `allowed`."""
+def low_index(candidate: tuple, kernel: Any = None) -> bool:
+    """Whether a Newton end has at most MAX_INDEX negative eigenvalues in its own
+    fixed-point space (the reduced Hessian: milliseconds)."""
+    structure, theta, _ = candidate
+    hessian = reduced.hessian(structure, theta, kernel)
+    return int(np.sum(np.linalg.eigvalsh(hessian) < 0)) <= MAX_INDEX
+
+
+def seeds_for(candidates: list, step, allowed: set, kernel: Any = None) -> dict:
+    """{type: parameters} of the neighbours (`step`: `moves` or `grown`) that are
+    `allowed` of each candidate's type, from the candidates of low index (`low_index`)."""
     seeds = defaultdict(list)
     for candidate in candidates:
-        for target in step(_searched(candidate)):
+        targets = [t for t in step(_searched(candidate)) if t in allowed]
+        if not targets or not low_index(candidate, kernel):
+            continue
+        for target in targets:
             if target in allowed:
                 seeds[target].append(candidate[1])
     return {sizes: np.array(thetas) for sizes, thetas in seeds.items()}
@@ -137,7 +149,7 @@ def fill(k: int, types: list[tuple], candidates: list, extra: int = 0, kernel: A
     frontier = list(candidates) if frontier is None else frontier
     pending = dict(seeds or {})
     for _ in range(ROUNDS):
-        for sizes, thetas in seeds_for(frontier, moves, allowed).items():
+        for sizes, thetas in seeds_for(frontier, moves, allowed, kernel).items():
             pending[sizes] = (
                 np.concatenate([pending[sizes], thetas]) if sizes in pending else thetas
             )

@@ -245,3 +245,22 @@ def test_an_unknown_activation_gets_one_line(tmp_path, capsys):
                  "--out", str(tmp_path)])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--activation" in err[0]
+
+
+def test_following_finds_what_few_random_starts_miss(tmp_path):
+    # Four random starts per type at k = 9, 10: seeding each type with its neighbours'
+    # points (and k = 10 with k = 9's) finds more minima, and keeps every row the random
+    # starts gave as it was.
+    def minima(follow):
+        out = tmp_path / str(follow)
+        table = critical.find_critical((9, 10), out, ("pairs",), starts=4, prove_index=-1,
+                                       follow=follow, log=lambda _: None)  # fmt: skip
+        return table, table[table["kind"] == "minimum"]
+
+    alone, few = minima(False)
+    followed, more = minima(True)
+    assert len(more) > len(few)
+    assert set(more["isotropy"]) > set(few["isotropy"])
+    shown = ["k", "isotropy", "loss", "index", "found", "min_eig"]
+    kept = followed[followed["found"] > 0][shown].sort_values(["k", "loss"], ignore_index=True)
+    pd.testing.assert_frame_equal(kept, alone[shown].sort_values(["k", "loss"], ignore_index=True))
