@@ -114,6 +114,11 @@ def _rows(k: int, points: list, outcomes: list[ProofOutcome], activation: str) -
 
 
 PROVABLE = ("relu", *ARCSINE)
+UNPROVABLE = (
+    "no proof for {activation}: its kernel is a quadrature, computed in floating point, "
+    "with no enclosure of its error (proofs exist for relu, erf and normal_cdf)"
+)
+
 DEGENERATE = (
     "degenerate: {count} zero Hessian eigenvalues where no manifold of parallel neurons "
     "explains them; a proof of a nondegenerate point does not apply"
@@ -157,12 +162,6 @@ def _prove(
 ) -> Certificate:
     return prove_point(weights, k, structure, radius, full_limit=FULL_SPACE_PROOF_IN_SEARCH,
                        activation=activation)  # fmt: skip
-
-
-UNPROVABLE = (
-    "no proof for {activation}: its kernel is a quadrature, computed in floating point, "
-    "with no enclosure of its error (proofs exist for relu, erf and normal_cdf)"
-)
 
 
 def _followed(k: int, types: list, ends: list, previous: list, splits: bool, extra: int,
