@@ -186,9 +186,9 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
         for i, structure in enumerate(group):
             rows = slice(bounds[i], bounds[i + 1])
             good = np.isfinite(norm[rows]) & (norm[rows] < CRITICAL_GRAD)
-            distinct, counts = np.unique(np.round(theta[rows][good], 9), axis=0,
-                                         return_counts=True)  # fmt: skip
-            for t, count in zip(distinct, counts, strict=True):
+            zeros, counts = np.unique(np.round(theta[rows][good], 9), axis=0,
+                                      return_counts=True)  # fmt: skip
+            for t, count in zip(zeros, counts, strict=True):
                 candidates.append((structure, t, int(count)))
     return candidates
 
