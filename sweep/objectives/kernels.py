@@ -92,6 +92,7 @@ class Relu:
 
     name: str = "relu"
     zero_at_zero = True
+    homogeneous = True  # s(t z) = t s(z) for t > 0: parallel neurons act as one
 
     def pairs(self, sa, sb, c):
         return _arc_cosine(sa, sb, c)
@@ -107,6 +108,7 @@ class LeakyRelu:
     alpha: float
     name: str = "leaky_relu"
     zero_at_zero = True
+    homogeneous = True
 
     def pairs(self, sa, sb, c):
         return self.alpha * c + (1 - self.alpha) ** 2 * _arc_cosine(sa, sb, c)
@@ -115,38 +117,37 @@ class LeakyRelu:
         return self.alpha * s + (1 - self.alpha) ** 2 * 0.5 * s
 
 
-def _erf_ratio(sa, sb, c):
-    return c / jnp.sqrt((1.0 + sa) * (1.0 + sb))
+class _Arcsine:
+    """offset + scale arcsin(c / sqrt((1 + |a|^2)(1 + |b|^2))); `arcsine` = (scale,
+    offset) is also what `arcsine.py` trains with."""
+
+    arcsine: tuple[float, float]
+
+    def pairs(self, sa, sb, c):
+        scale, offset = self.arcsine
+        return offset + scale * jnp.arcsin(c / jnp.sqrt((1.0 + sa) * (1.0 + sb)))
+
+    def diagonal(self, s):
+        scale, offset = self.arcsine
+        return offset + scale * jnp.arcsin(s / (1.0 + s))
 
 
 @dataclass(frozen=True)
-class Erf:
+class Erf(_Arcsine):
     """s(z) = erf(z / sqrt 2) (Saad & Solla's soft committee machine)."""
 
     name: str = "erf"
     zero_at_zero = True
-    arcsine = (2.0 / math.pi, 0.0)  # (scale, offset) for `arcsine.py`
-
-    def pairs(self, sa, sb, c):
-        return (2.0 / jnp.pi) * jnp.arcsin(_erf_ratio(sa, sb, c))
-
-    def diagonal(self, s):
-        return (2.0 / jnp.pi) * jnp.arcsin(s / (1.0 + s))
+    arcsine = (2.0 / math.pi, 0.0)
 
 
 @dataclass(frozen=True)
-class NormalCdf:
+class NormalCdf(_Arcsine):
     """s(z) = Phi(z) = (1 + erf(z / sqrt 2)) / 2."""
 
     name: str = "normal_cdf"
     zero_at_zero = False
     arcsine = (1.0 / _TWO_PI, 0.25)
-
-    def pairs(self, sa, sb, c):
-        return 0.25 + jnp.arcsin(_erf_ratio(sa, sb, c)) / _TWO_PI
-
-    def diagonal(self, s):
-        return 0.25 + jnp.arcsin(s / (1.0 + s)) / _TWO_PI
 
 
 @dataclass(frozen=True)

@@ -265,7 +265,8 @@ def _described(searched: tuple, structure: Structure, weights: np.ndarray, loss:
 
 
 def _homogeneous(kernel: Any) -> bool:
-    return kernel is None or kernel.name in ("relu", "leaky_relu")
+    """ReLU (None) and its kin: positively homogeneous (`kernels.py`)."""
+    return kernel is None or getattr(kernel, "homogeneous", False)
 
 
 def _one_per_function(points: list[Point]) -> list[Point]:
