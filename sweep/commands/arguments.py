@@ -134,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", required=True, help="a folder for the tables")
     search.add_argument("--n", default="k", help="student width: k, k+1 or k+2")
     search.add_argument(
-        "--types", default="k,pairs,triples",
-        help="isotropy types to search: k (Delta S_k), pairs, triples (default: all three)",
+        "--types", default=None,
+        help="isotropy types to search: k (Delta S_k), pairs, triples, thin (the triples "
+        "with a block of 1 or 2 neurons), splits (default: k,pairs,triples up to k = 30, "
+        "k,pairs,thin above)",
     )  # fmt: skip
     search.add_argument(
         "--sizes", action="append", metavar="P+Q+...",

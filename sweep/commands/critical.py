@@ -54,15 +54,16 @@ def _kernel(activation: str):
 
 
 def parse_types(
-    k_values: tuple[int, ...], n: str, types: str, sizes: list[str]
+    k_values: tuple[int, ...], n: str, types: str | None, sizes: list[str]
 ) -> tuple[dict, int]:
-    """The CLI's --n, --types and --sizes: ({k: types to search}, extra neurons)."""
+    """The CLI's --n, --types (None: `fixed_points.default_shapes` at each k) and --sizes:
+    ({k: types to search}, extra neurons)."""
     extras = {widths_for(n, k, "--n")[0] - k for k in k_values}
     if len(extras) != 1 or not extras <= {0, 1, 2}:
         raise ConfigError("--n", "k, k+1 or k+2 (one width per k)", n)
-    shapes = [shape for shape in types.split(",") if shape]
-    if not set(shapes) <= {"k", "pairs", "triples", "splits"}:
-        raise ConfigError("--types", "a comma list of k, pairs, triples, splits", types)
+    shapes = [shape for shape in (types or "").split(",") if shape]
+    if not set(shapes) <= {"k", "pairs", "triples", "thin", "splits"}:
+        raise ConfigError("--types", "a comma list of k, pairs, triples, thin, splits", types)
 
     def sizes_at(part, k):
         found = tuple(int(evaluate(p.strip(), "--sizes", k=k)) for p in part.split("+"))
@@ -70,7 +71,8 @@ def parse_types(
             raise ConfigError("--sizes", f"positive block sizes adding up to k = {k}", part)
         return found
 
-    chosen = {k: (*shapes, *(sizes_at(part, k) for part in sizes)) for k in k_values}
+    chosen = {k: (*(shapes if types is not None else fixed_points.default_shapes(k)),
+                  *(sizes_at(part, k) for part in sizes)) for k in k_values}  # fmt: skip
     if not any(chosen.values()):
         raise ConfigError("--types", "at least one type (or --sizes)", types)
     return chosen, extras.pop()
@@ -184,7 +186,7 @@ def _followed(k: int, types: list, ends: list, previous: list, splits: bool, ext
 def find_critical(
     k_values: tuple[int, ...],
     out: str | Path,
-    shapes: tuple | dict = ("k", "pairs", "triples"),
+    shapes: tuple | dict | None = None,
     starts: int = 96,
     extra: int = 0,
     prove_index: int | None | Callable[[int], int | None] = None,
@@ -199,9 +201,10 @@ def find_critical(
     `prove_index` (default: every point; -1: none) are listed without a proof; `progress`:
     a bar of each k's proofs on stderr. `activation`: a name of `objectives/kernels.py`
     or a dotted import path (the teacher stays orthonormal, the output weights ones).
-    `shapes` may differ by k ({k: shapes}); "splits" reaches three-block types from the
-    points found (`_followed`). `follow`: seed each type with the points of its
-    neighbouring types, and each k with the points of k - 1 (`symmetry/neighbours.py`).
+    `shapes` may differ by k ({k: shapes}; None: `fixed_points.default_shapes`);
+    "splits" reaches three-block types from the points found (`_followed`). `follow`:
+    seed each type with the points of its neighbouring types, and each k with the points
+    of k - 1 (`symmetry/neighbours.py`).
     `prove_index` may be a function of k."""
     kernel = None if activation == "relu" else _kernel(activation)
     out = Path(out)
@@ -219,7 +222,8 @@ def find_critical(
             previous = []
             continue
         start = time.perf_counter()
-        asked = shapes[k] if isinstance(shapes, dict) else shapes
+        asked = (shapes[k] if isinstance(shapes, dict)
+                 else shapes or fixed_points.default_shapes(k))  # fmt: skip
         types = fixed_points.isotropy_types(k, tuple(s for s in asked if s != "splits"))
         ends = fixed_points.newton_ends(k, types, starts, extra=extra, kernel=kernel)
         if follow:

@@ -44,18 +44,32 @@ def template(sizes: tuple[int, ...], k: int, extra: int = 0) -> Structure:
                      slots.copy(), labels.copy())  # fmt: skip
 
 
+# Every three-block type is searched up to this k (about k^2 / 12 types: 75 at k = 30,
+# 833 at k = 100); above it only the thin ones, p + 1 + q and p + 2 + q, which hold the
+# three-block minima gradient descent reaches (and others come from `neighbours.py`).
+TRIPLES_UP_TO = 30
+
+
+def default_shapes(k: int) -> tuple[str, ...]:
+    """The types `sweep critical` searches at k unless told: Delta S_k, every pair, and
+    every triple up to TRIPLES_UP_TO, the thin triples above it."""
+    return ("k", "pairs", "triples" if k <= TRIPLES_UP_TO else "thin")
+
+
 def isotropy_types(k: int, shapes: tuple[str, ...] = ("k", "pairs", "triples")) -> list[tuple]:
     """The isotropy types to search at k: "k" (Delta S_k), "pairs" (every
-    Delta(S_p x S_k-p)), "triples" (every Delta(S_p x S_q x S_r)), or explicit sizes."""
+    Delta(S_p x S_k-p)), "triples" (every Delta(S_p x S_q x S_r)), "thin" (the triples
+    with a block of one or two neurons), or explicit sizes."""
     found = []
     for shape in shapes:
         if shape == "k":
             found.append((k,))
         elif shape == "pairs":
             found += [(p, k - p) for p in range(1, k // 2 + 1)]
-        elif shape == "triples":
+        elif shape in ("triples", "thin"):
             found += [(p, q, k - p - q) for p in range(1, k // 3 + 1)
-                      for q in range(p, (k - p) // 2 + 1)]  # fmt: skip
+                      for q in range(p, (k - p) // 2 + 1)
+                      if shape == "triples" or p <= 2]  # fmt: skip
         else:
             found.append(tuple(shape))
     return list(dict.fromkeys(found))
@@ -182,7 +196,7 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
         thetas = np.concatenate(mine)
         sizes = np.concatenate([np.repeat([np.asarray(s.sizes, float)], len(m), axis=0)
                                 for m, s in zip(mine, group, strict=True)])  # fmt: skip
-        theta, norm = _padded_newton(thetas, sizes, k, signature, kernel, bool(seeds))
+        theta, norm = _padded_newton(thetas, sizes, k, signature, kernel)
         for i, structure in enumerate(group):
             rows = slice(bounds[i], bounds[i + 1])
             good = np.isfinite(norm[rows]) & (norm[rows] < CRITICAL_GRAD)
@@ -193,17 +207,28 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
     return candidates
 
 
-def _padded_newton(thetas, sizes, k, signature, kernel, pad: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Newton from every start; with `pad`, the batch is padded to a power of two (copies
-    of its first start) so that batches of seeds, of every length, compile few shapes."""
+# Newton runs in batches of these sizes only (padded with copies of a batch's first
+# start), so one compiled program per signature and size serves every type, every round
+# of `neighbours.fill` and every k: compiling costs more than running at large k.
+BATCHES = (32, 64, 128, 256)
+
+
+def _padded_newton(thetas, sizes, k, signature, kernel) -> tuple[np.ndarray, np.ndarray]:
+    """Newton from every start, in batches of a size in BATCHES."""
     count = len(thetas)
-    padded = 1 << (count - 1).bit_length() if pad else count
+    size = next((b for b in BATCHES if b >= count), BATCHES[-1])
+    padded = -(-count // size) * size
     thetas = np.concatenate([thetas, np.repeat(thetas[:1], padded - count, axis=0)])
     sizes = np.concatenate([sizes, np.repeat(sizes[:1], padded - count, axis=0)])
+    theta, norm = [], []
     with jax.enable_x64(True):
-        theta, norm = _newton(jnp.asarray(thetas), jnp.asarray(sizes), float(k),
-                              signature=signature, kernel=kernel)  # fmt: skip
-    return np.asarray(theta)[:count], np.asarray(norm)[:count]
+        for first in range(0, padded, size):
+            batch = slice(first, first + size)
+            t, g = _newton(jnp.asarray(thetas[batch]), jnp.asarray(sizes[batch]), float(k),
+                           signature=signature, kernel=kernel)  # fmt: skip
+            theta.append(np.asarray(t))
+            norm.append(np.asarray(g))
+    return np.concatenate(theta)[:count], np.concatenate(norm)[:count]
 
 
 def distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
