@@ -163,6 +163,8 @@ def _critical(args):
     table = runs_table.load(args.out, table="critical", k=list(k_values))
     table = table[table["activation"] == args.activation]
     print(critical.format_table(table))
+    if len(k_values) > 1 and table["family"].notna().any():
+        print(critical.format_families(table))
     if args.sweep:
         catalogue = runs_table.load(_checked_folder(args.sweep), table="catalogue")
         print(critical.format_reached(critical.reached(table, catalogue)))

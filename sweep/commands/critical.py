@@ -21,13 +21,13 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
-from ..limits import FULL_SPACE_PROOF_IN_SEARCH
+from ..limits import FULL_SPACE_PROOF_IN_SEARCH, SAME_POINT
 from ..objectives import kernels
 from ..outcomes import PointKind, Status
 from ..proofs import Certificate, Claim, ProofJob, ProofOutcome, prove_all, prove_point
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
-from ..symmetry import fixed_points, isotypic, neighbours
+from ..symmetry import families, fixed_points, isotypic, neighbours
 from ..symmetry.canonical import canonical_form, same_point
 from ..symmetry.structure import Structure
 
@@ -36,7 +36,7 @@ COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "manifold_dim",
     "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
-    "activation", "nullity",
+    "activation", "nullity", *families.COLUMNS,
 ]  # fmt: skip
 
 
@@ -183,6 +183,52 @@ def _followed(k: int, types: list, ends: list, previous: list, splits: bool, ext
     return neighbours.fill(k, sorted(reached), ends, extra, kernel, seeds, frontier=[])
 
 
+def _carried(k: int, before: tuple | None, extra: int) -> list:
+    """Newton ends at k (count 0) where the curves of k - 1's points reach k."""
+    if before is None:
+        return []
+    return [(families.at(point, k - 1, k, extra), path.crossed[k], 0)
+            for point, _, path in zip(*before, strict=True) if k in path.crossed]  # fmt: skip
+
+
+def _classified(k: int, points: list, limit: int | None, activation: str, workers: int | None,
+                progress: bool) -> pd.DataFrame:  # fmt: skip
+    """The rows of these points at k, each proved unless `_skipped`."""
+    outcomes = [_skipped(p, limit, activation) for p in points]
+    chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    bar = f"k={k}: proofs" if progress else None
+    proven = prove_all(_jobs(k, points, chosen, activation), workers, bar)
+    for i, outcome in zip(chosen, proven, strict=True):
+        outcomes[i] = outcome
+    return _rows(k, points, outcomes, activation)
+
+
+def _add_missed(out, k: int, extra: int, items: list, limit, activation: str, workers,
+                kernel, log) -> None:  # fmt: skip
+    """Points of families found at a larger k whose curves pass k, where k's search
+    missed them: added to k's table (found = 0)."""
+    path = table_path(out, k, k + extra, activation)
+    table = pd.read_parquet(path)
+    known = [(np.reshape(w, (k + extra, k)), loss)
+             for w, loss in zip(table["weights"], table["loss"], strict=True)]  # fmt: skip
+    points, found = [], []
+    for member, structure, theta in items:
+        for point in fixed_points.distinct([(structure, theta, 0)], k, kernel):
+            if not any(abs(loss - point.loss) < SAME_POINT and same_point(w, point.weights)
+                       for w, loss in known):  # fmt: skip
+                known.append((point.weights, point.loss))
+                points.append(point)
+                found.append(member)
+    if not points:
+        return
+    paths = [families.Path() for _ in points]  # their curves go on: they were followed here
+    frame = _classified(k, points, limit, activation, workers, False)
+    frame = frame.assign(**families.columns(found, paths))
+    frame = pd.concat([table, frame], ignore_index=True).sort_values(["loss", "index"])
+    layout.write_atomic(out, path, lambda tmp: frame.to_parquet(tmp, index=False))
+    log(f"k={k}: {len(points)} points added, on the curves of families found above k")
+
+
 def find_critical(
     k_values: tuple[int, ...],
     out: str | Path,
@@ -214,12 +260,13 @@ def find_critical(
         raise ConfigError("--out", "a folder this user can write", out,
                           detail=f"--out: cannot create {out / FOLDER}: "
                           f"{store.describe(error)}") from None  # fmt: skip
-    previous = []  # the Newton ends of k - 1
+    previous, before, taken = [], None, set()  # k - 1's Newton ends, (points, families)
     for k in k_values:
         path = table_path(out, k, k + extra, activation)
         if path.is_file():
             log(f"k={k}: already done ({path})")
-            previous = []
+            taken |= set(pd.read_parquet(path, columns=["family"])["family"].dropna())
+            previous, before = [], None
             continue
         start = time.perf_counter()
         asked = (shapes[k] if isinstance(shapes, dict)
@@ -228,17 +275,23 @@ def find_critical(
         ends = fixed_points.newton_ends(k, types, starts, extra=extra, kernel=kernel)
         if follow:
             ends = _followed(k, types, ends, previous, "splits" in asked, extra, kernel)
+            ends += _carried(k, before, extra)
         previous = ends
         points = fixed_points.distinct(ends, k, kernel)
+        found = families.inherited(points, k, before, extra, kernel) if follow else []
+        if follow:
+            found, missed = families.members(points, k, found, taken, extra, kernel, before)
+            paths = families.carry(points, k, extra, kernel)
+            before = (points, found, paths)
         searched = time.perf_counter() - start
         limit = prove_index(k) if callable(prove_index) else prove_index
-        outcomes = [_skipped(p, limit, activation) for p in points]
-        chosen = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        bar = f"k={k}: proofs" if progress else None
-        proven = prove_all(_jobs(k, points, chosen, activation), workers, bar)
-        for i, outcome in zip(chosen, proven, strict=True):
-            outcomes[i] = outcome
-        frame = _rows(k, points, outcomes, activation)
+        frame = _classified(k, points, limit, activation, workers, progress)
+        if follow:
+            frame = frame.assign(**families.columns(found, paths))
+            for lower, items in sorted(missed.items()):
+                if lower in k_values and table_path(out, lower, lower + extra,
+                                                    activation).is_file():  # fmt: skip
+                    _add_missed(out, lower, extra, items, limit, activation, workers, kernel, log)
         layout.write_atomic(out, path, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         proved = int((frame["certified"] == "proved").sum())
         slowest = frame["proof_seconds"].max() if proved else 0.0
@@ -287,6 +340,16 @@ def format_table(table: pd.DataFrame, limit: int = 12) -> str:
         text = cell[shown].head(limit).to_string(index=False, float_format=lambda x: f"{x:.7g}")
         parts.append(text + (f"\n  ... and {more} more" if more > 0 else ""))
     return "\n\n".join(parts)
+
+
+def format_families(table: pd.DataFrame) -> str:
+    """How many families the table holds, and those that are minima at some k."""
+    summary = families.summary(table)
+    minima = summary[summary["minimum_at"] != ""]
+    shown = ["family", "first_k", "last_k", "loss_first", "loss_last", "starts", "ends", "index"]
+    return f"{len(summary)} families, {len(minima)} of them minima at some k:\n" + minima[
+        shown
+    ].to_string(index=False, float_format=lambda x: f"{x:.7g}")
 
 
 def format_reached(joined: pd.DataFrame) -> str:

@@ -90,10 +90,10 @@ def _starts(structure: Structure, count: int, rng: np.random.Generator) -> np.nd
     return found
 
 
-@functools.partial(jax.jit, static_argnames=("signature", "kernel"))
-def _newton(thetas, sizes, k, signature, kernel):
+@functools.partial(jax.jit, static_argnames=("signature", "kernel", "steps"))
+def _newton(thetas, sizes, k, signature, kernel, steps=60):
     def one(theta, size):
-        return reduced.newton(theta, size, k, signature, kernel=kernel)
+        return reduced.newton(theta, size, k, signature, steps=steps, kernel=kernel)
 
     return jax.vmap(one)(thetas, sizes)
 
@@ -213,8 +213,10 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
 BATCHES = (32, 64, 128, 256)
 
 
-def _padded_newton(thetas, sizes, k, signature, kernel) -> tuple[np.ndarray, np.ndarray]:
-    """Newton from every start, in batches of a size in BATCHES."""
+def _padded_newton(
+    thetas, sizes, k, signature, kernel, steps: int = 60
+) -> tuple[np.ndarray, np.ndarray]:
+    """Newton from every start (`steps` steps), in batches of a size in BATCHES."""
     count = len(thetas)
     size = next((b for b in BATCHES if b >= count), BATCHES[-1])
     padded = -(-count // size) * size
@@ -225,7 +227,7 @@ def _padded_newton(thetas, sizes, k, signature, kernel) -> tuple[np.ndarray, np.
         for first in range(0, padded, size):
             batch = slice(first, first + size)
             t, g = _newton(jnp.asarray(thetas[batch]), jnp.asarray(sizes[batch]), float(k),
-                           signature=signature, kernel=kernel)  # fmt: skip
+                           signature=signature, kernel=kernel, steps=steps)  # fmt: skip
             theta.append(np.asarray(t))
             norm.append(np.asarray(g))
     return np.concatenate(theta)[:count], np.concatenate(norm)[:count]

@@ -176,10 +176,11 @@ def _kernel_jvp(primals, tangents):
     return _kernel(cos), _slope(cos) * dcos
 
 
-def _jet(structure: Structure, theta: np.ndarray) -> jets.Jet:
+def _jet(structure: Structure, theta: np.ndarray, sizes: Any = None) -> jets.Jet:
     point = jets.variables(np.asarray(theta, float))
     arithmetic = jets.JetArithmetic(jets.FloatScalars)
-    return loss(structure.signature, structure.sizes, structure.k, point, arithmetic)
+    sizes = structure.sizes if sizes is None else sizes
+    return loss(structure.signature, sizes, structure.k, point, arithmetic)
 
 
 @functools.partial(jax.jit, static_argnames=("signature", "kernel", "order"))
@@ -189,11 +190,13 @@ def _derivative(theta, sizes, k, signature, kernel, order):
     return (f, jax.grad(f), jax.hessian(f))[order](theta)
 
 
-def _by_kernel(structure: Structure, theta: np.ndarray, kernel: Any, order: int) -> np.ndarray:
+def _by_kernel(structure: Structure, theta: np.ndarray, kernel: Any, order: int,
+               sizes: Any = None) -> np.ndarray:  # fmt: skip
+    sizes = structure.sizes if sizes is None else sizes
     with jax.enable_x64(True):
-        return np.asarray(_derivative(jnp.asarray(theta, float),
-                                      jnp.asarray(structure.sizes, float), float(structure.k),
-                                      structure.signature, kernel, order))  # fmt: skip
+        return np.asarray(_derivative(jnp.asarray(theta, float), jnp.asarray(sizes, float),
+                                      float(structure.k), structure.signature, kernel,
+                                      order))  # fmt: skip
 
 
 def value(structure: Structure, theta: np.ndarray, kernel: Any = None) -> float:
@@ -212,14 +215,16 @@ def gradient(structure: Structure, theta: np.ndarray, kernel: Any = None) -> np.
     return np.asarray(_jet(structure, theta).grad)
 
 
-def hessian(structure: Structure, theta: np.ndarray, kernel: Any = None) -> np.ndarray:
+def hessian(structure: Structure, theta: np.ndarray, kernel: Any = None,
+            sizes: Any = None) -> np.ndarray:  # fmt: skip
     """d^2 F/dtheta^2 = E^T H E, E the 0/1 basis of Fix(G) (one column per parameter).
     Forward-mode jets in NumPy for ReLU: milliseconds, where compiling the same unrolled
     formula with XLA takes seconds per structure (paid once per signature for other
-    kernels)."""
+    kernels). `sizes`: other block sizes than the structure's, real numbers allowed (the
+    formula is a polynomial in them; `families.py` follows points in real k)."""
     if kernel is not None:
-        return _by_kernel(structure, theta, kernel, 2)
-    return np.asarray(_jet(structure, theta).hess)
+        return _by_kernel(structure, theta, kernel, 2, sizes)
+    return np.asarray(_jet(structure, theta, sizes).hess)
 
 
 def polish(

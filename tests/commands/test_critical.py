@@ -264,3 +264,28 @@ def test_following_finds_what_few_random_starts_miss(tmp_path):
     shown = ["k", "isotropy", "loss", "index", "found", "min_eig"]
     kept = followed[followed["found"] > 0][shown].sort_values(["k", "loss"], ignore_index=True)
     pd.testing.assert_frame_equal(kept, alone[shown].sort_values(["k", "loss"], ignore_index=True))
+    # every point has a family, at most one point of a family per k, and a family is
+    # found at consecutive k
+    assert followed["family"].notna().all() and alone["family"].isna().all()
+    assert not followed.duplicated(["k", "family"]).any()
+    spans = followed.groupby("family")["k"].agg(["min", "max", "count"])
+    assert (spans["max"] - spans["min"] + 1 == spans["count"]).all()
+    # the Delta(S_1 x S_k-1) minimum of k = 9 is the one of k = 10 (one family)
+    ones = more[more["isotropy"].isin(["1+8", "1+9"])].sort_values("loss").groupby("k").head(1)
+    assert len(ones) == 2 and ones["family"].nunique() == 1
+    assert ones["family"].iloc[0].startswith("1+k-1@2.0")  # /2, /3: others start there too
+
+
+def test_families_over_a_range_name_points_the_search_missed_too(tmp_path):
+    # followed down from k = 8, a family's curve passes k = 7 and 6 where random starts
+    # missed it: its points there are added, with found = 0, and every one is critical
+    table = critical.find_critical((6, 7, 8), tmp_path, ("pairs",), starts=8, prove_index=-1,
+                                   log=lambda _: None)  # fmt: skip
+    added = table[(table["found"] == 0) & (table["k"] < 8)]
+    assert len(added)
+    for row in added.itertuples():
+        weights = jnp.asarray(np.reshape(row.weights, (row.n, row.d)))
+        teacher = gaussian.orthonormal_teacher(row.k, row.d)
+        # as critical as the search's own points (their parameters rounded to 1e-9)
+        assert np.max(np.abs(gaussian.grad(weights, teacher))) < 1e-8
+    assert not table.duplicated(["k", "family"]).any()
