@@ -24,7 +24,15 @@ from ..config.expressions import evaluate, widths_for
 from ..limits import FULL_SPACE_PROOF_IN_SEARCH, SAME_POINT
 from ..objectives import kernels
 from ..outcomes import PointKind, Status
-from ..proofs import Certificate, Claim, ProofJob, ProofOutcome, prove_all, prove_point
+from ..proofs import (
+    Certificate,
+    Claim,
+    ProofJob,
+    ProofOutcome,
+    extra_neuron,
+    prove_all,
+    prove_point,
+)
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
 from ..symmetry import families, fixed_points, isotypic, neighbours
@@ -36,7 +44,7 @@ COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "manifold_dim",
     "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
-    "activation", "nullity", *families.COLUMNS,
+    "activation", "nullity", *families.COLUMNS, "fate_n_plus_1", "fate_slope",
 ]  # fmt: skip
 
 
@@ -200,7 +208,14 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
     proven = prove_all(_jobs(k, points, chosen, activation), workers, bar)
     for i, outcome in zip(chosen, proven, strict=True):
         outcomes[i] = outcome
-    return _rows(k, points, outcomes, activation)
+    frame = _rows(k, points, outcomes, activation)
+    if activation == "relu" and points and len(points[0].weights) == k:
+        fates = [extra_neuron.fate(o.certificate, k, p.loss)
+                 if o.certificate and o.certificate.proved and o.certificate.negative == 0
+                 else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
+        frame["fate_n_plus_1"] = [text for text, _ in fates]
+        frame["fate_slope"] = [high for _, high in fates]
+    return frame
 
 
 def _add_missed(out, k: int, extra: int, items: list, limit, activation: str, workers,

@@ -1,7 +1,8 @@
 """Computer-assisted proofs of critical points of the closed-form loss, in ball arithmetic:
 helpers (`balls.py`), enclosures of F, its gradient and its Hessian (`enclosures.py`), the
 full-space certificate (`certificate.py`), the proof in a fixed-point space
-(`symmetric.py`), and the one pipeline every caller proves points through (`pipeline.py`)."""
+(`symmetric.py`), the one pipeline every caller proves points through (`pipeline.py`), and
+what a minimum becomes with one neuron more (`extra_neuron.py`)."""
 
 from .certificate import Certificate as Certificate
 from .pipeline import Claim as Claim

@@ -86,7 +86,8 @@ class Pair:
         return arb_mat(d, d, [bound] * (d * d))
 
 
-def _kernel(w: Vector, v: Vector, pair: Pair) -> arb:
+def kernel(w: Vector, v: Vector, pair: Pair) -> arb:
+    """E[relu(w . x) relu(v . x)] over balls (the arc-cosine kernel)."""
     return w.norm * v.norm * (pair.sin + pair.rest * pair.cos) / (2 * arb.pi())
 
 
@@ -125,11 +126,11 @@ def loss(weights: Balls, k: int, alpha: float = 0.0) -> arb:
     for i, w in enumerate(students):
         for j, other in enumerate(students):
             if i != j:
-                own += _kernel(w, other, Pair.of(w, other))
+                own += kernel(w, other, Pair.of(w, other))
     cross = arb(0)
     for w in students:
         for v in teachers:
-            cross += _kernel(w, v, Pair.of(w, v))
+            cross += kernel(w, v, Pair.of(w, v))
     value = own / 2 - cross + arb(k) / 4 + arb(k * (k - 1)) / (4 * arb.pi())
     return _leaky_loss(value, weights, k, alpha)
 
