@@ -1,0 +1,126 @@
+"""The atlas page (`docs/generated/atlas.md`, `atlas_rates.png`): the minima `sweep critical`
+found and proved at n = k and n = k + 1, their families and fates, and the sweeps that
+measure how often gradient descent reaches them.
+
+    python benchmarks/atlas.py --critical DIR [--sweep DIR ...]
+
+- Per k and n, the minima of the critical tables under DIR: how many, how many proved,
+  the spurious ones with their family and (n = k) their fate with one neuron more.
+- Per sweep cell: runs, spurious runs with a 95% Wilson interval, and every spurious
+  point the runs reached joined to the critical table of its k and n (`critical.reached`):
+  how many lie outside it.
+- A plot of the spurious rate against k for each n - k.
+"""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from provenance import stamp  # noqa: E402
+
+import sweep
+from sweep.commands import critical
+from sweep.confidence import wilson_interval
+from sweep.symmetry import families
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "generated"
+
+
+def _table(frame: pd.DataFrame) -> list[str]:
+    return ["```", frame.to_string(index=False, float_format=lambda x: f"{x:.7g}"), "```"]
+
+
+def minima(table: pd.DataFrame) -> list[str]:
+    """Per (k, n): the minima found, proved, and the spurious ones listed."""
+    lines = []
+    counts = table.groupby(["k", "n"]).apply(lambda cell: pd.Series({
+        "points": len(cell), "minima": int((cell["kind"] == "minimum").sum()),
+        "proved": int(((cell["kind"] == "minimum") & (cell["certified"] == "proved")).sum()),
+        "families": cell["family"].nunique(),
+    }), include_groups=False).reset_index()  # fmt: skip
+    lines += ["Critical points per k and n (minima proved where `certified` says so):", "",
+              *_table(counts), ""]  # fmt: skip
+    spurious = table[(table["kind"] == "minimum") & (table["loss"] > 1e-12)]
+    shown = ["k", "n", "isotropy", "loss", "min_eig", "certified", "family"]
+    if "fate_n_plus_1" in spurious:
+        fates = spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"].value_counts()
+        lines += ["Fates at n = k + 1 of the minima of n = k (the new neuron at zero):", "",
+                  *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
+                    for fate, count in fates.items()), ""]  # fmt: skip
+        shown.append("fate_n_plus_1")
+    lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
+    return lines
+
+
+def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    """Per sweep cell: spurious rate with its interval, and the spurious points reached
+    that the critical table does not hold."""
+    rows = []
+    for folder in folders:
+        runs = sweep.load(folder)
+        catalogue = sweep.load(folder, table="catalogue")
+        for (k, n), cell in runs.groupby(["k", "n"]):
+            spurious = int((cell["status"] == "spurious").sum())
+            low, high = wilson_interval(spurious, len(cell))
+            mine = table[(table["k"] == k) & (table["n"] == n)]
+            reached = catalogue[(catalogue["k"] == k) & (catalogue["n"] == n)
+                                & (catalogue["status"] == "spurious")]  # fmt: skip
+            outside = np.nan
+            if len(mine):
+                joined = critical.reached(mine, reached)
+                outside = int((joined["searched"] == "").sum())
+            rows.append({"k": k, "n": n, "runs": len(cell), "spurious": spurious,
+                         "rate": spurious / len(cell), "low": low, "high": high,
+                         "points_reached": len(reached), "outside_atlas": outside})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    lines = ["Spurious rates (95% Wilson intervals) and the spurious points reached that "
+             "the critical tables lack (`outside_atlas`; NaN: no table at that k, n):", "",
+             *_table(frame), ""]  # fmt: skip
+    return lines, frame
+
+
+def plot(frame: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for extra, cells in frame.assign(extra=frame["n"] - frame["k"]).groupby("extra"):
+        cells = cells.sort_values("k")
+        axis.errorbar(cells["k"], cells["rate"], yerr=[cells["rate"] - cells["low"],
+                      cells["high"] - cells["rate"]], marker="o", ms=3, capsize=2,
+                      label=f"n = k + {extra}" if extra else "n = k")  # fmt: skip
+    axis.set_xlabel("k")
+    axis.set_ylabel("spurious rate")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(OUT / "atlas_rates.png", dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--critical", required=True)
+    parser.add_argument("--sweep", action="append", default=[])
+    args = parser.parse_args()
+    table = sweep.load(args.critical, table="critical")
+    table = table[table["activation"] == "relu"]
+    text = ["Written by `python benchmarks/atlas.py` (2-core CPU).", "",
+            "## Minima found and proved", "", *minima(table)]  # fmt: skip
+    summary = families.summary(table)
+    spurious = summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]
+    text += ["## Families that are spurious minima at some k", "",
+             *_table(spurious[["family", "first_k", "last_k", "loss_first", "loss_last",
+                               "starts", "ends", "index"]]), ""]  # fmt: skip
+    if args.sweep:
+        lines, frame = rates(args.sweep, table)
+        text += ["## Sweeps beside the atlas", "", *lines,
+                 "![spurious rates](generated/atlas_rates.png)", ""]  # fmt: skip
+        plot(frame)
+    (OUT / "atlas.md").write_text(stamp("benchmarks/atlas.py") + "\n" + "\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
