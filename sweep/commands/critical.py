@@ -193,7 +193,7 @@ def _followed(k: int, types: list, ends: list, previous: list, splits: bool, ext
 
 def _carried(k: int, before: tuple | None, extra: int) -> list:
     """Newton ends at k (count 0) where the curves of k - 1's points reach k."""
-    if before is None:
+    if before is None or len(before) < 3:
         return []
     return [(families.at(point, k - 1, k, extra), path.crossed[k], 0)
             for point, _, path in zip(*before, strict=True) if k in path.crossed]  # fmt: skip
@@ -280,8 +280,9 @@ def find_critical(
         path = table_path(out, k, k + extra, activation)
         if path.is_file():
             log(f"k={k}: already done ({path})")
-            taken |= set(pd.read_parquet(path, columns=["family"])["family"].dropna())
-            previous, before = [], None
+            stored = pd.read_parquet(path)
+            taken |= set(stored["family"].dropna())
+            previous, before = [], families.stored(stored)
             continue
         start = time.perf_counter()
         asked = (shapes[k] if isinstance(shapes, dict)
@@ -293,7 +294,8 @@ def find_critical(
             ends += _carried(k, before, extra)
         previous = ends
         points = fixed_points.distinct(ends, k, kernel)
-        found = families.inherited(points, k, before, extra, kernel) if follow else []
+        carrying = before if before and len(before) == 3 else None  # not read from a file
+        found = families.inherited(points, k, carrying, extra, kernel) if follow else []
         if follow:
             found, missed = families.members(points, k, found, taken, extra, kernel, before)
             paths = families.carry(points, k, extra, kernel)

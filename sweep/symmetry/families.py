@@ -207,10 +207,10 @@ def inherited(points: list, k: int, before: tuple | None, extra: int = 0,
 def members(points: list, k: int, found: list, taken: set, extra: int = 0, kernel: Any = None,
             before: tuple | None = None) -> tuple[list[Member], dict]:  # fmt: skip
     """Each point's family: `found[i]` (`inherited`) where given, else the family of the
-    point of k - 1 (`before`: its points and members) its curve passes back through, else a
-    new one, named for where its curve starts (followed back to a fold or its floor;
-    `taken`: names already given). Also {k': [(member, template, parameters)]}: the
-    integer k' < k - 1 a new family's curve passes (where the search may have missed it)."""
+    point of k - 1 (`before`: its points and members, or `stored`) its curve passes back
+    through, else a new one, named for where its curve starts (followed back to a fold or
+    its floor; `taken`: names already given). Also {k': [(member, template, parameters)]}:
+    the integer k' < k a new family's curve passes (where the search may have missed it)."""
     found = list(found)
     used = {member.family for member in found if member is not None}  # one point per family
     new = [i for i, member in enumerate(found) if member is None]
@@ -242,6 +242,27 @@ def members(points: list, k: int, found: list, taken: set, extra: int = 0, kerne
             if lower < k:
                 missed.setdefault(lower, []).append((member, at(points[i], k, lower, extra), theta))
     return found, missed
+
+
+@dataclass
+class Stored:
+    """A point as a table stores it (canonical weights): enough for `locate`."""
+
+    weights: np.ndarray
+    loss: float
+    manifold_dimension: int
+
+
+def stored(table: pd.DataFrame) -> tuple[list[Stored], list[Member]] | None:
+    """The points and families of a written table (k - 1's, when a search resumes at k),
+    for `members`; None where it has no families."""
+    if "family" not in table or table["family"].isna().all():
+        return None
+    points = [Stored(np.reshape(row.weights, (row.n, row.d)), row.loss, row.manifold_dim)
+              for row in table.itertuples()]  # fmt: skip
+    found = [Member(row.family, row.family_start, row.start_reason)
+             for row in table.itertuples()]  # fmt: skip
+    return points, found
 
 
 def _ranked(base: str, rank: int) -> str:

@@ -28,7 +28,7 @@ from ..limits import (
     ZERO_EIGENVALUE,
 )
 from . import isotypic, reduced
-from .canonical import canonical_form, same_point
+from .canonical import canonical_form, same_canonical, same_point
 from .structure import Structure, detect
 
 
@@ -126,7 +126,7 @@ class Point:
         """Zero eigenvalues of a degenerate point (`zero`)."""
         return isotypic.nullity(self.blocks, self.zero)
 
-    @property
+    @functools.cached_property
     def manifold_dimension(self) -> int:
         """0 for an isolated point; else the dimension of the manifold of critical points
         with its network function that it lies on (`parallel_groups`); 0 for an activation
@@ -143,14 +143,14 @@ def parallel_groups(weights: np.ndarray, tol: float = PARALLEL_ROWS) -> list[lis
     them is a critical point, all are (the gradient of each neuron depends on the
     function and its direction only)."""
     units = weights / np.linalg.norm(weights, axis=1, keepdims=True)
-    groups, placed = [], set()
+    close = 1 - units @ units.T < tol
+    groups, placed = [], np.zeros(len(weights), bool)
     for i in range(len(weights)):
-        if i in placed:
+        if placed[i]:
             continue
-        group = [j for j in range(i, len(weights))
-                 if j not in placed and 1 - units[i] @ units[j] < tol]  # fmt: skip
-        placed.update(group)
-        groups.append(group)
+        group = np.flatnonzero(close[i] & ~placed)  # every row before i is placed
+        placed[group] = True
+        groups.append([int(j) for j in group])
     return groups
 
 
@@ -238,6 +238,7 @@ def distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
     points have equal losses: only points whose losses differ by less than SAME_POINT are
     compared, found by bisection in a list sorted by loss."""
     points, losses, order = [], [], []  # order: indices into points, by loss
+    canonical = []  # each point's canonical form, sorted once
     for structure, theta, count in candidates:
         weights = structure.point(theta)
         norms = np.linalg.norm(weights, axis=1)
@@ -248,8 +249,9 @@ def distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
         loss = reduced.value(structure, theta, kernel)
         low = bisect.bisect_left(losses, loss - SAME_POINT)
         high = bisect.bisect_right(losses, loss + SAME_POINT)
+        mine = canonical_form(weights)
         for i in order[low:high]:
-            if same_point(points[i].weights, weights):
+            if same_canonical(canonical[i], mine):
                 points[i].found += count
                 break
         else:
@@ -264,6 +266,7 @@ def distinct(candidates: list, k: int, kernel: Any = None) -> list[Point]:
                 losses.insert(place, loss)
                 order.insert(place, len(points))
                 points.append(point)
+                canonical.append(canonical_form(point.weights))
     # Points a random start reached stand for their network function before points
     # reached from a neighbour's point only (`neighbours.py`), so those never displace them.
     chosen = _one_per_function(sorted(points, key=lambda p: (p.found == 0, p.loss, p.index)))

@@ -289,3 +289,23 @@ def test_families_over_a_range_name_points_the_search_missed_too(tmp_path):
         # as critical as the search's own points (their parameters rounded to 1e-9)
         assert np.max(np.abs(gaussian.grad(weights, teacher))) < 1e-8
     assert not table.duplicated(["k", "family"]).any()
+
+
+def test_a_resumed_search_keeps_the_families_names(tmp_path):
+    def run(out, k_values):
+        return critical.find_critical(k_values, out, ("pairs",), starts=4, prove_index=-1,
+                                      log=lambda _: None)  # fmt: skip
+
+    whole = run(tmp_path / "whole", (9, 10))
+    run(tmp_path / "resumed", (9,))
+    resumed = run(tmp_path / "resumed", (9, 10))  # k = 9 read back, k = 10 searched
+
+    def names(table):
+        cell = table[table["k"] == 10]
+        return {np.round(w, 7).tobytes(): f for w, f in zip(cell["weights"], cell["family"],
+                                                            strict=True)}  # fmt: skip
+
+    one, other = names(whole), names(resumed)
+    shared = set(one) & set(other)
+    assert len(shared) > 10
+    assert all(one[key] == other[key] for key in shared)
