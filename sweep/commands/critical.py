@@ -36,7 +36,7 @@ from ..proofs import (
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
 from ..symmetry import families, fixed_points, isotypic, neighbours
-from ..symmetry.canonical import canonical_form, same_point
+from ..symmetry.canonical import canonical_form, same_canonical, same_point
 from ..symmetry.structure import Structure
 
 FOLDER = layout.CRITICAL
@@ -325,14 +325,21 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     fixed-point space (`searched` empty). Points are compared by `same_point`."""
     rows = []
     used = set()
+    entries = {}  # (k, n): [(index, loss, canonical form, multiplicity)], sorted once
+    for index, entry in catalogue.iterrows():
+        shape = (entry["n"], entry["d"])
+        entries.setdefault((entry["k"], entry["n"]), []).append(
+            (index, entry["loss"], canonical_form(np.reshape(entry["weights"], shape)),
+             int(entry["multiplicity"])))  # fmt: skip
     for point in critical.itertuples(index=False):
-        shape = (point.n, point.d)
-        mine = np.reshape(point.weights, shape)
-        cell = catalogue[(catalogue["k"] == point.k) & (catalogue["n"] == point.n)]
+        cell = entries.get((point.k, point.n), [])
+        # one point has one loss: only entries of nearly equal loss are compared
+        near = [entry for entry in cell if abs(entry[1] - point.loss) < SAME_POINT]
+        mine = canonical_form(np.reshape(point.weights, (point.n, point.d))) if near else None
         runs = 0
-        for index, entry in cell.iterrows():
-            if same_point(np.reshape(entry["weights"], shape), mine):
-                runs += int(entry["multiplicity"])
+        for index, _, theirs, multiplicity in near:
+            if same_canonical(theirs, mine):
+                runs += multiplicity
                 used.add(index)
         rows.append({**point._asdict(), "runs": runs})
     for index, entry in catalogue.iterrows():
