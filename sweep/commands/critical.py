@@ -319,6 +319,9 @@ def find_critical(
     return runs_table.load(out, table="critical")
 
 
+LOSS_NEAR = 1e-3
+
+
 def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """The critical points with how many runs of a sweep's catalogue reached each
     (`runs`, 0 where none did), and the catalogue's points that lie in no searched
@@ -333,8 +336,9 @@ def reached(critical: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
              int(entry["multiplicity"])))  # fmt: skip
     for point in critical.itertuples(index=False):
         cell = entries.get((point.k, point.n), [])
-        # one point has one loss: only entries of nearly equal loss are compared
-        near = [entry for entry in cell if abs(entry[1] - point.loss) < SAME_POINT]
+        # one point has one loss: entries of another loss are not compared (a catalogue's
+        # loss is its runs' end points', within LOSS_NEAR of the critical point's)
+        near = [entry for entry in cell if abs(entry[1] - point.loss) < LOSS_NEAR]
         mine = canonical_form(np.reshape(point.weights, (point.n, point.d))) if near else None
         runs = 0
         for index, _, theirs, multiplicity in near:

@@ -11,9 +11,10 @@ reduced Hessian singular, where two families meet and end together) or where New
 it otherwise (a neuron dying, say). Backwards, a curve also ends where its growing block
 is no longer the largest (its floor).
 
-A family is named for its fixed blocks and where it starts: "31+k-31@61.4" begins at a
-fold near k = 61.4; "31+k-31@62.0" at its floor, k = 62. The name does not depend on the
-range of k searched: each new point is followed backwards to its start.
+A family is named for its fixed blocks, where it starts and its loss there:
+"31+k-31@61.4:0.1012" begins at a fold near k = 61.4 with F = 0.1012 at k = 62;
+"31+k-31@62.0:0.1063" at its floor, k = 62. The name does not depend on the range of k
+searched: each new point is followed backwards to its start.
 """
 
 from dataclasses import dataclass, field
@@ -229,7 +230,7 @@ def members(points: list, k: int, found: list, taken: set, extra: int = 0, kerne
         start = path.end if path.reason else float(min(path.crossed))
         first = min(path.crossed)
         loss = reduced.value(at(points[i], k, first, extra), path.crossed[first], kernel)
-        named.append((name(structure, start), loss, i, path, start))
+        named.append((name(structure, start, loss), loss, i, path, start))
     missed: dict = {}
     for base, _, i, path, start in sorted(named, key=lambda item: item[:2]):
         rank = 1
@@ -269,9 +270,10 @@ def _ranked(base: str, rank: int) -> str:
     return base if rank == 1 else f"{base}/{rank}"
 
 
-def name(structure: Structure, start: float) -> str:
-    """A family's name: its pattern and the k where it starts (to 0.1)."""
-    return f"{pattern(structure)}@{start:.1f}"
+def name(structure: Structure, start: float, loss: float) -> str:
+    """A family's name: its pattern, the k where it starts (to 0.1) and F at the first
+    integer k of its curve (4 digits): "31+k-31@62.0:0.1063"."""
+    return f"{pattern(structure)}@{start:.1f}:{loss:.4g}"
 
 
 COLUMNS = ["family", "family_start", "start_reason", "family_end", "end_reason"]

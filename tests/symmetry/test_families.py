@@ -30,7 +30,9 @@ def test_the_published_minimum_at_k_7_followed_to_k_41(k7_pairs):
     assert np.max(np.abs(reduced.gradient(structure, path.crossed[41]))) < 1e-10
     back = families.follow([candidates[i]], 1)[0]
     assert back.reason == "floor" and back.end == 2.0
-    assert families.name(structure, back.end) == "1+k-1@2.0"
+    first = min(back.crossed)  # the first integer k its curve reaches
+    loss = reduced.value(fixed_points.template((1, first - 1), first), back.crossed[first])
+    assert families.name(structure, back.end, loss) == f"1+k-1@2.0:{loss:.4g}"
 
 
 def test_a_curve_ends_at_a_fold(k7_pairs):
