@@ -210,8 +210,10 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
         outcomes[i] = outcome
     frame = _rows(k, points, outcomes, activation)
     if activation == "relu" and points and len(points[0].weights) == k:
+        # F = 0 is the global minimum with or without a proof: it stays one
         fates = [extra_neuron.fate(o.certificate, k, p.loss)
-                 if o.certificate and o.certificate.proved and o.certificate.negative == 0
+                 if p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
+                 and o.certificate.proved and o.certificate.negative == 0
                  else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
         frame["fate_n_plus_1"] = [text for text, _ in fates]
         frame["fate_slope"] = [high for _, high in fates]

@@ -82,7 +82,7 @@ def prove_descent(centre: np.ndarray, radius: float, k: int, v: np.ndarray) -> f
         return upper(total)
 
 
-def fate(certificate: Certificate, k: int, loss: float) -> tuple[str, float]:
+def fate(certificate: Certificate | None, k: int, loss: float) -> tuple[str, float]:
     """What a proved minimum of n = k becomes at n = k + 1 with the new neuron at zero:
     ("not a minimum", an upper bound of g(v) < 0), ("global", nan) for F = 0, or ("no
     descent found", the bound) where no v was shown to have g(v) < 0."""
