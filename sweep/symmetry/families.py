@@ -129,7 +129,10 @@ def _follow(signature: tuple, candidates: list, target: int, kernel: Any, paths:
 def _why_it_ends(structure: Structure, sizes, theta, kernel) -> str:
     """ "fold" where the reduced Hessian is nearly singular at the last point followed,
     "lost" otherwise."""
-    hessian = reduced.hessian(structure, theta, kernel, sizes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hessian = reduced.hessian(structure, theta, kernel, sizes)
+    if not np.all(np.isfinite(hessian)):
+        return "lost"  # a neuron at zero: no Hessian there (ReLU)
     values = np.abs(np.linalg.eigvalsh(hessian))
     return "fold" if values.min() < FOLD * values.max() else "lost"
 

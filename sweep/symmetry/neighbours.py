@@ -119,7 +119,10 @@ def low_index(candidate: tuple, kernel: Any = None) -> bool:
     """Whether a Newton end has at most MAX_INDEX negative eigenvalues in its own
     fixed-point space (the reduced Hessian: milliseconds)."""
     structure, theta, _ = candidate
-    hessian = reduced.hessian(structure, theta, kernel)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hessian = reduced.hessian(structure, theta, kernel)
+    if not np.all(np.isfinite(hessian)):
+        return False  # a neuron at zero: F has no Hessian there (ReLU)
     return int(np.sum(np.linalg.eigvalsh(hessian) < 0)) <= MAX_INDEX
 
 

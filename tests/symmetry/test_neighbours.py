@@ -31,3 +31,12 @@ def test_a_point_of_one_type_seeds_the_next():
     for structure, theta, _ in reached:
         assert np.linalg.norm(reduced.gradient(structure, theta)) < 1e-7
     assert len(fixed_points.distinct(reached, k)) >= 1
+
+
+def test_a_point_with_a_dead_neuron_seeds_nothing():
+    # n = k + 1 with the extra neuron at zero: F has no Hessian there (ReLU), which must
+    # not stop the search
+    structure = fixed_points.template((1, 6), 7, extra=1)
+    weights = np.vstack([np.eye(7), np.zeros((1, 7))])
+    candidate = (structure, structure.theta(weights), 1)
+    assert not neighbours.low_index(candidate)
