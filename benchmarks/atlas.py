@@ -44,7 +44,8 @@ def minima(table: pd.DataFrame) -> list[str]:
     spurious = table[(table["kind"] == "minimum") & (table["loss"] > 1e-12)]
     shown = ["k", "n", "isotropy", "loss", "min_eig", "certified", "family"]
     if "fate_n_plus_1" in spurious:
-        fates = spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"].value_counts()
+        fates = (spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"]
+                 .fillna("not computed (a table made without fates)").value_counts())  # fmt: skip
         lines += ["Fates at n = k + 1 of the minima of n = k (the new neuron at zero):", "",
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
                     for fate, count in fates.items()), ""]  # fmt: skip
@@ -70,7 +71,8 @@ def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFr
             if len(mine):
                 joined = critical.reached(mine, reached)
                 outside = int((joined["searched"] == "").sum())
-            rows.append({"k": k, "n": n, "runs": len(cell), "spurious": spurious,
+            rows.append({"sweep": cell["sweep"].iloc[0], "k": k, "n": n, "runs": len(cell),
+                         "spurious": spurious,
                          "rate": spurious / len(cell), "low": low, "high": high,
                          "points_reached": len(reached), "outside_atlas": outside})  # fmt: skip
     frame = pd.DataFrame(rows)
