@@ -5,7 +5,8 @@ measure how often gradient descent reaches them.
     python benchmarks/atlas.py --critical DIR [--sweep DIR ...]
 
 - Per k and n, the minima of the critical tables under DIR: how many, how many proved,
-  the spurious ones with their family and (n = k) their fate with one neuron more.
+  the spurious ones with their family and (n = k) their fate with one neuron more
+  (computed here, by the same `extra_neuron.fate`, for tables made without it).
 - Per sweep cell: runs, spurious runs with a 95% Wilson interval, and every spurious
   point the runs reached joined to the critical table of its k and n (`critical.reached`):
   how many lie outside it.
@@ -22,7 +23,9 @@ from provenance import stamp  # noqa: E402
 import sweep
 from sweep.commands import critical
 from sweep.confidence import wilson_interval
+from sweep.proofs import extra_neuron, prove_point
 from sweep.symmetry import families
+from sweep.symmetry.structure import detect
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "generated"
 
@@ -37,21 +40,33 @@ def minima(table: pd.DataFrame) -> list[str]:
     counts = table.groupby(["k", "n"]).apply(lambda cell: pd.Series({
         "points": len(cell), "minima": int((cell["kind"] == "minimum").sum()),
         "proved": int(((cell["kind"] == "minimum") & (cell["certified"] == "proved")).sum()),
-        "families": cell["family"].nunique(),
     }), include_groups=False).reset_index()  # fmt: skip
     lines += ["Critical points per k and n (minima proved where `certified` says so):", "",
               *_table(counts), ""]  # fmt: skip
-    spurious = table[(table["kind"] == "minimum") & (table["loss"] > 1e-12)]
+    spurious = table[(table["kind"] == "minimum") & (table["loss"] > 1e-12)].copy()
+    if "fate_n_plus_1" in spurious:
+        spurious["fate_n_plus_1"] = [_fate(row) for row in spurious.itertuples()]
     shown = ["k", "n", "isotropy", "loss", "min_eig", "certified", "family"]
     if "fate_n_plus_1" in spurious:
-        fates = (spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"]
-                 .fillna("not computed (a table made without fates)").value_counts())  # fmt: skip
+        fates = spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"].value_counts()
         lines += ["Fates at n = k + 1 of the minima of n = k (the new neuron at zero):", "",
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
                     for fate, count in fates.items()), ""]  # fmt: skip
         shown.append("fate_n_plus_1")
     lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
     return lines
+
+
+def _fate(row) -> str:
+    """The table's fate, or for a table made without the column, the same computation
+    (`extra_neuron.fate` on the point's proof) done here."""
+    if isinstance(row.fate_n_plus_1, str) or row.n != row.k or row.certified != "proved":
+        return row.fate_n_plus_1 if isinstance(row.fate_n_plus_1, str) else ""
+    weights = np.reshape(row.weights, (row.n, row.d))
+    certificate = prove_point(weights, row.k, detect(weights, row.k), 1e-8)
+    if not (certificate.proved and certificate.negative == 0):
+        return "not proved again"
+    return extra_neuron.fate(certificate, row.k, row.loss)[0]
 
 
 def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:

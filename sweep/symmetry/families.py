@@ -99,7 +99,7 @@ def _follow(signature: tuple, candidates: list, target: int, kernel: Any, paths:
         guess = theta + slope * (to - k)[:, None]
         sizes = base.copy()
         sizes[np.arange(count), grow] += to - k0
-        new, norm = fixed_points._padded_newton(guess[rows], sizes[rows], 0.0, signature, kernel,
+        new, norm = fixed_points.newton_in_batches(guess[rows], sizes[rows], 0.0, signature, kernel,
                                                 steps=NEWTON_STEPS)  # fmt: skip
         good = (np.isfinite(norm) & (norm < CRITICAL_GRAD)
                 & (np.linalg.norm(new - guess[rows], axis=1) <= DRIFT))  # fmt: skip

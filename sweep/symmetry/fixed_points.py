@@ -196,7 +196,7 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
         thetas = np.concatenate(mine)
         sizes = np.concatenate([np.repeat([np.asarray(s.sizes, float)], len(m), axis=0)
                                 for m, s in zip(mine, group, strict=True)])  # fmt: skip
-        theta, norm = _padded_newton(thetas, sizes, k, signature, kernel)
+        theta, norm = newton_in_batches(thetas, sizes, k, signature, kernel)
         for i, structure in enumerate(group):
             rows = slice(bounds[i], bounds[i + 1])
             good = np.isfinite(norm[rows]) & (norm[rows] < CRITICAL_GRAD)
@@ -213,10 +213,13 @@ def newton_ends(k: int, sizes_list: list[tuple], starts: int = 96, seed: int = 0
 BATCHES = (32, 64, 128, 256)
 
 
-def _padded_newton(
+def newton_in_batches(
     thetas, sizes, k, signature, kernel, steps: int = 60
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Newton from every start (`steps` steps), in batches of a size in BATCHES."""
+    """Newton (`steps` steps) on the reduced gradient of one signature from every start:
+    `thetas` (m, p) with each start's block sizes `sizes` (m, factors; real numbers
+    allowed, as `families.py` uses), run in batches of a size in BATCHES; returns the
+    end points and their reduced gradient norms."""
     count = len(thetas)
     size = next((b for b in BATCHES if b >= count), BATCHES[-1])
     padded = -(-count // size) * size

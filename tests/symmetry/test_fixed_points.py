@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sweep.symmetry import fixed_points
+from sweep.symmetry import fixed_points, reduced
 
 
 def test_thin_triples_are_the_triples_with_a_block_of_one_or_two():
@@ -31,11 +31,13 @@ def test_batches_of_fixed_sizes_give_what_one_batch_gives():
     # two batches of 256, the second padded
     thetas = rng.uniform(-1, 1, (300, len(structure.parameters)))
     sizes = np.repeat([np.asarray(structure.sizes, float)], 300, axis=0)
-    theta, norm = fixed_points._padded_newton(thetas, sizes, 7, structure.signature, None)
+    theta, norm = fixed_points.newton_in_batches(thetas, sizes, 7, structure.signature, None)
     with jax.enable_x64(True):
-        whole, whole_norm = fixed_points._newton(
-            jnp.asarray(thetas), jnp.asarray(sizes), 7.0, signature=structure.signature, kernel=None
-        )
+
+        def one(start, size):
+            return reduced.newton(start, size, 7.0, structure.signature)
+
+        whole, whole_norm = jax.vmap(one)(jnp.asarray(thetas), jnp.asarray(sizes))
     assert theta.shape == thetas.shape and norm.shape == (300,)
     good = np.asarray(whole_norm) < 1e-11
     assert good.sum() > 100
