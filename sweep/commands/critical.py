@@ -283,7 +283,8 @@ def find_critical(
         if path.is_file():
             log(f"k={k}: already done ({path})")
             stored = pd.read_parquet(path)
-            taken |= set(stored["family"].dropna())
+            if "family" in stored:  # a table written before families has none
+                taken |= set(stored["family"].dropna())
             previous, before = [], families.stored(stored)
             continue
         start = time.perf_counter()

@@ -309,3 +309,15 @@ def test_a_resumed_search_keeps_the_families_names(tmp_path):
     shared = set(one) & set(other)
     assert len(shared) > 10
     assert all(one[key] == other[key] for key in shared)
+
+
+def test_a_table_written_before_families_resumes(tmp_path):
+    critical.find_critical((6,), tmp_path, ("pairs",), starts=8, prove_index=-1,
+                           log=lambda _: None)  # fmt: skip
+    path = critical.table_path(tmp_path, 6, 6)
+    old = pd.read_parquet(path).drop(columns=["family", "family_start", "start_reason",
+                                              "family_end", "end_reason"])  # fmt: skip
+    old.to_parquet(path, index=False)
+    table = critical.find_critical((6, 7), tmp_path, ("pairs",), starts=8, prove_index=-1,
+                                   log=lambda _: None)  # fmt: skip
+    assert table[table["k"] == 7]["family"].notna().all()
