@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
-from ..limits import FULL_SPACE_PROOF_IN_SEARCH, SAME_POINT
+from ..limits import FULL_SPACE_PROOF_IN_SEARCH
 from ..objectives import kernels
 from ..outcomes import PointKind, Status
 from ..proofs import (
@@ -36,7 +36,7 @@ from ..proofs import (
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
 from ..symmetry import families, fixed_points, isotypic, neighbours
-from ..symmetry.canonical import canonical_form, same_canonical, same_point
+from ..symmetry.canonical import canonical_form, same_canonical
 from ..symmetry.structure import Structure
 
 FOLDER = layout.CRITICAL
@@ -226,14 +226,12 @@ def _add_missed(out, k: int, extra: int, items: list, limit, activation: str, wo
     missed them: added to k's table (found = 0)."""
     path = table_path(out, k, k + extra, activation)
     table = pd.read_parquet(path)
-    known = [(np.reshape(w, (k + extra, k)), loss)
-             for w, loss in zip(table["weights"], table["loss"], strict=True)]  # fmt: skip
+    known = families.records(table)
     points, found = [], []
     for member, structure, theta in items:
         for point in fixed_points.distinct([(structure, theta, 0)], k, kernel):
-            if not any(abs(loss - point.loss) < SAME_POINT and same_point(w, point.weights)
-                       for w, loss in known):  # fmt: skip
-                known.append((point.weights, point.loss))
+            if families.locate(known, point.weights, point.loss) is None:
+                known.append(point)
                 points.append(point)
                 found.append(member)
     if not points:

@@ -26,7 +26,8 @@ GLOBAL = 1e-12  # a minimum of loss below this is the global minimum: g = 0 ther
 
 
 def _kernels(rows: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """K(row, v) for each row, and its gradient in v."""
+    """K(row, v) for each row, and its gradient in v, written out: the descent starts at
+    the teacher's rows, where autodiff of `gaussian.kernel` meets arccos' at 1."""
     norms = np.linalg.norm(rows, axis=1)
     size = np.linalg.norm(v)
     cos = np.clip(rows @ v / (norms * size), -1.0, 1.0)

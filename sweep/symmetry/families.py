@@ -257,13 +257,18 @@ class Stored:
     manifold_dimension: int
 
 
+def records(table: pd.DataFrame) -> list[Stored]:
+    """A written table's points, for `locate`."""
+    return [Stored(np.reshape(row.weights, (row.n, row.d)), row.loss, row.manifold_dim)
+            for row in table.itertuples()]  # fmt: skip
+
+
 def stored(table: pd.DataFrame) -> tuple[list[Stored], list[Member]] | None:
     """The points and families of a written table (k - 1's, when a search resumes at k),
     for `members`; None where it has no families."""
     if "family" not in table or table["family"].isna().all():
         return None
-    points = [Stored(np.reshape(row.weights, (row.n, row.d)), row.loss, row.manifold_dim)
-              for row in table.itertuples()]  # fmt: skip
+    points = records(table)
     found = [Member(row.family, row.family_start, row.start_reason)
              for row in table.itertuples()]  # fmt: skip
     return points, found
