@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
+from ..diagnostics import split
 from ..limits import FULL_SPACE_PROOF_IN_SEARCH
 from ..objectives import kernels
 from ..outcomes import PointKind, Status
@@ -44,7 +45,8 @@ COLUMNS = [
     "k", "n", "d", "searched", "isotropy", "group", "loss", "index", "kind", "manifold_dim",
     "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
-    "activation", "nullity", *families.COLUMNS, "fate_n_plus_1", "fate_slope",
+    "activation", "nullity", *families.COLUMNS, "fate_n_plus_1", "fate_slope", "fate_split",
+    "fate_split_curvature",
 ]  # fmt: skip
 
 
@@ -217,6 +219,10 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
                  else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
         frame["fate_n_plus_1"] = [text for text, _ in fates]
         frame["fate_slope"] = [high for _, high in fates]
+        splits = [split.fate(p.weights, k, p.loss) if p.index == 0 else ("", np.nan)
+                  for p in points]  # fmt: skip
+        frame["fate_split"] = [text for text, _ in splits]
+        frame["fate_split_curvature"] = [value for _, value in splits]
     return frame
 
 
@@ -298,8 +304,8 @@ def find_critical(
         carrying = before if before and len(before) == 3 else None  # not read from a file
         found = families.inherited(points, k, carrying, extra, kernel) if follow else []
         if follow:
-            found, missed = families.members(points, k, found, taken, extra, kernel, before)
             paths = families.carry(points, k, extra, kernel)
+            found, missed = families.members(points, k, found, taken, extra, kernel, before, paths)
             before = (points, found, paths)
         searched = time.perf_counter() - start
         limit = prove_index(k) if callable(prove_index) else prove_index

@@ -13,8 +13,9 @@ is no longer the largest (its floor).
 
 A family is named for its fixed blocks, where it starts and its loss there:
 "31+k-31@61.4:0.1012" begins at a fold near k = 61.4 with F = 0.1012 at k = 62;
-"31+k-31@62.0:0.1063" at its floor, k = 62. The name does not depend on the range of k
-searched: each new point is followed backwards to its start.
+"31+k-31@62.0:0.1063,0.1071" at its floor, k = 62, with F there and at k = 63 (two curves
+leave a point at its floor, one for each of its two equal blocks). The name does not
+depend on the range of k searched: each new point is followed backwards to its start.
 """
 
 from dataclasses import dataclass, field
@@ -209,12 +210,14 @@ def inherited(points: list, k: int, before: tuple | None, extra: int = 0,
 
 
 def members(points: list, k: int, found: list, taken: set, extra: int = 0, kernel: Any = None,
-            before: tuple | None = None) -> tuple[list[Member], dict]:  # fmt: skip
+            before: tuple | None = None,
+            ahead: list | None = None) -> tuple[list[Member], dict]:  # fmt: skip
     """Each point's family: `found[i]` (`inherited`) where given, else the family of the
     point of k - 1 (`before`: its points and members, or `stored`) its curve passes back
     through, else a new one, named for where its curve starts (followed back to a fold or
     its floor; `taken`: names already given). Also {k': [(member, template, parameters)]}:
-    the integer k' < k a new family's curve passes (where the search may have missed it)."""
+    the integer k' < k a new family's curve passes (where the search may have missed it).
+    `ahead`: the points' paths to k + 1 (`carry`), for names of curves that start at k."""
     found = list(found)
     used = {member.family for member in found if member is not None}  # one point per family
     new = [i for i, member in enumerate(found) if member is None]
@@ -231,9 +234,8 @@ def members(points: list, k: int, found: list, taken: set, extra: int = 0, kerne
                 continue
         structure = fixed_points.template(points[i].searched, k, extra)
         start = path.end if path.reason else float(min(path.crossed))
-        first = min(path.crossed)
-        loss = reduced.value(at(points[i], k, first, extra), path.crossed[first], kernel)
-        named.append((name(structure, start, loss), loss, i, path, start))
+        losses = _first_losses(points[i], k, extra, kernel, path, ahead[i] if ahead else None)
+        named.append((name(structure, start, *losses), losses[0], i, path, start))
     missed: dict = {}
     for base, _, i, path, start in sorted(named, key=lambda item: item[:2]):
         rank = 1
@@ -246,6 +248,19 @@ def members(points: list, k: int, found: list, taken: set, extra: int = 0, kerne
             if lower < k:
                 missed.setdefault(lower, []).append((member, at(points[i], k, lower, extra), theta))
     return found, missed
+
+
+def _first_losses(point, k: int, extra: int, kernel: Any, back: Path, ahead: Path | None):
+    """F at the first integer k of a point's curve, and at the next one where it starts at
+    its floor: two curves leave a floor point (either of its two equal blocks may grow),
+    with one loss there, and F one step on tells them apart whatever k they were found at."""
+    crossed = dict(back.crossed)
+    if ahead is not None and k + 1 in ahead.crossed:
+        crossed[k + 1] = ahead.crossed[k + 1]
+    first = min(crossed)
+    at_floor = back.reason in ("", "floor")  # "": the point is at its floor already
+    steps = (first, first + 1) if at_floor and first + 1 in crossed else (first,)
+    return [reduced.value(at(point, k, j, extra), crossed[j], kernel) for j in steps]
 
 
 @dataclass
@@ -278,10 +293,11 @@ def _ranked(base: str, rank: int) -> str:
     return base if rank == 1 else f"{base}/{rank}"
 
 
-def name(structure: Structure, start: float, loss: float) -> str:
+def name(structure: Structure, start: float, loss: float, *more: float) -> str:
     """A family's name: its pattern, the k where it starts (to 0.1) and F at the first
-    integer k of its curve (4 digits): "31+k-31@62.0:0.1063"."""
-    return f"{pattern(structure)}@{start:.1f}:{loss:.4g}"
+    integer k of its curve (4 digits; at a floor, also at the next): "31+k-31@61.4:0.1012",
+    "31+k-31@62.0:0.1063,0.1071"."""
+    return f"{pattern(structure)}@{start:.1f}:" + ",".join(f"{x:.4g}" for x in (loss, *more))
 
 
 COLUMNS = ["family", "family_start", "start_reason", "family_end", "end_reason"]

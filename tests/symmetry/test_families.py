@@ -33,6 +33,8 @@ def test_the_published_minimum_at_k_7_followed_to_k_41(k7_pairs):
     first = min(back.crossed)  # the first integer k its curve reaches
     loss = reduced.value(fixed_points.template((1, first - 1), first), back.crossed[first])
     assert families.name(structure, back.end, loss) == f"1+k-1@2.0:{loss:.4g}"
+    # a curve from a floor point is told apart by F one integer on as well
+    assert families.name(structure, 2.0, 0.024123, 0.028019) == "1+k-1@2.0:0.02412,0.02802"
 
 
 def test_a_curve_ends_at_a_fold(k7_pairs):
