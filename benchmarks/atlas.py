@@ -2,11 +2,12 @@
 found and proved at n = k and n = k + 1, their families and fates, and the sweeps that
 measure how often gradient descent reaches them.
 
-    python benchmarks/atlas.py --critical DIR [--sweep DIR ...]
+    python benchmarks/atlas.py --critical DIR [--critical DIR ...] [--sweep DIR ...]
 
 - Per k and n, the minima of the critical tables under DIR: how many, how many proved,
   the spurious ones with their family and (n = k) their fate with one neuron more
-  (computed here, by the same `extra_neuron.fate`, for tables made without it).
+  (computed here, by the same `extra_neuron.fate`, for tables made without it), and what
+  splitting one of its neurons does (`split.fate`, likewise).
 - Per sweep cell: runs, spurious runs with a 95% Wilson interval, and every spurious
   point the runs reached joined to the critical table of its k and n (`critical.reached`):
   how many lie outside it.
@@ -23,6 +24,7 @@ from provenance import stamp  # noqa: E402
 import sweep
 from sweep.commands import critical
 from sweep.confidence import wilson_interval
+from sweep.diagnostics import split
 from sweep.proofs import extra_neuron, prove_point
 from sweep.symmetry import families
 from sweep.symmetry.structure import detect
@@ -46,13 +48,21 @@ def minima(table: pd.DataFrame) -> list[str]:
     spurious = table[(table["kind"] == "minimum") & (table["loss"] > 1e-12)].copy()
     if "fate_n_plus_1" in spurious:
         spurious["fate_n_plus_1"] = [_fate(row) for row in spurious.itertuples()]
+    spurious["fate_split"] = [_split(row) for row in spurious.itertuples()]
     shown = ["k", "n", "isotropy", "loss", "min_eig", "certified", "family"]
+    own = spurious[spurious["n"] == spurious["k"]]
     if "fate_n_plus_1" in spurious:
-        fates = spurious[spurious["n"] == spurious["k"]]["fate_n_plus_1"].value_counts()
-        lines += ["Fates at n = k + 1 of the minima of n = k (the new neuron at zero):", "",
+        counts = own["fate_n_plus_1"].value_counts()
+        lines += ["Fates at n = k + 1 of the spurious minima of n = k, the new neuron at zero "
+                  "(proved):", "",
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
-                    for fate, count in fates.items()), ""]  # fmt: skip
+                    for fate, count in counts.items()), ""]  # fmt: skip
         shown.append("fate_n_plus_1")
+    lines += ["... and one of their neurons split in two, λ w and (1 − λ) w (second order, "
+              "computed, not proved):", "",
+              *(f"- {fate}: {count}" for fate, count in own["fate_split"].value_counts().items()),
+              ""]  # fmt: skip
+    shown.append("fate_split")
     lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
     return lines
 
@@ -67,6 +77,29 @@ def _fate(row) -> str:
     if not (certificate.proved and certificate.negative == 0):
         return "not proved again"
     return extra_neuron.fate(certificate, row.k, row.loss)[0]
+
+
+def _split(row) -> str:
+    """The table's split fate, or the same computation (`split.fate`) for a table made
+    without the column."""
+    if row.n != row.k:
+        return ""
+    if isinstance(getattr(row, "fate_split", None), str) and row.fate_split:
+        return row.fate_split
+    return split.fate(np.reshape(row.weights, (row.n, row.d)), row.k, row.loss)[0]
+
+
+def family_counts(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """How many families each range of k holds, and how many are minima somewhere."""
+    lines = []
+    for n_minus_k, cells in table.assign(extra=table["n"] - table["k"]).groupby("extra"):
+        mine = summary[summary["family"].isin(set(cells["family"].dropna()))]
+        ks = sorted(set(cells["k"]))
+        lines.append(f"- n = k{f' + {n_minus_k}' if n_minus_k else ''}, k = "
+                     f"{', '.join(map(str, ks)) if len(ks) < 4 else f'{ks[0]}..{ks[-1]}'}: "
+                     f"{len(mine)} families, {int((mine['minimum_at'] != '').sum())} of them "
+                     "minima at some k")  # fmt: skip
+    return lines
 
 
 def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
@@ -118,16 +151,19 @@ def plot(frame: pd.DataFrame) -> None:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--critical", required=True)
+    parser.add_argument("--critical", action="append", required=True)
     parser.add_argument("--sweep", action="append", default=[])
     args = parser.parse_args()
-    table = sweep.load(args.critical, table="critical")
+    table = pd.concat(
+        [sweep.load(folder, table="critical") for folder in args.critical], ignore_index=True
+    )
     table = table[table["activation"] == "relu"]
     text = ["Written by `python benchmarks/atlas.py` (2-core CPU).", "",
             "## Minima found and proved", "", *minima(table)]  # fmt: skip
     summary = families.summary(table)
     spurious = summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]
-    text += ["## Families that are spurious minima at some k", "",
+    text += ["## Families", "", *family_counts(table, summary), "",
+             "Families that are spurious minima at some k:", "",
              *_table(spurious[["family", "first_k", "last_k", "loss_first", "loss_last",
                                "starts", "ends", "index"]]), ""]  # fmt: skip
     if args.sweep:

@@ -297,7 +297,8 @@ def name(structure: Structure, start: float, loss: float, *more: float) -> str:
     """A family's name: its pattern, the k where it starts (to 0.1) and F at the first
     integer k of its curve (4 digits; at a floor, also at the next): "31+k-31@61.4:0.1012",
     "31+k-31@62.0:0.1063,0.1071"."""
-    return f"{pattern(structure)}@{start:.1f}:" + ",".join(f"{x:.4g}" for x in (loss, *more))
+    losses = (0.0 if abs(x) < 1e-12 else x for x in (loss, *more))  # rounding's -2e-16 is 0
+    return f"{pattern(structure)}@{start:.1f}:" + ",".join(f"{x:.4g}" for x in losses)
 
 
 COLUMNS = ["family", "family_start", "start_reason", "family_end", "end_reason"]

@@ -35,6 +35,7 @@ def test_the_published_minimum_at_k_7_followed_to_k_41(k7_pairs):
     assert families.name(structure, back.end, loss) == f"1+k-1@2.0:{loss:.4g}"
     # a curve from a floor point is told apart by F one integer on as well
     assert families.name(structure, 2.0, 0.024123, 0.028019) == "1+k-1@2.0:0.02412,0.02802"
+    assert families.name(structure, 3.0, -2.2e-16) == "1+k-1@3.0:0"  # F = 0, rounded
 
 
 def test_a_curve_ends_at_a_fold(k7_pairs):
