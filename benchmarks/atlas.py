@@ -7,7 +7,7 @@ measure how often gradient descent reaches them.
 - Per k and n, the minima of the critical tables under DIR: how many, how many proved,
   the spurious ones with their family and (n = k) their fate with one neuron more
   (computed here, by the same `extra_neuron.fate`, for tables made without it), and what
-  splitting one of its neurons does (`split.fate`, likewise).
+  splitting one of its neurons does (`split_neuron.fate`, likewise).
 - Per sweep cell: runs, spurious runs with a 95% Wilson interval, and every spurious
   point the runs reached joined to the critical table of its k and n (`critical.reached`):
   how many lie outside it.
@@ -24,8 +24,7 @@ from provenance import stamp  # noqa: E402
 import sweep
 from sweep.commands import critical
 from sweep.confidence import wilson_interval
-from sweep.diagnostics import split
-from sweep.proofs import extra_neuron, prove_point
+from sweep.proofs import extra_neuron, prove_point, split_neuron
 from sweep.symmetry import families
 from sweep.symmetry.structure import detect
 
@@ -58,8 +57,8 @@ def minima(table: pd.DataFrame) -> list[str]:
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
                     for fate, count in counts.items()), ""]  # fmt: skip
         shown.append("fate_n_plus_1")
-    lines += ["... and one of their neurons split in two, λ w and (1 − λ) w (second order, "
-              "computed, not proved):", "",
+    lines += ["... and one of their neurons split in two, λ w and (1 − λ) w, for every "
+              "0 < λ < 1 (proved):", "",
               *(f"- {fate}: {count}" for fate, count in own["fate_split"].value_counts().items()),
               ""]  # fmt: skip
     shown.append("fate_split")
@@ -80,13 +79,21 @@ def _fate(row) -> str:
 
 
 def _split(row) -> str:
-    """The table's split fate, or the same computation (`split.fate`) for a table made
+    """The table's split fate, or the same proof (`split_neuron.fate`) for a table made
     without the column."""
     if row.n != row.k:
         return ""
     if isinstance(getattr(row, "fate_split", None), str) and row.fate_split:
         return row.fate_split
-    return split.fate(np.reshape(row.weights, (row.n, row.d)), row.k, row.loss)[0]
+    if row.certified != "proved":
+        return ""
+    weights = np.reshape(row.weights, (row.n, row.d))
+    structure = detect(weights, row.k)
+    certificate = prove_point(weights, row.k, structure, 1e-8)
+    if not (certificate.proved and certificate.negative == 0):
+        return "not proved again"
+    orbits = split_neuron.orbits(structure.row_slot)
+    return split_neuron.fate(certificate, row.k, row.loss, orbits)[0]
 
 
 def family_counts(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:

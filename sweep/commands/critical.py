@@ -21,7 +21,6 @@ import pandas as pd
 
 from ..config import ConfigError
 from ..config.expressions import evaluate, widths_for
-from ..diagnostics import split
 from ..limits import FULL_SPACE_PROOF_IN_SEARCH
 from ..objectives import kernels
 from ..outcomes import PointKind, Status
@@ -33,6 +32,7 @@ from ..proofs import (
     extra_neuron,
     prove_all,
     prove_point,
+    split_neuron,
 )
 from ..proofs.pipeline import ARCSINE
 from ..results import layout, runs_table, store
@@ -46,7 +46,7 @@ COLUMNS = [
     "min_eig", "min_eig_multiplicity", "min_eig_component", "eigenvalues", "found", "certified",
     "proof", "reason", "loss_low", "loss_high", "min_eig_low", "proof_seconds", "weights",
     "activation", "nullity", *families.COLUMNS, "fate_n_plus_1", "fate_slope", "fate_split",
-    "fate_split_curvature",
+    "fate_split_bound",
 ]  # fmt: skip
 
 
@@ -219,10 +219,13 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
                  else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
         frame["fate_n_plus_1"] = [text for text, _ in fates]
         frame["fate_slope"] = [high for _, high in fates]
-        splits = [split.fate(p.weights, k, p.loss) if p.index == 0 else ("", np.nan)
-                  for p in points]  # fmt: skip
+        splits = [split_neuron.fate(o.certificate, k, p.loss,
+                                    split_neuron.orbits(p.structure.row_slot))
+                  if p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
+                  and o.certificate.proved and o.certificate.negative == 0
+                  else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
         frame["fate_split"] = [text for text, _ in splits]
-        frame["fate_split_curvature"] = [value for _, value in splits]
+        frame["fate_split_bound"] = [value for _, value in splits]
     return frame
 
 
