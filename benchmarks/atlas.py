@@ -1,4 +1,5 @@
-"""The atlas page (`docs/generated/atlas.md`, `atlas_rates.png`): the minima `sweep critical`
+"""The atlas page (`docs/generated/atlas.md`, `atlas_rates.png`, `atlas_losses.png`): the
+minima `sweep critical`
 found and proved at n = k and n = k + 1, their families and fates, and the sweeps that
 measure how often gradient descent reaches them.
 
@@ -137,12 +138,37 @@ def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFr
     return lines, frame
 
 
-def plot(frame: pd.DataFrame) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_losses(table: pd.DataFrame, summary: pd.DataFrame) -> None:
+    """F against k of every family that is a spurious minimum at some k, per n - k: a dot
+    where the point is a minimum, a thin line along the family."""
+    plt = _pyplot()
+    chosen = set(summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]["family"])
+    extras = sorted(set(table["n"] - table["k"]))
+    figure, axes = plt.subplots(1, len(extras), figsize=(7 * len(extras), 4.5), squeeze=False)
+    for axis, extra in zip(axes[0], extras, strict=True):
+        cells = table[(table["n"] - table["k"] == extra) & table["family"].isin(chosen)]
+        for _, rows in cells.sort_values("k").groupby("family"):
+            line = axis.plot(rows["k"], rows["loss"], lw=0.6)[0]
+            minima = rows[rows["index"] == 0]
+            axis.plot(minima["k"], minima["loss"], "o", ms=2.5, color=line.get_color())
+        axis.set_xlabel("k")
+        axis.set_ylabel("F")
+        axis.set_title(f"n = k + {extra}" if extra else "n = k")
+    figure.tight_layout()
+    figure.savefig(OUT / "atlas_losses.png", dpi=110)
+
+
+def plot(frame: pd.DataFrame) -> None:
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for extra, cells in frame.assign(extra=frame["n"] - frame["k"]).groupby("extra"):
         cells = cells.sort_values("k")
@@ -169,7 +195,10 @@ def main():
             "## Minima found and proved", "", *minima(table)]  # fmt: skip
     summary = families.summary(table)
     spurious = summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]
+    plot_losses(table, summary)
     text += ["## Families", "", *family_counts(table, summary), "",
+             "F against k along the families that are spurious minima at some k (dots: "
+             "where the point is a minimum):", "", "![losses](generated/atlas_losses.png)", "",
              "Families that are spurious minima at some k:", "",
              *_table(spurious[["family", "first_k", "last_k", "loss_first", "loss_last",
                                "starts", "ends", "index"]]), ""]  # fmt: skip
