@@ -110,6 +110,9 @@ def family_counts(table: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
     return lines
 
 
+ZERO = 1e-10  # a run's loss this small is the global minimum's, F = 0
+
+
 def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     """Per sweep cell: spurious rate with its interval, and the spurious points reached
     that the critical table does not hold."""
@@ -119,6 +122,7 @@ def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFr
         catalogue = sweep.load(folder, table="catalogue")
         for (k, n), cell in runs.groupby(["k", "n"]):
             spurious = int((cell["status"] == "spurious").sum())
+            stalled = cell[cell["status"] == "not_converged"]
             low, high = wilson_interval(spurious, len(cell))
             mine = table[(table["k"] == k) & (table["n"] == n)]
             reached = catalogue[(catalogue["k"] == k) & (catalogue["n"] == n)
@@ -130,10 +134,14 @@ def rates(folders: list[str], table: pd.DataFrame) -> tuple[list[str], pd.DataFr
             rows.append({"sweep": cell["sweep"].iloc[0], "k": k, "n": n, "runs": len(cell),
                          "spurious": spurious,
                          "rate": spurious / len(cell), "low": low, "high": high,
+                         "not_converged": len(stalled),
+                         "of_them_at_zero": int((stalled["loss"].abs() < ZERO).sum()),
                          "points_reached": len(reached), "outside_atlas": outside})  # fmt: skip
     frame = pd.DataFrame(rows)
-    lines = ["Spurious rates (95% Wilson intervals) and the spurious points reached that "
-             "the critical tables lack (`outside_atlas`; NaN: no table at that k, n):", "",
+    lines = ["Spurious rates (95% Wilson intervals), runs stopped by the step limit before "
+             f"|grad F| <= 1e-12 (`not_converged`; `of_them_at_zero`: with |F| < {ZERO:g}) and "
+             "the spurious points reached that the critical tables lack (`outside_atlas`; "
+             "NaN: no table at that k, n):", "",
              *_table(frame), ""]  # fmt: skip
     return lines, frame
 
