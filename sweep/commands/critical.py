@@ -213,17 +213,17 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
     frame = _rows(k, points, outcomes, activation)
     if activation == "relu" and points and len(points[0].weights) == k:
         # F = 0 is the global minimum with or without a proof: it stays one
-        fates = [extra_neuron.fate(o.certificate, k, p.loss)
-                 if p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
-                 and o.certificate.proved and o.certificate.negative == 0
-                 else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
+        minima = [p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
+                  and o.certificate.proved and o.certificate.negative == 0
+                  for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
+        items = list(zip(points, outcomes, minima, strict=True))
+        fates = [extra_neuron.fate(o.certificate, k, p.loss) if minimum else ("", np.nan)
+                 for p, o, minimum in items]  # fmt: skip
         frame["fate_n_plus_1"] = [text for text, _ in fates]
         frame["fate_slope"] = [high for _, high in fates]
-        splits = [split_neuron.fate(o.certificate, k, p.loss,
-                                    split_neuron.orbits(p.structure.row_slot))
-                  if p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
-                  and o.certificate.proved and o.certificate.negative == 0
-                  else ("", np.nan) for p, o in zip(points, outcomes, strict=True)]  # fmt: skip
+        orbits = split_neuron.orbits
+        splits = [split_neuron.fate(o.certificate, k, p.loss, orbits(p.structure.row_slot))
+                  if minimum else ("", np.nan) for p, o, minimum in items]  # fmt: skip
         frame["fate_split"] = [text for text, _ in splits]
         frame["fate_split_bound"] = [value for _, value in splits]
     return frame

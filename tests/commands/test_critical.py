@@ -321,3 +321,17 @@ def test_a_table_written_before_families_resumes(tmp_path):
     table = critical.find_critical((6, 7), tmp_path, ("pairs",), starts=8, prove_index=-1,
                                    log=lambda _: None)  # fmt: skip
     assert table[table["k"] == 7]["family"].notna().all()
+
+
+def test_minima_get_their_fates_with_one_neuron_more(tmp_path):
+    table = critical.find_critical((6,), tmp_path, ("k", "pairs"), prove_index=0, workers=1,
+                                   log=lambda _: None)  # fmt: skip
+    minima = table[table["kind"] == "minimum"]
+    spurious = minima[minima["loss"] > 1e-9]
+    assert len(spurious) == 2  # 1+5 and the symmetric point
+    assert (spurious["fate_n_plus_1"] == "not a minimum").all()
+    assert (spurious["fate_split"] == "not a minimum").all()
+    assert (spurious["fate_slope"] < 0).all() and (spurious["fate_split_bound"] < 0).all()
+    assert set(minima[minima["loss"] <= 1e-9]["fate_split"]) == {"global"}
+    saddles = table[table["kind"] != "minimum"]
+    assert (saddles["fate_split"] == "").all() and saddles["fate_split_bound"].isna().all()
