@@ -39,7 +39,11 @@ def test_rows_equal_the_stored_reference(name, tmp_path, monkeypatch):
             err_msg=column,
         )  # fmt: skip
     np.testing.assert_allclose(got["min_eig"], want["min_eig"], rtol=0, atol=EIGENVALUE_TOL)
-    for mine, stored in zip(got["weights"], want["weights"], strict=True):
+    # n > k: the global minima form a continuum (a neuron split or at zero, F = 0), and
+    # where on it a run stops is decided by those last bits (seen 2.5e-3 apart between two
+    # machines); its loss and status are compared above, its weights only where isolated
+    isolated = ~((got["n"] > got["k"]) & (got["status"] == "global")).to_numpy()
+    for mine, stored in zip(got["weights"][isolated], want["weights"][isolated], strict=True):
         np.testing.assert_allclose(mine, stored, rtol=0, atol=1e-12)
 
 
