@@ -32,8 +32,7 @@ from flint import arb
 from .balls import precision, upper
 from .certificate import Certificate
 from .enclosures import balls, teacher
-
-GLOBAL = 1e-12  # below this loss the residual is 0: splitting keeps the global minimum
+from .extra_neuron import GLOBAL  # one threshold for F = 0: the residual is 0 there
 
 
 def curvature_matrix(weights: np.ndarray, k: int, neuron: int) -> np.ndarray:
