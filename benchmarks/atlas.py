@@ -67,16 +67,29 @@ def minima(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _proved_again(row):
+    """(structure, certificate) of a table's proved minimum of n = k, proved once here for
+    both fates of a table made without their columns; None where it fails now."""
+    key = (row.k, np.asarray(row.weights).tobytes())
+    if key not in _PROOFS:
+        weights = np.reshape(row.weights, (row.n, row.d))
+        structure = detect(weights, row.k)
+        certificate = prove_point(weights, row.k, structure, 1e-8)
+        proved = certificate.proved and certificate.negative == 0
+        _PROOFS[key] = (structure, certificate) if proved else None
+    return _PROOFS[key]
+
+
+_PROOFS: dict = {}
+
+
 def _fate(row) -> str:
     """The table's fate, or for a table made without the column, the same computation
     (`extra_neuron.fate` on the point's proof) done here."""
     if isinstance(row.fate_n_plus_1, str) or row.n != row.k or row.certified != "proved":
         return row.fate_n_plus_1 if isinstance(row.fate_n_plus_1, str) else ""
-    weights = np.reshape(row.weights, (row.n, row.d))
-    certificate = prove_point(weights, row.k, detect(weights, row.k), 1e-8)
-    if not (certificate.proved and certificate.negative == 0):
-        return "not proved again"
-    return extra_neuron.fate(certificate, row.k, row.loss)[0]
+    found = _proved_again(row)
+    return extra_neuron.fate(found[1], row.k, row.loss)[0] if found else "not proved again"
 
 
 def _split(row) -> str:
@@ -88,11 +101,10 @@ def _split(row) -> str:
         return row.fate_split
     if row.certified != "proved":
         return ""
-    weights = np.reshape(row.weights, (row.n, row.d))
-    structure = detect(weights, row.k)
-    certificate = prove_point(weights, row.k, structure, 1e-8)
-    if not (certificate.proved and certificate.negative == 0):
+    found = _proved_again(row)
+    if not found:
         return "not proved again"
+    structure, certificate = found
     orbits = split_neuron.orbits(structure.row_slot)
     return split_neuron.fate(certificate, row.k, row.loss, orbits)[0]
 
