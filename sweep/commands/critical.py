@@ -211,7 +211,7 @@ def _classified(k: int, points: list, limit: int | None, activation: str, worker
     for i, outcome in zip(chosen, proven, strict=True):
         outcomes[i] = outcome
     frame = _rows(k, points, outcomes, activation)
-    if activation == "relu" and points and len(points[0].weights) == k:
+    if activation == "relu" and points:
         # F = 0 is the global minimum with or without a proof: it stays one
         minima = [p.loss < extra_neuron.GLOBAL and p.index == 0 or o.certificate
                   and o.certificate.proved and o.certificate.negative == 0

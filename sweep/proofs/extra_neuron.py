@@ -1,5 +1,5 @@
-"""One neuron more: whether a minimum W of n = k stays a minimum at n = k + 1 with the new
-neuron at zero.
+"""One neuron more: whether a minimum W of n neurons stays a minimum of n + 1 with the new
+neuron at zero (n = k, or wider students: nothing below assumes n = k).
 
 Adding a neuron t v (fixed output weight 1) to the network W changes F exactly by a
 quadratic in t, since the new unit's output is t relu(v . x):
@@ -84,7 +84,7 @@ def prove_descent(centre: np.ndarray, radius: float, k: int, v: np.ndarray) -> f
 
 
 def fate(certificate: Certificate | None, k: int, loss: float) -> tuple[str, float]:
-    """What a proved minimum of n = k becomes at n = k + 1 with the new neuron at zero:
+    """What a proved minimum of n neurons becomes at n + 1 with the new neuron at zero:
     ("not a minimum", an upper bound of g(v) < 0), ("global", nan) for F = 0, or ("no
     descent found", the bound) where no v was shown to have g(v) < 0."""
     if loss < GLOBAL:

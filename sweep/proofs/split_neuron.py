@@ -1,5 +1,5 @@
-"""Splitting a neuron: whether a minimum W of n = k stays a minimum at n = k + 1 when one of
-its neurons w is shared between two, (lam w, (1 - lam) w) with 0 < lam < 1.
+"""Splitting a neuron: whether a minimum W of n neurons stays a minimum of n + 1 when one of
+its neurons w is shared between two, (lam w, (1 - lam) w) with 0 < lam < 1 (any n >= k).
 
 ReLU is positively homogeneous, so the network function and F do not change: every such
 point is critical, on a segment of parallel neurons. Move the two apart along a unit u
@@ -90,7 +90,7 @@ def prove_descent(centre: np.ndarray, radius: float, k: int, neuron: int,
 
 def fate(certificate: Certificate | None, k: int, loss: float,
          orbits: list[list[int]] | None = None) -> tuple[str, float]:  # fmt: skip
-    """What splitting a neuron does to a proved minimum of n = k: ("global", nan) at
+    """What splitting a neuron does to a proved minimum of n neurons: ("global", nan) at
     F = 0; ("not a minimum", the largest over the neurons of Q's upper bound) where every
     neuron's split is proved to descend; ("not a minimum for i of n neurons", ...) where
     some are; ("no descent found", the smallest bound) where none is. `orbits`: rows

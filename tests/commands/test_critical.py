@@ -171,6 +171,11 @@ def test_wider_students_get_an_extra_neuron_in_every_type(tmp_path):
     minima = table[table["index"] == 0]
     assert len(minima) and (minima["certified"] == "proved").all()
     assert "1+6|1" in set(minima["isotropy"])
+    # a spurious minimum of n = k + 1 gets its fates at n = k + 2, like those of n = k
+    spurious = minima[minima["loss"] > 1e-9]
+    assert len(spurious) and (spurious["fate_n_plus_1"] == "not a minimum").all()
+    assert (spurious["fate_split"] == "not a minimum").all()
+    assert (spurious["fate_slope"] < 0).all() and (spurious["fate_split_bound"] < 0).all()
 
 
 def test_parallel_neurons_mark_a_manifold_of_critical_points():
