@@ -4,9 +4,10 @@ found and proved at n = k and n = k + 1, their families and fates, and the sweep
 measure how often gradient descent reaches them.
 
     python benchmarks/atlas.py --critical DIR [--critical DIR ...] [--sweep DIR ...]
+                               [--name PAGE]
 
 - Per k and n, the minima of the critical tables under DIR: how many, how many proved,
-  the spurious ones with their family and (n = k) their fate with one neuron more
+  the spurious ones with their family and their fate with one neuron more
   (computed here, by the same `extra_neuron.fate`, for tables made without it), and what
   splitting one of its neurons does (`split_neuron.fate`, likewise).
 - Per sweep cell: runs, spurious runs with a 95% Wilson interval, and every spurious
@@ -50,19 +51,22 @@ def minima(table: pd.DataFrame) -> list[str]:
         spurious["fate_n_plus_1"] = [_fate(row) for row in spurious.itertuples()]
     spurious["fate_split"] = [_split(row) for row in spurious.itertuples()]
     shown = ["k", "n", "isotropy", "loss", "min_eig", "certified", "family"]
-    own = spurious[spurious["n"] == spurious["k"]]
     if "fate_n_plus_1" in spurious:
-        counts = own["fate_n_plus_1"].value_counts()
-        lines += ["Fates at n = k + 1 of the spurious minima of n = k, the new neuron at zero "
-                  "(proved):", "",
+        shown.append("fate_n_plus_1")
+    shown.append("fate_split")
+    for extra, own in spurious.groupby(spurious["n"] - spurious["k"]):
+        width = f"k + {extra}" if extra else "k"
+        if "fate_n_plus_1" in own:
+            counts = own["fate_n_plus_1"].value_counts()
+            lines += [f"Fates at n + 1 of the spurious minima of n = {width}, the new neuron "
+                      "at zero (proved):", "",
+                      *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
+                        for fate, count in counts.items()), ""]  # fmt: skip
+        counts = own["fate_split"].value_counts()
+        lines += ["... and one of their neurons split in two, λ w and (1 − λ) w, for every "
+                  "0 < λ < 1 (proved):", "",
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
                     for fate, count in counts.items()), ""]  # fmt: skip
-        shown.append("fate_n_plus_1")
-    lines += ["... and one of their neurons split in two, λ w and (1 − λ) w, for every "
-              "0 < λ < 1 (proved):", "",
-              *(f"- {fate}: {count}" for fate, count in own["fate_split"].value_counts().items()),
-              ""]  # fmt: skip
-    shown.append("fate_split")
     lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
     return lines
 
@@ -93,13 +97,11 @@ def _fate(row) -> str:
 
 
 def _split(row) -> str:
-    """The table's split fate, or the same proof (`split_neuron.fate`) for a table made
-    without the column."""
-    if row.n != row.k:
-        return ""
+    """The table's split fate, or the same proof (`split_neuron.fate`) for a table of
+    n = k made without the column."""
     if isinstance(getattr(row, "fate_split", None), str) and row.fate_split:
         return row.fate_split
-    if row.certified != "proved":
+    if row.n != row.k or row.certified != "proved":
         return ""
     found = _proved_again(row)
     if not found:
@@ -167,7 +169,7 @@ def _pyplot():
     return plt
 
 
-def plot_losses(table: pd.DataFrame, summary: pd.DataFrame) -> None:
+def plot_losses(table: pd.DataFrame, summary: pd.DataFrame, name: str) -> None:
     """F against k of every family that is a spurious minimum at some k, per n - k: a dot
     where the point is a minimum, a thin line along the family."""
     plt = _pyplot()
@@ -184,10 +186,10 @@ def plot_losses(table: pd.DataFrame, summary: pd.DataFrame) -> None:
         axis.set_ylabel("F")
         axis.set_title(f"n = k + {extra}" if extra else "n = k")
     figure.tight_layout()
-    figure.savefig(OUT / "atlas_losses.png", dpi=110)
+    figure.savefig(OUT / f"{name}_losses.png", dpi=110)
 
 
-def plot(frame: pd.DataFrame) -> None:
+def plot(frame: pd.DataFrame, name: str) -> None:
     plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for extra, cells in frame.assign(extra=frame["n"] - frame["k"]).groupby("extra"):
@@ -199,13 +201,14 @@ def plot(frame: pd.DataFrame) -> None:
     axis.set_ylabel("spurious rate")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(OUT / "atlas_rates.png", dpi=110)
+    figure.savefig(OUT / f"{name}_rates.png", dpi=110)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--critical", action="append", required=True)
     parser.add_argument("--sweep", action="append", default=[])
+    parser.add_argument("--name", default="atlas", help="the page: docs/generated/NAME.md")
     args = parser.parse_args()
     table = pd.concat(
         [sweep.load(folder, table="critical") for folder in args.critical], ignore_index=True
@@ -215,19 +218,20 @@ def main():
             "## Minima found and proved", "", *minima(table)]  # fmt: skip
     summary = families.summary(table)
     spurious = summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]
-    plot_losses(table, summary)
+    plot_losses(table, summary, args.name)
     text += ["## Families", "", *family_counts(table, summary), "",
              "F against k along the families that are spurious minima at some k (dots: "
-             "where the point is a minimum):", "", "![losses](generated/atlas_losses.png)", "",
+             "where the point is a minimum):", "",
+             f"![losses](generated/{args.name}_losses.png)", "",
              "Families that are spurious minima at some k:", "",
              *_table(spurious[["family", "first_k", "last_k", "loss_first", "loss_last",
                                "starts", "ends", "index"]]), ""]  # fmt: skip
     if args.sweep:
         lines, frame = rates(args.sweep, table)
         text += ["## Sweeps beside the atlas", "", *lines,
-                 "![spurious rates](generated/atlas_rates.png)", ""]  # fmt: skip
-        plot(frame)
-    (OUT / "atlas.md").write_text(stamp("benchmarks/atlas.py") + "\n" + "\n".join(text))
+                 f"![spurious rates](generated/{args.name}_rates.png)", ""]  # fmt: skip
+        plot(frame, args.name)
+    (OUT / f"{args.name}.md").write_text(stamp("benchmarks/atlas.py") + "\n" + "\n".join(text))
     print("\n".join(text))
 
 
