@@ -169,9 +169,16 @@ def _pyplot():
     return plt
 
 
+def _followed(table: pd.DataFrame) -> bool:
+    """Whether some family is in the tables at two consecutive k (else F against k would
+    only join points of tables far apart)."""
+    steps = table.sort_values("k").groupby(["family", table["n"] - table["k"]])["k"].diff()
+    return bool((steps == 1).any())
+
+
 def plot_losses(table: pd.DataFrame, summary: pd.DataFrame, name: str) -> None:
     """F against k of every family that is a spurious minimum at some k, per n - k: a dot
-    where the point is a minimum, a thin line along the family."""
+    where the point is a minimum, a thin line along the family between consecutive k."""
     plt = _pyplot()
     chosen = set(summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]["family"])
     extras = sorted(set(table["n"] - table["k"]))
@@ -179,9 +186,13 @@ def plot_losses(table: pd.DataFrame, summary: pd.DataFrame, name: str) -> None:
     for axis, extra in zip(axes[0], extras, strict=True):
         cells = table[(table["n"] - table["k"] == extra) & table["family"].isin(chosen)]
         for _, rows in cells.sort_values("k").groupby("family"):
-            line = axis.plot(rows["k"], rows["loss"], lw=0.6)[0]
+            color = axis.plot([], [])[0].get_color()
+            # a line only between consecutive k: tables at k = 50 and 100 alone say nothing
+            # of the family in between
+            for _, run in rows.groupby((rows["k"].diff() != 1).cumsum()):
+                axis.plot(run["k"], run["loss"], lw=0.6, color=color)
             minima = rows[rows["index"] == 0]
-            axis.plot(minima["k"], minima["loss"], "o", ms=2.5, color=line.get_color())
+            axis.plot(minima["k"], minima["loss"], "o", ms=2.5, color=color)
         axis.set_xlabel("k")
         axis.set_ylabel("F")
         axis.set_title(f"n = k + {extra}" if extra else "n = k")
@@ -218,12 +229,13 @@ def main():
             "## Minima found and proved", "", *minima(table)]  # fmt: skip
     summary = families.summary(table)
     spurious = summary[(summary["minimum_at"] != "") & (summary["loss_last"] > 1e-12)]
-    plot_losses(table, summary, args.name)
-    text += ["## Families", "", *family_counts(table, summary), "",
-             "F against k along the families that are spurious minima at some k (dots: "
-             "where the point is a minimum):", "",
-             f"![losses](generated/{args.name}_losses.png)", "",
-             "Families that are spurious minima at some k:", "",
+    text += ["## Families", "", *family_counts(table, summary), ""]
+    if _followed(table):
+        plot_losses(table, summary, args.name)
+        text += ["F against k along the families that are spurious minima at some k (dots: "
+                 "where the point is a minimum):", "",
+                 f"![losses](generated/{args.name}_losses.png)", ""]  # fmt: skip
+    text += ["Families that are spurious minima at some k:", "",
              *_table(spurious[["family", "first_k", "last_k", "loss_first", "loss_last",
                                "starts", "ends", "index"]]), ""]  # fmt: skip
     if args.sweep:
