@@ -1,5 +1,5 @@
-"""The atlas page (`docs/generated/atlas.md`, `atlas_rates.png`, `atlas_losses.png`): the
-minima `sweep critical`
+"""The atlas pages (`docs/generated/atlas.md`, `atlas_rates.png`, `atlas_losses.png`, or
+NAME.md with `--name`): the minima `sweep critical`
 found and proved at n = k and n = k + 1, their families and fates, and the sweeps that
 measure how often gradient descent reaches them.
 
