@@ -67,8 +67,15 @@ def minima(table: pd.DataFrame) -> list[str]:
                   "0 < λ < 1 (proved):", "",
                   *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
                     for fate, count in counts.items()), ""]  # fmt: skip
-    lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
+    if len(spurious) > LISTED:
+        lines += [f"{len(spurious)} spurious minima: too many to list here (the tables hold "
+                  "them).", ""]  # fmt: skip
+    else:
+        lines += ["The spurious minima:", "", *_table(spurious[shown]), ""]
     return lines
+
+
+LISTED = 600  # spurious minima listed on a page at most
 
 
 def _proved_again(row):
