@@ -57,16 +57,10 @@ def minima(table: pd.DataFrame) -> list[str]:
     for extra, own in spurious.groupby(spurious["n"] - spurious["k"]):
         width = f"k + {extra}" if extra else "k"
         if "fate_n_plus_1" in own:
-            counts = own["fate_n_plus_1"].value_counts()
             lines += [f"Fates at n + 1 of the spurious minima of n = {width}, the new neuron "
-                      "at zero (proved):", "",
-                      *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
-                        for fate, count in counts.items()), ""]  # fmt: skip
-        counts = own["fate_split"].value_counts()
+                      "at zero (proved):", "", *_counted(own["fate_n_plus_1"]), ""]  # fmt: skip
         lines += ["... and one of their neurons split in two, λ w and (1 − λ) w, for every "
-                  "0 < λ < 1 (proved):", "",
-                  *(f"- {fate or 'not proved a minimum, no fate'}: {count}"
-                    for fate, count in counts.items()), ""]  # fmt: skip
+                  "0 < λ < 1 (proved):", "", *_counted(own["fate_split"]), ""]  # fmt: skip
     if len(spurious) > LISTED:
         lines += [f"{len(spurious)} spurious minima: too many to list here (the tables hold "
                   "them).", ""]  # fmt: skip
@@ -76,6 +70,11 @@ def minima(table: pd.DataFrame) -> list[str]:
 
 
 LISTED = 600  # spurious minima listed on a page at most
+
+
+def _counted(fates: pd.Series) -> list[str]:
+    return [f"- {fate or 'not proved a minimum, no fate'}: {count}"
+            for fate, count in fates.value_counts().items()]  # fmt: skip
 
 
 def _proved_again(row):

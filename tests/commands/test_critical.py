@@ -162,6 +162,13 @@ def test_reached_joins_a_sweeps_catalogue(k6_points):
     assert joined["runs"].tolist() == [97, 3, 0]  # the fully symmetric minimum: no run
 
 
+def _assert_not_minima_with_one_neuron_more(rows: pd.DataFrame) -> None:
+    """Both fates proved: a neuron more at zero, and any neuron split."""
+    assert (rows["fate_n_plus_1"] == "not a minimum").all()
+    assert (rows["fate_split"] == "not a minimum").all()
+    assert (rows["fate_slope"] < 0).all() and (rows["fate_split_bound"] < 0).all()
+
+
 def test_wider_students_get_an_extra_neuron_in_every_type(tmp_path):
     out = tmp_path / "wide"
     assert main(["critical", "--k", "7", "--n", "k+1", "--types", "", "--sizes", "1+k-1",
@@ -173,9 +180,8 @@ def test_wider_students_get_an_extra_neuron_in_every_type(tmp_path):
     assert "1+6|1" in set(minima["isotropy"])
     # a spurious minimum of n = k + 1 gets its fates at n = k + 2, like those of n = k
     spurious = minima[minima["loss"] > 1e-9]
-    assert len(spurious) and (spurious["fate_n_plus_1"] == "not a minimum").all()
-    assert (spurious["fate_split"] == "not a minimum").all()
-    assert (spurious["fate_slope"] < 0).all() and (spurious["fate_split_bound"] < 0).all()
+    assert len(spurious)
+    _assert_not_minima_with_one_neuron_more(spurious)
 
 
 def test_parallel_neurons_mark_a_manifold_of_critical_points():
@@ -334,9 +340,7 @@ def test_minima_get_their_fates_with_one_neuron_more(tmp_path):
     minima = table[table["kind"] == "minimum"]
     spurious = minima[minima["loss"] > 1e-9]
     assert len(spurious) == 2  # 1+5 and the symmetric point
-    assert (spurious["fate_n_plus_1"] == "not a minimum").all()
-    assert (spurious["fate_split"] == "not a minimum").all()
-    assert (spurious["fate_slope"] < 0).all() and (spurious["fate_split_bound"] < 0).all()
+    _assert_not_minima_with_one_neuron_more(spurious)
     assert set(minima[minima["loss"] <= 1e-9]["fate_split"]) == {"global"}
     saddles = table[table["kind"] != "minimum"]
     assert (saddles["fate_split"] == "").all() and saddles["fate_split_bound"].isna().all()
